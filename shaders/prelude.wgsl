@@ -1,0 +1,65 @@
+// prelude.wgsl — shared by every row-reduction kernel (prepended at pipeline creation).
+//
+// A row's softmax needs max_c x_c and Σ_c exp(x_c - max). RowStats carries both for any
+// slice of a row, plus Σ w_c (x_c - shift) and Σ w_c for label smoothing, so that
+// slices can be merged in any fixed order (one online pass, no second read).
+
+// Values are kept relative to `shift`, which is the slice max when it is finite and 0
+// otherwise (a slice that is empty or all -inf), so that -inf - -inf never happens.
+struct RowStats {
+    row_max: f32,
+    exp_sum: f32,   // Σ exp(x_c - shift)
+    wx_sum: f32,    // Σ w_c (x_c - shift)
+    w_sum: f32,     // Σ w_c
+}
+
+fn negative_infinity() -> f32 {
+    return bitcast<f32>(0xff800000u);
+}
+
+fn stats_empty() -> RowStats {
+    return RowStats(negative_infinity(), 0.0, 0.0, 0.0);
+}
+
+fn stats_shift(row_max: f32) -> f32 {
+    return select(0.0, row_max, row_max != negative_infinity());
+}
+
+// Adds four values of one slice (already masked: padding is x = -inf, w = 0, wx = 0).
+// One exp per value plus one to rescale the running sum.
+fn stats_push4(s: RowStats, x: vec4<f32>, w: vec4<f32>, valid: vec4<bool>) -> RowStats {
+    let new_max = max(s.row_max, max(max(x.x, x.y), max(x.z, x.w)));
+    let old_shift = stats_shift(s.row_max);
+    let new_shift = stats_shift(new_max);
+    let e = exp(x - vec4(new_shift));
+    let wx = select(vec4(0.0), w * (x - vec4(new_shift)), valid);
+    var r: RowStats;
+    r.row_max = new_max;
+    // old_shift <= new_shift when both are finite; the min() keeps exp finite when the
+    // old slice was empty (exp_sum = 0 then, and 0 * inf would be NaN).
+    r.exp_sum = s.exp_sum * exp(min(old_shift - new_shift, 0.0)) + ((e.x + e.y) + (e.z + e.w));
+    r.wx_sum = (s.wx_sum + (old_shift - new_shift) * s.w_sum) + ((wx.x + wx.y) + (wx.z + wx.w));
+    r.w_sum = s.w_sum + ((w.x + w.y) + (w.z + w.w));
+    return r;
+}
+
+// Merges two slices of the same row. Symmetric in its arguments (every sum is a + b),
+// so a butterfly leaves bit-identical results in every lane.
+fn stats_merge(a: RowStats, b: RowStats) -> RowStats {
+    let row_max = max(a.row_max, b.row_max);
+    let shift = stats_shift(row_max);
+    let shift_a = stats_shift(a.row_max);
+    let shift_b = stats_shift(b.row_max);
+    var r: RowStats;
+    r.row_max = row_max;
+    r.exp_sum = a.exp_sum * exp(min(shift_a - shift, 0.0)) + b.exp_sum * exp(min(shift_b - shift, 0.0));
+    r.wx_sum = (a.wx_sum + (shift_a - shift) * a.w_sum) + (b.wx_sum + (shift_b - shift) * b.w_sum);
+    r.w_sum = a.w_sum + b.w_sum;
+    return r;
+}
+
+// Rows are spread over a 2-D grid of workgroups (x up to 65535) so that any number of
+// rows can be dispatched; this is the linear index of the current workgroup.
+fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {
+    return group_id.y * group_count.x + group_id.x;
+}

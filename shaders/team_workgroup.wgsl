@@ -1,0 +1,33 @@
+// team_workgroup.wgsl — one workgroup per row, for adapters without subgroups; lanes
+// combine in workgroup memory with a fixed-order tree (a barrier per step).
+
+const TEAM_GROUP_SIZE: u32 = 64u;
+
+struct TeamInvocation {
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) group_count: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+}
+
+var<workgroup> team_scratch: array<RowStats, TEAM_GROUP_SIZE>;
+
+// Each workgroup is one team of TEAM_GROUP_SIZE lanes.
+fn team_lane(inv: TeamInvocation) -> u32 { return inv.lane; }
+fn team_width(inv: TeamInvocation) -> u32 { return TEAM_GROUP_SIZE; }
+fn team_in_group(inv: TeamInvocation) -> u32 { return 0u; }
+fn teams_in_group(inv: TeamInvocation) -> u32 { return 1u; }
+
+fn team_reduce(stats: RowStats, inv: TeamInvocation) -> RowStats {
+    team_scratch[inv.lane] = stats;
+    workgroupBarrier();
+    for (var half = TEAM_GROUP_SIZE / 2u; half > 0u; half = half / 2u) {
+        if (inv.lane < half) {
+            team_scratch[inv.lane] = stats_merge(team_scratch[inv.lane], team_scratch[inv.lane + half]);
+        }
+        workgroupBarrier();
+    }
+    let total = team_scratch[0];
+    // The next row reuses the scratch: nobody may write it before everyone has read it.
+    workgroupBarrier();
+    return total;
+}

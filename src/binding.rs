@@ -1,0 +1,98 @@
+//! Storage-buffer windows: a binding must start at a multiple of the device's
+//! `min_storage_buffer_offset_alignment` and cover at most its largest binding, so a
+//! range that starts anywhere is bound from the aligned offset below it and the kernel
+//! is told how many elements to skip.
+
+use crate::context::GpuContext;
+use crate::error::{LossError, Result};
+
+/// One binding of part of a buffer.
+pub(crate) struct Window<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    /// Byte offset of the binding (aligned).
+    pub offset: u64,
+    /// Bytes bound (a multiple of 4).
+    pub size: u64,
+    /// 4-byte words between the binding's start and the first wanted element.
+    pub word_shift: u32,
+}
+
+impl<'a> Window<'a> {
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.size),
+        })
+    }
+}
+
+/// The binding that covers bytes `[start, start + len)` of `buffer`.
+pub(crate) fn window<'a>(ctx: &GpuContext, what: &'static str, buffer: &'a wgpu::Buffer, start: u64, len: u64) -> Result<Window<'a>> {
+    if start % 4 != 0 {
+        return Err(LossError::BadBuffer {
+            what,
+            detail: format!("byte offset {start} is not a multiple of 4"),
+        });
+    }
+    let end = start.checked_add(len).filter(|&end| end <= buffer.size());
+    if end.is_none() {
+        return Err(LossError::BadBuffer {
+            what,
+            detail: format!(
+                "needs bytes [{start}, {start} + {len}) but the buffer has {} bytes",
+                buffer.size()
+            ),
+        });
+    }
+    let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment);
+    let offset = start - start % align;
+    let size = (start - offset + len).max(4).min(buffer.size() - offset);
+    let max = ctx.max_binding_bytes();
+    if size > max {
+        return Err(LossError::TooLarge {
+            what,
+            detail: format!("a binding of {size} bytes is needed; the device allows {max}"),
+        });
+    }
+    Ok(Window {
+        buffer,
+        offset,
+        size,
+        word_shift: ((start - offset) / 4) as u32,
+    })
+}
+
+/// Splits `count` items of `item_bytes` each into runs whose bindings fit the device:
+/// returns the largest run, leaving room for the alignment slack of a window.
+pub(crate) fn items_per_binding(ctx: &GpuContext, item_bytes: u64) -> u64 {
+    let align = u64::from(ctx.limits.min_storage_buffer_offset_alignment);
+    ctx.max_binding_bytes().saturating_sub(align) / item_bytes.max(1)
+}
+
+/// A 2-D grid of at least `groups` workgroups (x up to the per-dimension limit).
+pub(crate) fn grid(ctx: &GpuContext, groups: u64) -> Result<(u32, u32)> {
+    let per_dim = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+    let groups = groups.max(1);
+    let x = groups.min(per_dim);
+    let y = groups.div_ceil(x);
+    if y > per_dim {
+        return Err(LossError::TooLarge {
+            what: "dispatch",
+            detail: format!("{groups} workgroups exceed {per_dim}×{per_dim}"),
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
+/// Bind group entries from bindings in order, starting at binding 0.
+pub(crate) fn entries<'a>(resources: Vec<wgpu::BindingResource<'a>>) -> Vec<wgpu::BindGroupEntry<'a>> {
+    resources
+        .into_iter()
+        .enumerate()
+        .map(|(binding, resource)| wgpu::BindGroupEntry {
+            binding: binding as u32,
+            resource,
+        })
+        .collect()
+}

@@ -1,0 +1,164 @@
+//! The GPU context: one device and queue, their limits, and every pipeline built on them.
+
+use std::sync::Arc;
+
+use crate::error::{LossError, Result};
+use crate::kernels::PipelineCache;
+
+/// Features used when the adapter offers them; none is required.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP.union(wgpu::Features::SHADER_F16);
+
+/// A wgpu device and queue with the pipelines of this crate, built once and reused.
+///
+/// Cheap to share: it is `Send + Sync`, and every call takes `&self`. Make one with
+/// [`GpuContext::new_blocking`] (own adapter and device) or [`GpuContext::from_device`]
+/// (the `Device` and `Queue` a wgpu app already has).
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) subgroups: bool,
+    pub(crate) pipelines: PipelineCache,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("subgroups", &self.subgroups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuContext {
+    /// Finds an adapter and creates a device with the adapter's real limits and the
+    /// `SUBGROUP` and `SHADER_F16` features where offered.
+    ///
+    /// Honours `WGPU_BACKEND` (e.g. `vulkan`, `metal`, `dx12`, `gl`), `WGPU_ADAPTER_NAME`
+    /// (a case-insensitive substring of the adapter's name) and `WGPU_POWER_PREF`
+    /// (`low` / `high`).
+    pub async fn new() -> Result<Self> {
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let mut instance_desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        instance_desc.backends = backends;
+        let instance = wgpu::Instance::new(instance_desc);
+        let adapter = choose_adapter(&instance, backends).await?;
+        let info = adapter.get_info();
+        let device_desc = wgpu::DeviceDescriptor {
+            label: Some("wgpu-loss"),
+            required_features: adapter.features() & WANTED_FEATURES,
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&device_desc)
+            .await
+            .map_err(|err| LossError::DeviceRequest {
+                adapter: info.name.clone(),
+                reason: err.to_string(),
+            })?;
+        Ok(Self::from_device(device, queue))
+    }
+
+    /// [`GpuContext::new`], blocking on the future with `pollster`.
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// Wraps the `Device` and `Queue` of a wgpu app. The crate uses whatever limits and
+    /// features the device was created with (subgroup kernels only where `SUBGROUP` is on).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let limits = device.limits();
+        let info = device.adapter_info();
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
+        Self {
+            pipelines: PipelineCache::new(&device),
+            device,
+            queue,
+            limits,
+            info,
+            subgroups,
+        }
+    }
+
+    /// The device the crate records on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The queue the crate submits to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// The adapter's description (name, backend, device type, subgroup sizes).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The limits of the device.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// Whether the subgroup kernels are in use (the device has `SUBGROUP`).
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroups
+    }
+
+    /// The largest number of bytes one storage binding may cover on this device.
+    pub(crate) fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+    }
+}
+
+/// Picks the adapter: the one whose name contains `WGPU_ADAPTER_NAME` if that is set,
+/// else the high-performance default of the enabled backends.
+async fn choose_adapter(instance: &wgpu::Instance, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+    let adapters = instance.enumerate_adapters(backends).await;
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        })
+        .collect();
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted_lower = wanted.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lower))
+            .ok_or_else(|| LossError::NoAdapter {
+                detail: format!(
+                    "WGPU_ADAPTER_NAME={wanted:?} matches none of the adapters found: [{}]",
+                    names.join(", ")
+                ),
+            });
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::from_env()
+            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        // We want the adapter's real limits (e.g. the whole storage-binding size), not a bucket.
+        apply_limit_buckets: false,
+        ..Default::default()
+    };
+    instance
+        .request_adapter(&options)
+        .await
+        .map_err(|err| LossError::NoAdapter {
+            detail: format!(
+                "backends {backends:?}: {err}; adapters found: [{}]",
+                names.join(", ")
+            ),
+        })
+}
+
+/// Asserts at compile time that a context can be shared between threads.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<GpuContext>();
+    shareable::<Arc<GpuContext>>();
+};

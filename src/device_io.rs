@@ -1,0 +1,137 @@
+//! The wgpu calls that change between wgpu versions live here and nowhere else: buffer
+//! creation under an error scope, waiting on the queue, and reading buffers back.
+//! Written against wgpu 30 (`Device::poll(PollType)` returns `Result`,
+//! `BufferSlice::get_mapped_range` returns `Result`, error scopes are guards).
+
+use futures_intrusive::channel::shared::oneshot_channel;
+use wgpu::util::DeviceExt;
+
+use crate::error::{LossError, Result};
+
+/// Runs `make` under validation and out-of-memory error scopes and turns a captured error
+/// into [`LossError::Device`]. The scopes are per thread, so concurrent callers do not see
+/// each other's errors.
+pub(crate) fn scoped<T>(device: &wgpu::Device, during: &'static str, make: impl FnOnce() -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = make();
+    let validation_err = pollster::block_on(validation.pop());
+    let oom_err = pollster::block_on(oom.pop());
+    match validation_err.or(oom_err) {
+        Some(err) => Err(LossError::Device {
+            during,
+            reason: err.to_string(),
+        }),
+        None => Ok(value),
+    }
+}
+
+/// A storage buffer holding `data`.
+pub(crate) fn upload(device: &wgpu::Device, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    // wgpu rejects zero-sized bindings; a 4-byte placeholder serves for empty inputs.
+    let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
+    scoped(device, "upload", || {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: usage | wgpu::BufferUsages::STORAGE,
+        })
+    })
+}
+
+/// An uninitialised storage buffer of `size` bytes that can be copied from.
+pub(crate) fn storage(device: &wgpu::Device, label: &str, size: u64) -> Result<wgpu::Buffer> {
+    scoped(device, "buffer allocation", || {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// A uniform buffer holding `data`.
+pub(crate) fn uniform(device: &wgpu::Device, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+    scoped(device, "buffer allocation", || {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: data,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    })
+}
+
+/// A staging buffer that `size` bytes can be copied into and mapped for reading.
+pub(crate) fn staging(device: &wgpu::Device, label: &str, size: u64) -> Result<wgpu::Buffer> {
+    scoped(device, "buffer allocation", || {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: size.max(4).next_multiple_of(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    })
+}
+
+/// Submits `encoder` and waits for the device to finish it.
+pub(crate) fn submit_and_wait(device: &wgpu::Device, queue: &wgpu::Queue, encoder: wgpu::CommandEncoder) -> Result<()> {
+    let index = scoped(device, "submit", || queue.submit(Some(encoder.finish())))?;
+    device
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        })
+        .map_err(|err| LossError::Device {
+            during: "waiting for the GPU",
+            reason: err.to_string(),
+        })?;
+    Ok(())
+}
+
+/// Maps `staging` (already filled by a finished submission) and returns its first
+/// `len` bytes. The completion of `map_async` travels through a futures-intrusive
+/// channel; the device is polled until it arrives.
+pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    let slice = staging.slice(..len.max(4).next_multiple_of(4));
+    let (sender, receiver) = oneshot_channel();
+    slice.map_async(wgpu::MapMode::Read, move |result| {
+        // The receiver only goes away if the caller was dropped; nothing to report then.
+        let _ = sender.send(result);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|err| LossError::Device {
+            during: "waiting for a buffer mapping",
+            reason: err.to_string(),
+        })?;
+    let mapped = receiver.receive().await.ok_or(LossError::Device {
+        during: "reading back",
+        reason: "the mapping callback was dropped".into(),
+    })?;
+    mapped.map_err(|err| LossError::Device {
+        during: "reading back",
+        reason: err.to_string(),
+    })?;
+    let bytes = {
+        let view = slice.get_mapped_range().map_err(|err| LossError::Device {
+            during: "reading back",
+            reason: err.to_string(),
+        })?;
+        view[..len as usize].to_vec()
+    };
+    staging.unmap();
+    Ok(bytes)
+}
+
+/// Reads `len` bytes of `source` from `offset`: copy to a staging buffer, submit, map.
+pub(crate) fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, source: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let padded = len.max(4).next_multiple_of(4);
+    let stage = staging(device, "wgpu-loss.readback", padded)?;
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("wgpu-loss.readback"),
+    });
+    encoder.copy_buffer_to_buffer(source, offset, &stage, 0, padded);
+    submit_and_wait(device, queue, encoder)?;
+    pollster::block_on(read_mapped(device, &stage, len))
+}

@@ -1,0 +1,98 @@
+//! The one error type of the crate. Every message names the offending shape or value.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in `wgpu-loss`: bad input (checked before anything is
+/// dispatched), labels found out of range on the GPU, and device faults.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LossError {
+    /// No GPU adapter could be found.
+    #[error(
+        "no GPU adapter found ({detail}); on a machine without a GPU install Mesa's Vulkan \
+         software driver: `sudo apt-get install -y mesa-vulkan-drivers libvulkan1`"
+    )]
+    NoAdapter {
+        /// What was asked for and what was found.
+        detail: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("the adapter `{adapter}` could not create a device: {reason}")]
+    DeviceRequest {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's reason.
+        reason: String,
+    },
+    /// The number of classes is zero.
+    #[error("classes must be at least 1 (got C = 0 for logits of shape [{rows}, 0])")]
+    ZeroClasses {
+        /// Rows of the logits.
+        rows: usize,
+    },
+    /// A buffer's length disagrees with the shape it was given with.
+    #[error("{what} has {actual} elements, but shape {shape} needs {expected}")]
+    LengthMismatch {
+        /// Which argument (`logits`, `targets`, `weight`).
+        what: &'static str,
+        /// The shape it should have, written like `[N, C]` with numbers.
+        shape: String,
+        /// Elements the shape needs.
+        expected: usize,
+        /// Elements it has.
+        actual: usize,
+    },
+    /// A class-index target is outside `[0, C)` and is not `ignore_index`.
+    #[error(
+        "target {value} at row {row} is out of range: classes are [0, {classes}) and \
+         ignore_index is {ignore_index}"
+    )]
+    TargetOutOfRange {
+        /// The row of the first bad target.
+        row: usize,
+        /// Its value.
+        value: i64,
+        /// The number of classes.
+        classes: usize,
+        /// The `ignore_index` in force.
+        ignore_index: i64,
+    },
+    /// `label_smoothing` is outside `[0, 1]` (or NaN).
+    #[error("label_smoothing must be in [0, 1], got {0}")]
+    LabelSmoothing(f32),
+    /// A class weight is negative, NaN or infinite.
+    #[error("weight[{index}] = {value} is not a finite, non-negative number")]
+    BadWeight {
+        /// The class whose weight is bad.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// The input is too large for this device in a way that chunking does not yet cover.
+    #[error("{what} is too large for this device: {detail}")]
+    TooLarge {
+        /// Which argument.
+        what: &'static str,
+        /// The sizes involved.
+        detail: String,
+    },
+    /// A GPU buffer given by the caller is too small or misaligned for the shape.
+    #[error("buffer `{what}`: {detail}")]
+    BadBuffer {
+        /// Which argument.
+        what: &'static str,
+        /// What is wrong, with the sizes.
+        detail: String,
+    },
+    /// The device reported a fault (out of memory, validation, lost device, mapping failure).
+    #[error("GPU error during {during}: {reason}")]
+    Device {
+        /// The step that failed.
+        during: &'static str,
+        /// wgpu's message.
+        reason: String,
+    },
+}
+
+/// `Result` with [`LossError`].
+pub type Result<T, E = LossError> = std::result::Result<T, E>;

@@ -1,0 +1,275 @@
+//! Every kernel of the crate, named by one enum that is also the pipeline-cache key.
+//!
+//! A kernel family is one `.wgsl` file under `shaders/`; the prelude (online max/sum
+//! merge, row indexing) and, for row kernels, one team-reduction strategy are prepended
+//! at pipeline creation. Specialisation is by WGSL `override` constants.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{LossError, Result};
+
+const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
+const TEAM_SUBGROUP: &str = include_str!("../shaders/team_subgroup.wgsl");
+const TEAM_WORKGROUP: &str = include_str!("../shaders/team_workgroup.wgsl");
+const CROSS_ENTROPY: &str = include_str!("../shaders/cross_entropy.wgsl");
+const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+
+/// How the invocations of one row (a "team") combine their partial results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Team {
+    /// One subgroup per row, combined with a `subgroupShuffleXor` butterfly.
+    Subgroup,
+    /// One workgroup per row, combined with a tree in workgroup memory.
+    Workgroup,
+}
+
+/// The width of a class-index target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetWidth {
+    /// `i32` targets, one `u32` word each.
+    I32,
+    /// `i64` targets, two `u32` words each (little-endian).
+    I64,
+}
+
+impl TargetWidth {
+    /// Bytes per target.
+    pub fn bytes(self) -> u64 {
+        match self {
+            TargetWidth::I32 => 4,
+            TargetWidth::I64 => 8,
+        }
+    }
+}
+
+/// A shader module: one kernel family with its prepended parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShaderFamily {
+    /// `cross_entropy.wgsl` with the given team strategy.
+    CrossEntropy(Team),
+    /// `reduce.wgsl`: the fixed-order batch sum.
+    Reduce,
+}
+
+impl ShaderFamily {
+    /// Every family, for validation.
+    pub const ALL: [ShaderFamily; 3] = [
+        ShaderFamily::CrossEntropy(Team::Subgroup),
+        ShaderFamily::CrossEntropy(Team::Workgroup),
+        ShaderFamily::Reduce,
+    ];
+
+    /// The label of the module ("cross_entropy.subgroup").
+    pub fn label(self) -> &'static str {
+        match self {
+            ShaderFamily::CrossEntropy(Team::Subgroup) => "cross_entropy.subgroup",
+            ShaderFamily::CrossEntropy(Team::Workgroup) => "cross_entropy.workgroup",
+            ShaderFamily::Reduce => "reduce",
+        }
+    }
+
+    /// Whether the module uses subgroup operations (needs `wgpu::Features::SUBGROUP`).
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, ShaderFamily::CrossEntropy(Team::Subgroup))
+    }
+
+    /// The full WGSL source as compiled: prelude, strategy, family.
+    pub fn source(self) -> String {
+        let parts: &[&str] = match self {
+            ShaderFamily::CrossEntropy(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, CROSS_ENTROPY],
+            ShaderFamily::CrossEntropy(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, CROSS_ENTROPY],
+            ShaderFamily::Reduce => &[PRELUDE, REDUCE],
+        };
+        parts.join("\n")
+    }
+}
+
+/// Every compute pipeline of the crate; the pipeline-cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Class-index cross-entropy, forward: one row loss and row weight per row.
+    CrossEntropyRows {
+        /// Team strategy.
+        team: Team,
+        /// Target width.
+        targets: TargetWidth,
+        /// Class weights bound.
+        weighted: bool,
+        /// Label smoothing on (accumulates Σ w·x too).
+        smoothing: bool,
+    },
+    /// One pass of the fixed-order pair sum.
+    ReducePairs,
+    /// Sum → scalar (or sum / weight sum for mean).
+    Finish,
+}
+
+impl Kernel {
+    pub(crate) fn layout(self) -> Layout {
+        match self {
+            Kernel::CrossEntropyRows { .. } => Layout::Rows,
+            Kernel::ReducePairs | Kernel::Finish => Layout::Reduce,
+        }
+    }
+
+    fn family(self) -> ShaderFamily {
+        match self {
+            Kernel::CrossEntropyRows { team, .. } => ShaderFamily::CrossEntropy(team),
+            Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
+        }
+    }
+
+    fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::CrossEntropyRows { .. } => "cross_entropy_rows",
+            Kernel::ReducePairs => "reduce_pairs",
+            Kernel::Finish => "finish",
+        }
+    }
+
+    fn label(self) -> String {
+        format!("{}.{}", self.family().label(), self.entry_point())
+    }
+
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match self {
+            Kernel::CrossEntropyRows {
+                targets,
+                weighted,
+                smoothing,
+                ..
+            } => vec![
+                ("TARGET_I64", flag(targets == TargetWidth::I64)),
+                ("WEIGHTED", flag(weighted)),
+                ("SMOOTHING", flag(smoothing)),
+            ],
+            Kernel::ReducePairs | Kernel::Finish => Vec::new(),
+        }
+    }
+}
+
+/// The bind-group layouts: binding 0 is a uniform, then read-only storage, then
+/// read-write storage, in the order the shaders declare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Layout {
+    /// Row kernels: params, logits, targets, class weights | row loss, row weight, status.
+    Rows,
+    /// Reduction: params, loss in, weight in | loss out, weight out.
+    Reduce,
+}
+
+impl Layout {
+    const ALL: [Layout; 2] = [Layout::Rows, Layout::Reduce];
+
+    fn storage_counts(self) -> (u32, u32) {
+        match self {
+            Layout::Rows => (3, 3),
+            Layout::Reduce => (2, 2),
+        }
+    }
+
+    fn entries(self) -> Vec<wgpu::BindGroupLayoutEntry> {
+        let (read_only, read_write) = self.storage_counts();
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
+        for binding in 1..=read_only + read_write {
+            let read_only = binding <= read_only;
+            entries.push(entry(binding, wgpu::BufferBindingType::Storage { read_only }));
+        }
+        entries
+    }
+}
+
+/// Layouts, shader modules and pipelines of one device; layouts are built up front,
+/// modules and pipelines once, on first use.
+pub(crate) struct PipelineCache {
+    device: wgpu::Device,
+    layouts: HashMap<Layout, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    modules: Mutex<HashMap<ShaderFamily, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl PipelineCache {
+    pub(crate) fn new(device: &wgpu::Device) -> Self {
+        let layouts = Layout::ALL
+            .into_iter()
+            .map(|layout| {
+                let label = format!("{layout:?}");
+                let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&label),
+                    entries: &layout.entries(),
+                });
+                let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(&label),
+                    bind_group_layouts: &[Some(&group)],
+                    immediate_size: 0,
+                });
+                (layout, (group, pipeline))
+            })
+            .collect();
+        Self {
+            device: device.clone(),
+            layouts,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bind-group layout every kernel of `layout` uses.
+    pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
+        &self.layouts[&layout].0
+    }
+
+    /// The pipeline for `kernel`, built on first use.
+    pub(crate) fn get(&self, kernel: Kernel) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pipeline) = pipelines.get(&kernel) {
+            return Ok(pipeline.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = {
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            let family = kernel.family();
+            let module = modules.entry(family).or_insert_with(|| {
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(family.label()),
+                        source: wgpu::ShaderSource::Wgsl(family.source().into()),
+                    })
+            });
+            let constants = kernel.constants();
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&kernel.label()),
+                    layout: Some(&self.layouts[&kernel.layout()].1),
+                    module,
+                    entry_point: Some(kernel.entry_point()),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+        };
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(LossError::Device {
+                during: "pipeline creation",
+                reason: format!("{}: {err}", kernel.label()),
+            });
+        }
+        let pipeline = Arc::new(pipeline);
+        pipelines.insert(kernel, pipeline.clone());
+        Ok(pipeline)
+    }
+}

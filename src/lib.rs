@@ -1,0 +1,44 @@
+//! # wgpu-loss
+//!
+//! Loss functions of machine learning, with exactly PyTorch's semantics, computed in WGSL
+//! compute shaders through [`wgpu`], and checked against an f64 CPU reference ([`cpu`]).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), wgpu_loss::LossError> {
+//! use wgpu_loss::{CrossEntropy, GpuContext, Reduction};
+//! let ctx = GpuContext::new_blocking()?; // or GpuContext::from_device(device, queue)
+//! let (rows, classes) = (2, 3);
+//! let logits = [2.0_f32, 0.5, -1.0, 0.0, 3.0, 0.1];
+//! let targets: Vec<i64> = vec![0, -100]; // the second row is ignored
+//! let loss = CrossEntropy::default()
+//!     .weight(&[1.0, 2.0, 0.5])
+//!     .label_smoothing(0.1)
+//!     .reduction(Reduction::Mean)
+//!     .forward(&ctx, &logits, rows, classes, &targets)?;
+//! assert!(loss.scalar().is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`GpuContext`] owns (or wraps) a device and builds every pipeline once;
+//! [`CrossEntropy`] holds PyTorch's options and validates inputs before anything is
+//! dispatched; [`kernels`] names the WGSL kernels under `shaders/`; [`cpu`] is the
+//! reference; [`npy`] reads and writes NumPy files for the CLI.
+
+mod binding;
+mod context;
+pub mod cpu;
+mod cross_entropy;
+mod cross_entropy_gpu;
+mod device_io;
+mod error;
+pub mod kernels;
+pub mod npy;
+mod reduce;
+mod reduction;
+
+pub use context::GpuContext;
+pub use cross_entropy::{CrossEntropy, Targets};
+pub use cross_entropy_gpu::{BufferAt, GpuTargets};
+pub use error::{LossError, Result};
+pub use kernels::TargetWidth;
+pub use reduction::{LossValue, Reduction};

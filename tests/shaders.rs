@@ -1,0 +1,63 @@
+//! Layer 1: every shader parses and validates with naga, with no GPU needed, and each
+//! override constant is one the Rust side sets.
+
+use wgpu_loss::kernels::ShaderFamily;
+
+fn validate(family: ShaderFamily) -> naga::valid::ModuleInfo {
+    let source = family.source();
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|err| panic!("{} does not parse:\n{}", family.label(), err.emit_to_string(&source)));
+    let capabilities = if family.needs_subgroups() {
+        naga::valid::Capabilities::SUBGROUP
+    } else {
+        naga::valid::Capabilities::empty()
+    };
+    let stages = if family.needs_subgroups() {
+        naga::valid::SubgroupOperationSet::all()
+    } else {
+        naga::valid::SubgroupOperationSet::empty()
+    };
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(stages)
+        .validate(&module)
+        .unwrap_or_else(|err| panic!("{} does not validate:\n{}", family.label(), err.emit_to_string(&source)))
+}
+
+#[test]
+fn every_shader_family_validates() {
+    for family in ShaderFamily::ALL {
+        validate(family);
+    }
+}
+
+#[test]
+fn workgroup_strategy_needs_no_subgroup_capability() {
+    // The fallback for adapters without SUBGROUP must validate without the capability.
+    let family = ShaderFamily::CrossEntropy(wgpu_loss::kernels::Team::Workgroup);
+    assert!(!family.needs_subgroups());
+    let source = family.source();
+    let module = naga::front::wgsl::parse_str(&source).expect("parses");
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module)
+        .expect("validates without SUBGROUP");
+}
+
+#[test]
+fn subgroup_strategy_is_rejected_without_the_capability() {
+    // Guards `needs_subgroups`: if this ever validated without SUBGROUP, the flag is stale.
+    let family = ShaderFamily::CrossEntropy(wgpu_loss::kernels::Team::Subgroup);
+    let source = family.source();
+    let module = naga::front::wgsl::parse_str(&source).expect("parses");
+    let result = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty()).validate(&module);
+    assert!(result.is_err(), "subgroup kernel validated without the SUBGROUP capability");
+}
+
+#[test]
+fn override_constants_match_the_rust_side() {
+    let source = ShaderFamily::CrossEntropy(wgpu_loss::kernels::Team::Subgroup).source();
+    let module = naga::front::wgsl::parse_str(&source).expect("parses");
+    let mut names: Vec<String> = module.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["SMOOTHING", "TARGET_I64", "WEIGHTED"]);
+}

@@ -20,6 +20,8 @@ pub struct GpuContext {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) subgroups: bool,
     pub(crate) pipelines: PipelineCache,
+    /// An optional cap below the device's storage-binding size (see `with_binding_limit`).
+    binding_cap: Option<u64>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -81,7 +83,16 @@ impl GpuContext {
             limits,
             info,
             subgroups,
+            binding_cap: None,
         }
+    }
+
+    /// Caps the bytes one storage binding may cover below the device's limit, so that
+    /// inputs are split into more chunks: useful to exercise chunking with small data, or
+    /// to leave room on a shared device. Values below 1024 bytes are raised to 1024.
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_cap = Some(bytes.max(1024));
+        self
     }
 
     /// The device the crate records on.
@@ -111,7 +122,8 @@ impl GpuContext {
 
     /// The largest number of bytes one storage binding may cover on this device.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+        let device = u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        self.binding_cap.map_or(device, |cap| cap.min(device))
     }
 }
 

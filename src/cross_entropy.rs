@@ -103,7 +103,7 @@ impl<'a> From<&'a Vec<i32>> for Targets<'a> {
 pub struct CrossEntropy {
     weight: Option<Vec<f32>>,
     ignore_index: i64,
-    label_smoothing: f32,
+    label_smoothing: f64,
     reduction: Reduction,
 }
 
@@ -131,8 +131,9 @@ impl CrossEntropy {
         self
     }
 
-    /// Label smoothing ε in `[0, 1]` (default 0).
-    pub fn label_smoothing(mut self, epsilon: f32) -> Self {
+    /// Label smoothing ε in `[0, 1]` (default 0). An `f64`, like PyTorch's Python float;
+    /// the GPU kernels use it rounded to `f32`.
+    pub fn label_smoothing(mut self, epsilon: f64) -> Self {
         self.label_smoothing = epsilon;
         self
     }
@@ -154,7 +155,7 @@ impl CrossEntropy {
     }
 
     /// The label smoothing in force.
-    pub fn smoothing(&self) -> f32 {
+    pub fn smoothing(&self) -> f64 {
         self.label_smoothing
     }
 
@@ -206,7 +207,7 @@ impl CrossEntropy {
             &targets.to_i64(),
             self.weights(),
             self.ignore_index,
-            f64::from(self.label_smoothing),
+            self.label_smoothing,
         );
         Ok(match self.reduction {
             Reduction::None => LossValue::PerRow(losses.loss.iter().map(|&l| l as f32).collect()),

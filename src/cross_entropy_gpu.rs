@@ -268,7 +268,7 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
             row_base: row_begin as u32,
             ignore_lo: ignore as u32,
             ignore_hi: (ignore >> 32) as u32,
-            label_smoothing: args.loss.smoothing(),
+            label_smoothing: args.loss.smoothing() as f32,
             _pad: [0; 3],
         };
         let mut bytes = bytemuck::bytes_of(&chunk_params).to_vec();

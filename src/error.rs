@@ -59,7 +59,7 @@ pub enum LossError {
     },
     /// `label_smoothing` is outside `[0, 1]` (or NaN).
     #[error("label_smoothing must be in [0, 1], got {0}")]
-    LabelSmoothing(f32),
+    LabelSmoothing(f64),
     /// A class weight is negative, NaN or infinite.
     #[error("weight[{index}] = {value} is not a finite, non-negative number")]
     BadWeight {

@@ -42,3 +42,5 @@ pub use cross_entropy_gpu::{BufferAt, GpuTargets};
 pub use error::{LossError, Result};
 pub use kernels::TargetWidth;
 pub use reduction::{LossValue, Reduction};
+/// The `wgpu` this crate is built against, so apps can name the same version.
+pub use wgpu;

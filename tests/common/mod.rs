@@ -1,0 +1,85 @@
+//! Shared by the integration tests: one GPU context per test binary, a seeded RNG, and
+//! comparison with named tolerances (`|got - want| <= atol + rtol * |want|`).
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use wgpu_loss::GpuContext;
+
+/// The GPU context every test shares. With no adapter this panics with the reason and
+/// how to install one: GPU tests fail loudly, they never skip.
+pub fn gpu() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::new_blocking() {
+        Ok(ctx) => ctx,
+        Err(err) => panic!("GPU tests need a GPU adapter and none was usable: {err}"),
+    })
+}
+
+/// SplitMix64: small, seeded, reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * unit
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn logits(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| self.uniform(-scale, scale)).collect()
+    }
+}
+
+/// A named tolerance.
+#[derive(Debug, Clone, Copy)]
+pub struct Tolerance {
+    pub name: &'static str,
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// NaN matches NaN, infinities match by sign; otherwise `|got - want| <= atol + rtol*|want|`.
+pub fn close(got: f64, want: f64, tol: Tolerance) -> bool {
+    if want.is_nan() || got.is_nan() {
+        return want.is_nan() && got.is_nan();
+    }
+    if want.is_infinite() || got.is_infinite() {
+        return got == want;
+    }
+    (got - want).abs() <= tol.atol + tol.rtol * want.abs()
+}
+
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tolerance) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if !close(f64::from(g), w, tol) {
+            panic!("{what}: element {i}: got {g}, want {w} (tolerance {}: atol {} rtol {})", tol.name, tol.atol, tol.rtol);
+        }
+        let err = (f64::from(g) - w).abs();
+        if err.is_finite() && worst.is_none_or(|(_, e)| err > e) {
+            worst = Some((i, err));
+        }
+    }
+    if std::env::var_os("WGPU_LOSS_SHOW_ERRORS").is_some() {
+        eprintln!("{what}: worst abs error {worst:?}");
+    }
+}

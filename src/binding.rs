@@ -28,8 +28,14 @@ impl<'a> Window<'a> {
 }
 
 /// The binding that covers bytes `[start, start + len)` of `buffer`.
-pub(crate) fn window<'a>(ctx: &GpuContext, what: &'static str, buffer: &'a wgpu::Buffer, start: u64, len: u64) -> Result<Window<'a>> {
-    if start % 4 != 0 {
+pub(crate) fn window<'a>(
+    ctx: &GpuContext,
+    what: &'static str,
+    buffer: &'a wgpu::Buffer,
+    start: u64,
+    len: u64,
+) -> Result<Window<'a>> {
+    if !start.is_multiple_of(4) {
         return Err(LossError::BadBuffer {
             what,
             detail: format!("byte offset {start} is not a multiple of 4"),

@@ -122,7 +122,13 @@ impl GpuContext {
 
     /// The largest number of bytes one storage binding may cover on this device.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
-        let device = u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        // wgpu 30 reports the binding limit as u64; WGSL indexes with u32, so cap bindings
+        // at 4 GiB (2^30 f32 elements): in-binding indices then never overflow u32.
+        let device = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+            .min(u64::from(u32::MAX));
         self.binding_cap.map_or(device, |cap| cap.min(device))
     }
 }
@@ -151,8 +157,7 @@ async fn choose_adapter(instance: &wgpu::Instance, backends: wgpu::Backends) -> 
             });
     }
     let options = wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::from_env()
-            .unwrap_or(wgpu::PowerPreference::HighPerformance),
+        power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
         // We want the adapter's real limits (e.g. the whole storage-binding size), not a bucket.
         apply_limit_buckets: false,
         ..Default::default()
@@ -161,10 +166,7 @@ async fn choose_adapter(instance: &wgpu::Instance, backends: wgpu::Backends) -> 
         .request_adapter(&options)
         .await
         .map_err(|err| LossError::NoAdapter {
-            detail: format!(
-                "backends {backends:?}: {err}; adapters found: [{}]",
-                names.join(", ")
-            ),
+            detail: format!("backends {backends:?}: {err}; adapters found: [{}]", names.join(", ")),
         })
 }
 

@@ -197,7 +197,13 @@ impl CrossEntropy {
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).
-    pub fn forward_cpu<'t>(&self, logits: &[f32], rows: usize, classes: usize, targets: impl Into<Targets<'t>>) -> Result<LossValue> {
+    pub fn forward_cpu<'t>(
+        &self,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+    ) -> Result<LossValue> {
         let targets = targets.into();
         self.validate(logits.len(), rows, classes, targets.len())?;
         self.check_targets(classes, &targets)?;

@@ -87,8 +87,18 @@ pub(crate) fn forward_host(
             ),
         });
     }
-    let logits_buf = upload(&ctx.device, "cross_entropy.logits", bytemuck::cast_slice(logits), wgpu::BufferUsages::empty())?;
-    let targets_buf = upload(&ctx.device, "cross_entropy.targets", targets.bytes(), wgpu::BufferUsages::COPY_SRC)?;
+    let logits_buf = upload(
+        &ctx.device,
+        "cross_entropy.logits",
+        bytemuck::cast_slice(logits),
+        wgpu::BufferUsages::empty(),
+    )?;
+    let targets_buf = upload(
+        &ctx.device,
+        "cross_entropy.targets",
+        targets.bytes(),
+        wgpu::BufferUsages::COPY_SRC,
+    )?;
     let gpu_targets = GpuTargets {
         at: (&targets_buf).into(),
         width: targets.width(),
@@ -109,7 +119,7 @@ pub(crate) fn forward_buffers(
         return Ok(empty_batch(loss.reduction_kind()));
     }
     let needs = |what: &'static str, at: BufferAt<'_>, bytes: u64| -> Result<()> {
-        if at.offset % 4 != 0 || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
+        if !at.offset.is_multiple_of(4) || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
             return Err(LossError::BadBuffer {
                 what,
                 detail: format!(
@@ -139,7 +149,12 @@ fn run(
     let device = &ctx.device;
     let rows64 = rows as u64;
     let weight_bytes: &[u8] = loss.weights().map_or(&[0; 4], bytemuck::cast_slice);
-    let weight_buf = upload(device, "cross_entropy.weight", weight_bytes, wgpu::BufferUsages::empty())?;
+    let weight_buf = upload(
+        device,
+        "cross_entropy.weight",
+        weight_bytes,
+        wgpu::BufferUsages::empty(),
+    )?;
     let row_loss = storage(device, "cross_entropy.row_loss", rows64 * 4)?;
     let row_weight = storage(device, "cross_entropy.row_weight", rows64 * 4)?;
     let status = storage(device, "cross_entropy.status", 4)?;
@@ -163,7 +178,15 @@ fn run(
         Reduction::None => (row_loss.clone(), rows64 * 4),
         reduction => {
             let result = storage(device, "cross_entropy.result", 4)?;
-            encode_batch_sum(ctx, &mut encoder, &row_loss, &row_weight, rows64, reduction == Reduction::Mean, &result)?;
+            encode_batch_sum(
+                ctx,
+                &mut encoder,
+                &row_loss,
+                &row_weight,
+                rows64,
+                reduction == Reduction::Mean,
+                &result,
+            )?;
             (result, 4)
         }
     };
@@ -177,7 +200,13 @@ fn run(
         // The kernel stores u32::MAX - row with atomicMax, so 0 means no bad row.
         let row = (u32::MAX - flagged) as usize;
         let width = targets.width.bytes();
-        let word = read_buffer(device, &ctx.queue, targets.at.buffer, targets.at.offset + row as u64 * width, width)?;
+        let word = read_buffer(
+            device,
+            &ctx.queue,
+            targets.at.buffer,
+            targets.at.offset + row as u64 * width,
+            width,
+        )?;
         let value = match targets.width {
             TargetWidth::I32 => i64::from(i32::from_le_bytes([word[0], word[1], word[2], word[3]])),
             TargetWidth::I64 => i64::from_le_bytes(word[..8].try_into().unwrap_or([0; 8])),
@@ -247,7 +276,8 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
         Team::Workgroup => 1,
     };
     let ignore = args.loss.ignored_index() as u64;
-    let uniform_stride = (std::mem::size_of::<RowParams>() as u64).next_multiple_of(u64::from(ctx.limits.min_uniform_buffer_offset_alignment));
+    let uniform_stride = (std::mem::size_of::<RowParams>() as u64)
+        .next_multiple_of(u64::from(ctx.limits.min_uniform_buffer_offset_alignment));
 
     let total_rows = args.rows as u64;
     let mut chunks = Vec::new();
@@ -255,8 +285,20 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
     let mut row_begin = 0;
     while row_begin < total_rows {
         let chunk_rows = rows_per_chunk.min(total_rows - row_begin);
-        let logits_w = window(ctx, "logits", args.logits.buffer, args.logits.offset + row_begin * row_bytes, chunk_rows * row_bytes)?;
-        let targets_w = window(ctx, "targets", args.targets.at.buffer, args.targets.at.offset + row_begin * width.bytes(), chunk_rows * width.bytes())?;
+        let logits_w = window(
+            ctx,
+            "logits",
+            args.logits.buffer,
+            args.logits.offset + row_begin * row_bytes,
+            chunk_rows * row_bytes,
+        )?;
+        let targets_w = window(
+            ctx,
+            "targets",
+            args.targets.at.buffer,
+            args.targets.at.offset + row_begin * width.bytes(),
+            chunk_rows * width.bytes(),
+        )?;
         let loss_w = window(ctx, "row losses", args.row_loss, row_begin * 4, chunk_rows * 4)?;
         let weight_w = window(ctx, "row weights", args.row_weight, row_begin * 4, chunk_rows * 4)?;
         let chunk_params = RowParams {

@@ -27,7 +27,12 @@ pub(crate) fn scoped<T>(device: &wgpu::Device, during: &'static str, make: impl 
 }
 
 /// A storage buffer holding `data`.
-pub(crate) fn upload(device: &wgpu::Device, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+pub(crate) fn upload(
+    device: &wgpu::Device,
+    label: &str,
+    data: &[u8],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer> {
     // wgpu rejects zero-sized bindings; a 4-byte placeholder serves for empty inputs.
     let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
     scoped(device, "upload", || {
@@ -125,7 +130,13 @@ pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, l
 }
 
 /// Reads `len` bytes of `source` from `offset`: copy to a staging buffer, submit, map.
-pub(crate) fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, source: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_buffer(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    source: &wgpu::Buffer,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>> {
     let padded = len.max(4).next_multiple_of(4);
     let stage = staging(device, "wgpu-loss.readback", padded)?;
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {

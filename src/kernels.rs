@@ -242,25 +242,23 @@ impl PipelineCache {
             let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
             let family = kernel.family();
             let module = modules.entry(family).or_insert_with(|| {
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(family.label()),
-                        source: wgpu::ShaderSource::Wgsl(family.source().into()),
-                    })
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(family.label()),
+                    source: wgpu::ShaderSource::Wgsl(family.source().into()),
+                })
             });
             let constants = kernel.constants();
-            self.device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(&kernel.label()),
-                    layout: Some(&self.layouts[&kernel.layout()].1),
-                    module,
-                    entry_point: Some(kernel.entry_point()),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&kernel.label()),
+                layout: Some(&self.layouts[&kernel.layout()].1),
+                module,
+                entry_point: Some(kernel.entry_point()),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            })
         };
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(LossError::Device {

@@ -24,6 +24,8 @@
 //! dispatched; [`kernels`] names the WGSL kernels under `shaders/`; [`cpu`] is the
 //! reference; [`npy`] reads and writes NumPy files for the CLI.
 
+#![warn(missing_docs)]
+
 mod binding;
 mod context;
 pub mod cpu;

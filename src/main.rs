@@ -1,1 +1,46 @@
-fn main(){}
+//! `wgpu-loss`: compute a loss from `.npy` files (`compute`), or compare GPU and CPU on
+//! generated data (`bench`). Errors end the program with one line on stderr and exit 1.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    quiet_wayland_probe();
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                print!("{err}");
+                return ExitCode::SUCCESS;
+            }
+            // clap's own rendering spans several lines; the contract is one line.
+            let text = err.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("bad arguments").trim());
+            return ExitCode::from(2);
+        }
+    };
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Mesa's Vulkan loader probes Wayland when the instance is created and, with no
+/// XDG_RUNTIME_DIR, prints "error: XDG_RUNTIME_DIR is invalid or not set" to stderr,
+/// which would break the one-line error contract. Point it at a private temp folder.
+fn quiet_wayland_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("wgpu-loss-xdg-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // Single-threaded here: nothing else reads the environment yet.
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}

@@ -1,1 +1,277 @@
-//! placeholder
+//! NumPy `.npy` files (format versions 1.0–3.0): reading little-endian `float32`,
+//! `int64` and `int32` arrays in C order, and writing `float32` arrays atomically (to a
+//! temporary file that is renamed into place, so a failure never leaves a partial file).
+
+use std::io::Write;
+use std::path::Path;
+
+use thiserror::Error;
+
+/// Why a `.npy` file could not be read or written.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NpyError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a `.npy` file this module reads.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The elements of an array, by dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    /// `<f4`.
+    F32(Vec<f32>),
+    /// `<i8`.
+    I64(Vec<i64>),
+    /// `<i4`.
+    I32(Vec<i32>),
+}
+
+impl NpyData {
+    /// NumPy's name of the dtype (`float32`, `int64`, `int32`).
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
+            NpyData::F32(_) => "float32",
+            NpyData::I64(_) => "int64",
+            NpyData::I32(_) => "int32",
+        }
+    }
+}
+
+/// An array read from a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// The shape (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The elements, in C order.
+    pub data: NpyData,
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Reads a `.npy` file.
+pub fn read(path: impl AsRef<Path>) -> Result<NpyArray, NpyError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&bytes).map_err(|reason| NpyError::Format {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("not a .npy file (missing the \\x93NUMPY magic)".into());
+    }
+    let major = bytes[6];
+    let (header_len, header_start) = match major {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(format!("unsupported .npy format version {major}")),
+    };
+    let data_start = header_start + header_len;
+    let header = bytes.get(header_start..data_start).ok_or("the header is cut short")?;
+    let header = std::str::from_utf8(header).map_err(|_| "the header is not text")?;
+    let descr = dict_value(header, "descr").ok_or("the header has no 'descr'")?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+        return Err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into());
+    }
+    let shape = parse_shape(&dict_value(header, "shape").ok_or("the header has no 'shape'")?)?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or("the shape overflows")?;
+    let payload = &bytes[data_start..];
+    let (data, elem_size) = match descr {
+        "<f4" => (NpyData::F32(cast_le(payload, count, f32::from_le_bytes)?), 4),
+        "<i8" => (NpyData::I64(cast_le(payload, count, i64::from_le_bytes)?), 8),
+        "<i4" => (NpyData::I32(cast_le(payload, count, i32::from_le_bytes)?), 4),
+        other => {
+            return Err(format!(
+                "dtype {other} is not supported: expected float32 ('<f4'), int64 ('<i8') or int32 ('<i4')"
+            ))
+        }
+    };
+    if payload.len() != count * elem_size {
+        return Err(format!(
+            "shape {shape:?} needs {} data bytes, the file has {}",
+            count * elem_size,
+            payload.len()
+        ));
+    }
+    Ok(NpyArray { shape, data })
+}
+
+fn cast_le<T, const N: usize>(payload: &[u8], count: usize, from: fn([u8; N]) -> T) -> Result<Vec<T>, String> {
+    if payload.len() < count * N {
+        return Err(format!(
+            "{count} elements need {} data bytes, the file has {}",
+            count * N,
+            payload.len()
+        ));
+    }
+    Ok(payload[..count * N]
+        .chunks_exact(N)
+        .map(|c| from(c.try_into().unwrap_or([0; N])))
+        .collect())
+}
+
+/// The text after `'key':` in the header dict, up to the next top-level comma or brace.
+fn dict_value(header: &str, key: &str) -> Option<String> {
+    let at = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = header[at + key.len() + 2..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let mut depth = 0;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(rest[..=i].to_string());
+                }
+            }
+            ',' | '}' if depth == 0 => return Some(rest[..i].trim().to_string()),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| format!("bad shape {text}"))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| format!("bad shape {text}"))
+        })
+        .collect()
+}
+
+/// The bytes of a version 1.0 `.npy` file holding `data` (C order) with `shape`.
+pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape_text = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&[1, 0]);
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for value in data {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    bytes
+}
+
+/// Writes a `float32` `.npy` file atomically: to `PATH.tmp-PID` beside it, then renamed.
+pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
+    let path = path.as_ref();
+    let io_err = |source| NpyError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(&encode_f32(shape, data))?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_f32() {
+        for shape in [vec![], vec![3], vec![2, 3]] {
+            let count: usize = shape.iter().product();
+            let data: Vec<f32> = (0..count).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let bytes = encode_f32(&shape, &data);
+            assert_eq!((bytes.len() - data.len() * 4) % 64, 0, "header is padded to 64");
+            let array = parse(&bytes).expect("parses");
+            assert_eq!(array.shape, shape);
+            assert_eq!(array.data, NpyData::F32(data));
+        }
+    }
+
+    #[test]
+    fn reads_numpy_written_int64() {
+        // np.save(f, np.array([1, -100, 7], dtype=np.int64)) with NumPy 2.4
+        let mut bytes = b"\x93NUMPY\x01\x00v\x00".to_vec();
+        let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }";
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&vec![b' '; 0x76 - header.len() - 1]);
+        bytes.push(b'\n');
+        for v in [1_i64, -100, 7] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        let array = parse(&bytes).expect("parses");
+        assert_eq!(array.shape, vec![3]);
+        assert_eq!(array.data, NpyData::I64(vec![1, -100, 7]));
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_read() {
+        assert!(parse(b"hello world").unwrap_err().contains("magic"));
+        let mut bytes = encode_f32(&[2], &[1.0, 2.0]);
+        bytes.truncate(bytes.len() - 1);
+        assert!(parse(&bytes).unwrap_err().contains("need 8 data bytes"));
+        bytes.extend_from_slice(&[0, 0]);
+        assert!(parse(&bytes)
+            .unwrap_err()
+            .contains("needs 8 data bytes, the file has 9"));
+        let big_endian: Vec<u8> = encode_f32(&[1], &[1.0])
+            .iter()
+            .map(|&b| if b == b'<' { b'>' } else { b })
+            .collect();
+        let err = parse(&big_endian).unwrap_err();
+        assert!(err.contains("dtype >f4 is not supported"), "{err}");
+    }
+}

@@ -6,17 +6,33 @@ mod common;
 use common::gpu;
 use wgpu_loss::{wgpu, BufferAt, CrossEntropy, GpuTargets, LossError, Reduction, TargetWidth, Targets};
 
-fn both<'t>(loss: &CrossEntropy, logits: &[f32], rows: usize, classes: usize, targets: impl Into<Targets<'t>> + Copy) -> [LossError; 2] {
+fn both<'t>(
+    loss: &CrossEntropy,
+    logits: &[f32],
+    rows: usize,
+    classes: usize,
+    targets: impl Into<Targets<'t>> + Copy,
+) -> [LossError; 2] {
     [
-        loss.forward(gpu(), logits, rows, classes, targets).expect_err("gpu accepted bad input"),
-        loss.forward_cpu(logits, rows, classes, targets).expect_err("cpu accepted bad input"),
+        loss.forward(gpu(), logits, rows, classes, targets)
+            .expect_err("gpu accepted bad input"),
+        loss.forward_cpu(logits, rows, classes, targets)
+            .expect_err("cpu accepted bad input"),
     ]
 }
 
 #[test]
 fn logits_length_mismatch() {
     for err in both(&CrossEntropy::default(), &[0.0; 5], 2, 3, &[0_i64, 1][..]) {
-        assert_eq!(err, LossError::LengthMismatch { what: "logits", shape: "[2, 3]".into(), expected: 6, actual: 5 });
+        assert_eq!(
+            err,
+            LossError::LengthMismatch {
+                what: "logits",
+                shape: "[2, 3]".into(),
+                expected: 6,
+                actual: 5
+            }
+        );
         assert_eq!(err.to_string(), "logits has 5 elements, but shape [2, 3] needs 6");
     }
 }
@@ -24,41 +40,115 @@ fn logits_length_mismatch() {
 #[test]
 fn targets_length_mismatch() {
     for err in both(&CrossEntropy::default(), &[0.0; 6], 2, 3, &[0_i64, 1, 2][..]) {
-        assert!(matches!(err, LossError::LengthMismatch { what: "targets", expected: 2, actual: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LossError::LengthMismatch {
+                    what: "targets",
+                    expected: 2,
+                    actual: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("[2, 3]"), "{err}");
     }
 }
 
 #[test]
 fn weight_length_mismatch() {
-    for err in both(&CrossEntropy::default().weight(&[1.0, 2.0]), &[0.0; 6], 2, 3, &[0_i64, 1][..]) {
-        assert!(matches!(err, LossError::LengthMismatch { what: "weight", expected: 3, actual: 2, .. }), "{err}");
+    for err in both(
+        &CrossEntropy::default().weight(&[1.0, 2.0]),
+        &[0.0; 6],
+        2,
+        3,
+        &[0_i64, 1][..],
+    ) {
+        assert!(
+            matches!(
+                err,
+                LossError::LengthMismatch {
+                    what: "weight",
+                    expected: 3,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
 
 #[test]
 fn target_out_of_range_names_row_and_value() {
-    for (targets, row, value) in [(vec![0_i64, 3], 1, 3), (vec![-1, 0], 0, -1), (vec![0, i64::MAX], 1, i64::MAX)] {
+    for (targets, row, value) in [
+        (vec![0_i64, 3], 1, 3),
+        (vec![-1, 0], 0, -1),
+        (vec![0, i64::MAX], 1, i64::MAX),
+    ] {
         for err in both(&CrossEntropy::default(), &[0.0; 6], 2, 3, &targets[..]) {
-            assert_eq!(err, LossError::TargetOutOfRange { row, value, classes: 3, ignore_index: -100 });
-            assert!(err.to_string().contains(&format!("target {value} at row {row}")), "{err}");
+            assert_eq!(
+                err,
+                LossError::TargetOutOfRange {
+                    row,
+                    value,
+                    classes: 3,
+                    ignore_index: -100
+                }
+            );
+            assert!(
+                err.to_string().contains(&format!("target {value} at row {row}")),
+                "{err}"
+            );
         }
     }
     let t32 = [0_i32, 1, 7];
     for err in both(&CrossEntropy::default(), &[0.0; 9], 3, 3, &t32[..]) {
-        assert_eq!(err, LossError::TargetOutOfRange { row: 2, value: 7, classes: 3, ignore_index: -100 });
+        assert_eq!(
+            err,
+            LossError::TargetOutOfRange {
+                row: 2,
+                value: 7,
+                classes: 3,
+                ignore_index: -100
+            }
+        );
     }
     // -100 is only special while it is the ignore_index.
-    for err in both(&CrossEntropy::default().ignore_index(2), &[0.0; 6], 2, 3, &[-100_i64, 2][..]) {
-        assert_eq!(err, LossError::TargetOutOfRange { row: 0, value: -100, classes: 3, ignore_index: 2 });
+    for err in both(
+        &CrossEntropy::default().ignore_index(2),
+        &[0.0; 6],
+        2,
+        3,
+        &[-100_i64, 2][..],
+    ) {
+        assert_eq!(
+            err,
+            LossError::TargetOutOfRange {
+                row: 0,
+                value: -100,
+                classes: 3,
+                ignore_index: 2
+            }
+        );
     }
 }
 
 #[test]
 fn label_smoothing_outside_unit_interval() {
     for eps in [-0.1, 1.5, f64::NAN] {
-        for err in both(&CrossEntropy::default().label_smoothing(eps), &[0.0; 6], 2, 3, &[0_i64, 1][..]) {
-            assert!(matches!(err, LossError::LabelSmoothing(e) if e.is_nan() == eps.is_nan()), "{err}");
+        for err in both(
+            &CrossEntropy::default().label_smoothing(eps),
+            &[0.0; 6],
+            2,
+            3,
+            &[0_i64, 1][..],
+        ) {
+            assert!(
+                matches!(err, LossError::LabelSmoothing(e) if e.is_nan() == eps.is_nan()),
+                "{err}"
+            );
         }
     }
 }
@@ -72,8 +162,18 @@ fn zero_classes() {
 
 #[test]
 fn bad_weights() {
-    for (weights, index, value) in [([1.0, -0.5, 1.0], 1, -0.5), ([f32::NAN, 1.0, 1.0], 0, f32::NAN), ([1.0, 1.0, f32::INFINITY], 2, f32::INFINITY)] {
-        for err in both(&CrossEntropy::default().weight(&weights), &[0.0; 6], 2, 3, &[0_i64, 1][..]) {
+    for (weights, index, value) in [
+        ([1.0, -0.5, 1.0], 1, -0.5),
+        ([f32::NAN, 1.0, 1.0], 0, f32::NAN),
+        ([1.0, 1.0, f32::INFINITY], 2, f32::INFINITY),
+    ] {
+        for err in both(
+            &CrossEntropy::default().weight(&weights),
+            &[0.0; 6],
+            2,
+            3,
+            &[0_i64, 1][..],
+        ) {
             match err {
                 LossError::BadWeight { index: i, value: v } => {
                     assert_eq!(i, index);
@@ -108,9 +208,26 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     for reduction in [Reduction::None, Reduction::Mean] {
         let err = CrossEntropy::default()
             .reduction(reduction)
-            .forward_buffers(gpu(), &logits, rows, classes, GpuTargets { at: (&buf64).into(), width: TargetWidth::I64 })
+            .forward_buffers(
+                gpu(),
+                &logits,
+                rows,
+                classes,
+                GpuTargets {
+                    at: (&buf64).into(),
+                    width: TargetWidth::I64,
+                },
+            )
             .expect_err("bad target on the GPU");
-        assert_eq!(err, LossError::TargetOutOfRange { row: 77, value: 1 << 40, classes, ignore_index: -100 });
+        assert_eq!(
+            err,
+            LossError::TargetOutOfRange {
+                row: 77,
+                value: 1 << 40,
+                classes,
+                ignore_index: -100
+            }
+        );
     }
     // i32 at a byte offset: the first 4 targets of the buffer are not part of the input.
     let mut t32: Vec<i32> = (0..rows as i32 + 4).map(|r| r % 5).collect();
@@ -118,16 +235,50 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     t32[4 + 200] = -7;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
     let err = CrossEntropy::default()
-        .forward_buffers(gpu(), &logits, rows, classes, GpuTargets { at: BufferAt { buffer: &buf32, offset: 16 }, width: TargetWidth::I32 })
+        .forward_buffers(
+            gpu(),
+            &logits,
+            rows,
+            classes,
+            GpuTargets {
+                at: BufferAt {
+                    buffer: &buf32,
+                    offset: 16,
+                },
+                width: TargetWidth::I32,
+            },
+        )
         .expect_err("bad target on the GPU");
-    assert_eq!(err, LossError::TargetOutOfRange { row: 200, value: -7, classes, ignore_index: -100 });
+    assert_eq!(
+        err,
+        LossError::TargetOutOfRange {
+            row: 200,
+            value: -7,
+            classes,
+            ignore_index: -100
+        }
+    );
     // And valid targets in GPU buffers give the host-path result.
     t32[4 + 200] = 2;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
     let on_gpu = CrossEntropy::default()
-        .forward_buffers(gpu(), &logits, rows, classes, GpuTargets { at: BufferAt { buffer: &buf32, offset: 16 }, width: TargetWidth::I32 })
+        .forward_buffers(
+            gpu(),
+            &logits,
+            rows,
+            classes,
+            GpuTargets {
+                at: BufferAt {
+                    buffer: &buf32,
+                    offset: 16,
+                },
+                width: TargetWidth::I32,
+            },
+        )
         .expect("valid");
-    let host = CrossEntropy::default().forward(gpu(), &vec![0.5_f32; rows * classes], rows, classes, &t32[4..].to_vec()).expect("host");
+    let host = CrossEntropy::default()
+        .forward(gpu(), &vec![0.5_f32; rows * classes], rows, classes, &t32[4..].to_vec())
+        .expect("host");
     assert_eq!(on_gpu, host);
 }
 
@@ -135,12 +286,42 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
 fn gpu_buffers_too_small_or_misaligned() {
     let logits = gpu_buffer(&[0; 24]); // 6 floats
     let targets = gpu_buffer(&[0; 16]);
-    let t = GpuTargets { at: (&targets).into(), width: TargetWidth::I64 };
-    let err = CrossEntropy::default().forward_buffers(gpu(), &logits, 3, 3, t).expect_err("too small");
+    let t = GpuTargets {
+        at: (&targets).into(),
+        width: TargetWidth::I64,
+    };
+    let err = CrossEntropy::default()
+        .forward_buffers(gpu(), &logits, 3, 3, t)
+        .expect_err("too small");
     assert!(matches!(err, LossError::BadBuffer { what: "logits", .. }), "{err}");
     assert!(err.to_string().contains("36 bytes"), "{err}");
-    let err = CrossEntropy::default().forward_buffers(gpu(), BufferAt { buffer: &logits, offset: 2 }, 1, 3, t).expect_err("misaligned");
+    let err = CrossEntropy::default()
+        .forward_buffers(
+            gpu(),
+            BufferAt {
+                buffer: &logits,
+                offset: 2,
+            },
+            1,
+            3,
+            t,
+        )
+        .expect_err("misaligned");
     assert!(matches!(err, LossError::BadBuffer { what: "logits", .. }), "{err}");
-    let err = CrossEntropy::default().forward_buffers(gpu(), &logits, 2, 3, GpuTargets { at: BufferAt { buffer: &targets, offset: 8 }, width: TargetWidth::I64 }).expect_err("targets too small");
+    let err = CrossEntropy::default()
+        .forward_buffers(
+            gpu(),
+            &logits,
+            2,
+            3,
+            GpuTargets {
+                at: BufferAt {
+                    buffer: &targets,
+                    offset: 8,
+                },
+                width: TargetWidth::I64,
+            },
+        )
+        .expect_err("targets too small");
     assert!(matches!(err, LossError::BadBuffer { what: "targets", .. }), "{err}");
 }

@@ -11,10 +11,18 @@ use wgpu_loss::{cpu, CrossEntropy, Reduction, Targets};
 /// Row losses: the kernel sums exp(x - max) in f32 over C / lanes terms per lane before a
 /// log; the relative error of that sum becomes an absolute error of the loss, growing like
 /// sqrt(C)·2^-24 on random data. Measured worst on lavapipe: 4.0e-6 (1757×4099, losses ~10).
-const ROW_LOSS: Tolerance = Tolerance { name: "cross_entropy.row", atol: 3e-5, rtol: 1e-5 };
+const ROW_LOSS: Tolerance = Tolerance {
+    name: "cross_entropy.row",
+    atol: 3e-5,
+    rtol: 1e-5,
+};
 /// Reduced losses: the row error above, plus an f32 tree sum over N rows (log2 N roundings).
 /// Measured worst: 6e-8 relative (1.5e-3 on a sum of 2.4e4).
-const REDUCED: Tolerance = Tolerance { name: "cross_entropy.reduced", atol: 3e-5, rtol: 3e-5 };
+const REDUCED: Tolerance = Tolerance {
+    name: "cross_entropy.reduced",
+    atol: 3e-5,
+    rtol: 3e-5,
+};
 
 const ROWS: [usize; 5] = [1, 7, 255, 257, 1757];
 const CLASSES: [usize; 7] = [1, 2, 3, 31, 1000, 4099, 50257];
@@ -27,7 +35,10 @@ fn config(index: usize, classes: usize, rng: &mut Rng) -> CrossEntropy {
         0 => CrossEntropy::default(),
         1 => CrossEntropy::default().weight(&weights),
         2 => CrossEntropy::default().label_smoothing(0.1),
-        _ => CrossEntropy::default().weight(&weights).label_smoothing(0.3).ignore_index(0),
+        _ => CrossEntropy::default()
+            .weight(&weights)
+            .label_smoothing(0.3)
+            .ignore_index(0),
     }
 }
 
@@ -43,7 +54,13 @@ fn matrix_matches_the_cpu_reference() {
             index += 1;
             // Every 5th row ignored, the rest uniform over the classes.
             let targets: Vec<i64> = (0..rows)
-                .map(|r| if r % 5 == 4 { loss.ignored_index() } else { rng.below(classes) as i64 })
+                .map(|r| {
+                    if r % 5 == 4 {
+                        loss.ignored_index()
+                    } else {
+                        rng.below(classes) as i64
+                    }
+                })
                 .collect();
             let what = format!(
                 "{rows}x{classes} (weighted {}, smoothing {}, ignore {})",
@@ -51,13 +68,32 @@ fn matrix_matches_the_cpu_reference() {
                 loss.smoothing(),
                 loss.ignored_index()
             );
-            let reference = cpu::cross_entropy_rows(&logits, classes, &targets, loss.weights(), loss.ignored_index(), loss.smoothing());
+            let reference = cpu::cross_entropy_rows(
+                &logits,
+                classes,
+                &targets,
+                loss.weights(),
+                loss.ignored_index(),
+                loss.smoothing(),
+            );
 
-            let none = loss.clone().reduction(Reduction::None).forward(ctx, &logits, rows, classes, &targets).expect("none");
+            let none = loss
+                .clone()
+                .reduction(Reduction::None)
+                .forward(ctx, &logits, rows, classes, &targets)
+                .expect("none");
             assert_close(&format!("{what} none"), none.values(), &reference.loss, ROW_LOSS);
-            let sum = loss.clone().reduction(Reduction::Sum).forward(ctx, &logits, rows, classes, &targets).expect("sum");
+            let sum = loss
+                .clone()
+                .reduction(Reduction::Sum)
+                .forward(ctx, &logits, rows, classes, &targets)
+                .expect("sum");
             assert_close(&format!("{what} sum"), sum.values(), &[reference.sum()], REDUCED);
-            let mean = loss.clone().reduction(Reduction::Mean).forward(ctx, &logits, rows, classes, &targets).expect("mean");
+            let mean = loss
+                .clone()
+                .reduction(Reduction::Mean)
+                .forward(ctx, &logits, rows, classes, &targets)
+                .expect("mean");
             assert_close(&format!("{what} mean"), mean.values(), &[reference.mean()], REDUCED);
         }
     }
@@ -69,11 +105,15 @@ fn i32_targets_give_the_i64_result_bit_for_bit() {
     let (rows, classes) = (257, 31);
     let mut rng = Rng::new(7);
     let logits = rng.logits(rows * classes, 4.0);
-    let t64: Vec<i64> = (0..rows).map(|r| if r % 9 == 0 { -100 } else { rng.below(classes) as i64 }).collect();
+    let t64: Vec<i64> = (0..rows)
+        .map(|r| if r % 9 == 0 { -100 } else { rng.below(classes) as i64 })
+        .collect();
     let t32: Vec<i32> = t64.iter().map(|&t| t as i32).collect();
     let loss = CrossEntropy::default().label_smoothing(0.2).reduction(Reduction::None);
     let a = loss.forward(ctx, &logits, rows, classes, &t64).expect("i64");
-    let b = loss.forward(ctx, &logits, rows, classes, Targets::I32(&t32)).expect("i32");
+    let b = loss
+        .forward(ctx, &logits, rows, classes, Targets::I32(&t32))
+        .expect("i32");
     assert_eq!(a, b);
 }
 
@@ -89,7 +129,11 @@ fn results_are_bit_identical_across_runs() {
         let first = loss.forward(ctx, &logits, rows, classes, &targets).expect("first");
         for _ in 0..3 {
             let again = loss.forward(ctx, &logits, rows, classes, &targets).expect("again");
-            let same = first.values().iter().zip(again.values()).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = first
+                .values()
+                .iter()
+                .zip(again.values())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{reduction:?}: results differ between runs");
         }
     }

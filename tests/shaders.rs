@@ -49,8 +49,12 @@ fn subgroup_strategy_is_rejected_without_the_capability() {
     let family = ShaderFamily::CrossEntropy(wgpu_loss::kernels::Team::Subgroup);
     let source = family.source();
     let module = naga::front::wgsl::parse_str(&source).expect("parses");
-    let result = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty()).validate(&module);
-    assert!(result.is_err(), "subgroup kernel validated without the SUBGROUP capability");
+    let result = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+        .validate(&module);
+    assert!(
+        result.is_err(),
+        "subgroup kernel validated without the SUBGROUP capability"
+    );
 }
 
 #[test]

@@ -7,8 +7,16 @@ mod common;
 use common::{assert_close, Rng, Tolerance};
 use wgpu_loss::{cpu, wgpu, CrossEntropy, GpuContext, Reduction};
 
-const ROW_LOSS: Tolerance = Tolerance { name: "cross_entropy.row", atol: 3e-5, rtol: 1e-5 };
-const REDUCED: Tolerance = Tolerance { name: "cross_entropy.reduced", atol: 3e-5, rtol: 3e-5 };
+const ROW_LOSS: Tolerance = Tolerance {
+    name: "cross_entropy.row",
+    atol: 3e-5,
+    rtol: 1e-5,
+};
+const REDUCED: Tolerance = Tolerance {
+    name: "cross_entropy.reduced",
+    atol: 3e-5,
+    rtol: 3e-5,
+};
 
 /// A device made the way a wgpu app would, with the given features.
 fn app_device(features: wgpu::Features) -> (wgpu::Device, wgpu::Queue) {
@@ -28,13 +36,22 @@ fn check_against_cpu(ctx: &GpuContext, rows: usize, classes: usize, seed: u64) {
     let mut rng = Rng::new(seed);
     let logits = rng.logits(rows * classes, 6.0);
     let weights: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0)).collect();
-    let targets: Vec<i64> = (0..rows).map(|r| if r % 7 == 3 { -100 } else { rng.below(classes) as i64 }).collect();
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| if r % 7 == 3 { -100 } else { rng.below(classes) as i64 })
+        .collect();
     let loss = CrossEntropy::default().weight(&weights).label_smoothing(0.05);
     let reference = cpu::cross_entropy_rows(&logits, classes, &targets, Some(&weights), -100, 0.05);
     let what = format!("{rows}x{classes} on {ctx:?}");
-    let none = loss.clone().reduction(Reduction::None).forward(ctx, &logits, rows, classes, &targets).expect("none");
+    let none = loss
+        .clone()
+        .reduction(Reduction::None)
+        .forward(ctx, &logits, rows, classes, &targets)
+        .expect("none");
     assert_close(&what, none.values(), &reference.loss, ROW_LOSS);
-    let mean = loss.reduction(Reduction::Mean).forward(ctx, &logits, rows, classes, &targets).expect("mean");
+    let mean = loss
+        .reduction(Reduction::Mean)
+        .forward(ctx, &logits, rows, classes, &targets)
+        .expect("mean");
     assert_close(&what, mean.values(), &[reference.mean()], REDUCED);
 }
 
@@ -42,7 +59,10 @@ fn check_against_cpu(ctx: &GpuContext, rows: usize, classes: usize, seed: u64) {
 fn workgroup_teams_without_subgroups() {
     let (device, queue) = app_device(wgpu::Features::empty());
     let ctx = GpuContext::from_device(device, queue);
-    assert!(!ctx.uses_subgroups(), "a device without SUBGROUP must use the workgroup kernels");
+    assert!(
+        !ctx.uses_subgroups(),
+        "a device without SUBGROUP must use the workgroup kernels"
+    );
     for (rows, classes) in [(1, 1), (7, 3), (257, 31), (65, 1000), (3, 4099), (2, 50257)] {
         check_against_cpu(&ctx, rows, classes, 1);
     }
@@ -74,7 +94,12 @@ fn a_row_larger_than_one_binding_is_a_typed_error() {
     let ctx = common::gpu();
     let small = GpuContext::from_device(ctx.device().clone(), ctx.queue().clone()).with_binding_limit(4096);
     let logits = vec![0.0_f32; 2000];
-    let err = CrossEntropy::default().forward(&small, &logits, 1, 2000, &vec![0_i64]).expect_err("too large");
-    assert!(matches!(err, wgpu_loss::LossError::TooLarge { what: "logits", .. }), "{err}");
+    let err = CrossEntropy::default()
+        .forward(&small, &logits, 1, 2000, &vec![0_i64])
+        .expect_err("too large");
+    assert!(
+        matches!(err, wgpu_loss::LossError::TooLarge { what: "logits", .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("8000 bytes"), "{err}");
 }

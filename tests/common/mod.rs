@@ -72,7 +72,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tolerance) {
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if !close(f64::from(g), w, tol) {
-            panic!("{what}: element {i}: got {g}, want {w} (tolerance {}: atol {} rtol {})", tol.name, tol.atol, tol.rtol);
+            panic!(
+                "{what}: element {i}: got {g}, want {w} (tolerance {}: atol {} rtol {})",
+                tol.name, tol.atol, tol.rtol
+            );
         }
         let err = (f64::from(g) - w).abs();
         if err.is_finite() && worst.is_none_or(|(_, e)| err > e) {

@@ -1,0 +1,238 @@
+//! The `compute` contract, through the built binary: values on both backends, `--out`
+//! shapes, and bad input (non-zero exit, exactly one line on stderr, no output file).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wgpu_loss::npy::{self, NpyData};
+use wgpu_loss::{CrossEntropy, Reduction};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
+
+/// A fresh folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-loss-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Minimal .npy writers for the integer targets (the crate only writes float32).
+fn write_npy(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(payload);
+    std::fs::write(path, bytes).expect("write npy");
+}
+
+struct Files {
+    dir: PathBuf,
+    logits: Vec<f32>,
+    targets: Vec<i64>,
+    weight: Vec<f32>,
+}
+
+const ROWS: usize = 5;
+const CLASSES: usize = 7;
+
+fn files(name: &str) -> Files {
+    let dir = scratch(name);
+    let logits: Vec<f32> = (0..ROWS * CLASSES)
+        .map(|i| ((i * 37) % 11) as f32 * 0.7 - 3.0)
+        .collect();
+    let targets: Vec<i64> = vec![0, 6, -100, 3, 2];
+    let weight: Vec<f32> = (0..CLASSES).map(|c| 0.5 + c as f32 * 0.25).collect();
+    npy::write_f32(dir.join("x.npy"), &[ROWS, CLASSES], &logits).expect("x");
+    write_npy(&dir.join("t.npy"), "<i8", &[ROWS], bytemuck::cast_slice(&targets));
+    let t32: Vec<i32> = targets.iter().map(|&t| t as i32).collect();
+    write_npy(&dir.join("t32.npy"), "<i4", &[ROWS], bytemuck::cast_slice(&t32));
+    npy::write_f32(dir.join("w.npy"), &[CLASSES], &weight).expect("w");
+    Files {
+        dir,
+        logits,
+        targets,
+        weight,
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).current_dir(dir).args(args).output().expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn compute_matches_the_library_on_both_backends() {
+    let f = files("values");
+    for backend in ["gpu", "cpu"] {
+        for (reduction, kind) in [("mean", Reduction::Mean), ("sum", Reduction::Sum)] {
+            let args = [
+                "compute",
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--weight",
+                "w.npy",
+                "--label-smoothing",
+                "0.1",
+                "--reduction",
+                reduction,
+                "--backend",
+                backend,
+                "--out",
+                "out.npy",
+            ];
+            let (ok, stdout, stderr) = run(&f.dir, &args);
+            assert!(ok, "{backend} {reduction}: {stderr}");
+            let want = CrossEntropy::default()
+                .weight(&f.weight)
+                .label_smoothing(0.1)
+                .reduction(kind)
+                .forward_cpu(&f.logits, ROWS, CLASSES, &f.targets)
+                .expect("reference")
+                .values()[0];
+            let printed: f32 = stdout.trim().parse().expect("prints a number");
+            assert!(
+                (printed - want).abs() <= 1e-5 * want.abs().max(1.0),
+                "{backend} {reduction}: {printed} vs {want}"
+            );
+            let saved = npy::read(f.dir.join("out.npy")).expect("out.npy");
+            assert_eq!(
+                saved.shape,
+                Vec::<usize>::new(),
+                "scalar results are saved with shape []"
+            );
+            assert_eq!(saved.data, NpyData::F32(vec![printed]));
+        }
+    }
+}
+
+#[test]
+fn compute_none_writes_n_row_losses_and_takes_int32_targets() {
+    let f = files("none");
+    let (ok, stdout, stderr) = run(
+        &f.dir,
+        &[
+            "compute",
+            "--loss",
+            "cross-entropy",
+            "--input",
+            "x.npy",
+            "--target",
+            "t32.npy",
+            "--reduction",
+            "none",
+            "--out",
+            "rows.npy",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("5 row losses"), "{stdout}");
+    let saved = npy::read(f.dir.join("rows.npy")).expect("rows.npy");
+    assert_eq!(saved.shape, vec![ROWS]);
+    let NpyData::F32(values) = saved.data else {
+        panic!("float32")
+    };
+    assert_eq!(values[2], 0.0, "the ignored row");
+    let want = CrossEntropy::default()
+        .reduction(Reduction::None)
+        .forward_cpu(&f.logits, ROWS, CLASSES, &f.targets)
+        .expect("reference");
+    for (g, w) in values.iter().zip(want.values()) {
+        assert!((g - w).abs() <= 3e-5 + 1e-5 * w.abs(), "{g} vs {w}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_no_file() {
+    let f = files("bad");
+    let bad_target = vec![0_i64, 9, 0, 0, 0];
+    write_npy(
+        &f.dir.join("t_bad.npy"),
+        "<i8",
+        &[ROWS],
+        bytemuck::cast_slice(&bad_target),
+    );
+    write_npy(
+        &f.dir.join("t_short.npy"),
+        "<i8",
+        &[3],
+        bytemuck::cast_slice(&[0_i64, 1, 2]),
+    );
+    npy::write_f32(f.dir.join("x_1d.npy"), &[ROWS * CLASSES], &f.logits).expect("x_1d");
+    npy::write_f32(f.dir.join("w_short.npy"), &[3], &[1.0, 1.0, 1.0]).expect("w_short");
+    std::fs::write(f.dir.join("junk.npy"), b"not numpy").expect("junk");
+    let base = ["compute", "--loss", "cross-entropy", "--out", "out.npy"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--input", "x.npy", "--target", "t_bad.npy"], "target 9 at row 1"),
+        (
+            vec!["--input", "x.npy", "--target", "t_bad.npy", "--backend", "cpu"],
+            "target 9 at row 1",
+        ),
+        (vec!["--input", "x.npy", "--target", "t_short.npy"], "[5]"),
+        (vec!["--input", "x_1d.npy", "--target", "t.npy"], "[N, C]"),
+        (
+            vec!["--input", "x.npy", "--target", "t.npy", "--weight", "w_short.npy"],
+            "[7]",
+        ),
+        (
+            vec!["--input", "x.npy", "--target", "t.npy", "--label-smoothing", "1.5"],
+            "label_smoothing",
+        ),
+        (
+            vec!["--input", "x.npy", "--target", "t.npy", "--label-smoothing", "-0.5"],
+            "label_smoothing",
+        ),
+        (vec!["--input", "missing.npy", "--target", "t.npy"], "missing.npy"),
+        (vec!["--input", "junk.npy", "--target", "t.npy"], "junk.npy"),
+        (
+            vec!["--input", "x.npy", "--target", "t.npy", "--reduction", "avg"],
+            "avg",
+        ),
+        (
+            vec!["--input", "x.npy", "--target", "t.npy", "--no-such-flag"],
+            "--no-such-flag",
+        ),
+        (vec!["--input", "x.npy", "--target", "x.npy"], "int64 or int32"),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let (ok, _, stderr) = run(&f.dir, &args);
+        assert!(!ok, "{extra:?} succeeded");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{extra:?}: stderr is not one line:\n{stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{extra:?}: {stderr:?} does not mention {needle:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!f.dir.join("out.npy").exists(), "{extra:?} left an output file");
+        let leftovers: Vec<_> = std::fs::read_dir(&f.dir)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}

@@ -1,1 +1,82 @@
-fn main() {}
+//! Criterion benches of class-index cross-entropy (mean), forward.
+//!
+//! - `resident`: logits and targets already in GPU buffers (a wgpu app's case); timed is
+//!   recording, submit, wait and the 8-byte readback of the scalar and target check.
+//! - `end_to_end`: host slices in, scalar out (upload + compute + readback).
+//! - `cpu_reference`: the f64 reference, for scale.
+//!
+//! Throughput is bytes of input read (f32 logits + i64 targets). Everything is generated
+//! and uploaded outside the timed loop. `WGPU_LOSS_BENCH_QUICK=1` runs one small shape.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wgpu_loss::wgpu::{self, util::DeviceExt};
+use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, TargetWidth};
+
+fn shapes() -> Vec<(usize, usize)> {
+    if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
+        vec![(1024, 1024)]
+    } else {
+        vec![(4096, 4096), (65536, 128), (16, 262_144), (2048, 32_000)]
+    }
+}
+
+fn generated(rows: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
+    let mut state = (rows * 1_000_003 + classes) as u64;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let logits = (0..rows * classes)
+        .map(|_| (next() % 2000) as f32 / 125.0 - 8.0)
+        .collect();
+    let targets = (0..rows).map(|_| (next() % classes as u64) as i64).collect();
+    (logits, targets)
+}
+
+fn buffer(ctx: &GpuContext, label: &str, contents: &[u8]) -> wgpu::Buffer {
+    ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+fn cross_entropy_forward(c: &mut Criterion) {
+    let ctx = GpuContext::new_blocking()
+        .expect("the benches need a GPU adapter (mesa-vulkan-drivers on a machine without one)");
+    let loss = CrossEntropy::default();
+    let mut group = c.benchmark_group("cross_entropy_forward");
+    group.sample_size(10);
+    for (rows, classes) in shapes() {
+        let (logits, targets) = generated(rows, classes);
+        let id = format!("{rows}x{classes}");
+        group.throughput(Throughput::Bytes((logits.len() * 4 + targets.len() * 8) as u64));
+        let logits_buf = buffer(&ctx, "bench.logits", bytemuck::cast_slice(&logits));
+        let targets_buf = buffer(&ctx, "bench.targets", bytemuck::cast_slice(&targets));
+        let gpu_targets = GpuTargets {
+            at: (&targets_buf).into(),
+            width: TargetWidth::I64,
+        };
+        group.bench_function(BenchmarkId::new("resident", &id), |b| {
+            b.iter(|| {
+                loss.forward_buffers(&ctx, &logits_buf, rows, classes, gpu_targets)
+                    .expect("resident")
+            })
+        });
+        group.bench_function(BenchmarkId::new("end_to_end", &id), |b| {
+            b.iter(|| {
+                loss.forward(&ctx, &logits, rows, classes, &targets)
+                    .expect("end to end")
+            })
+        });
+        group.bench_function(BenchmarkId::new("cpu_reference", &id), |b| {
+            b.iter(|| loss.forward_cpu(&logits, rows, classes, &targets).expect("cpu"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, cross_entropy_forward);
+criterion_main!(benches);

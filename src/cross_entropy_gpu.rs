@@ -262,7 +262,12 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
             detail: format!("{} rows; at most {} are supported", args.rows, u32::MAX - 1),
         });
     }
-    let team = if ctx.subgroups { Team::Subgroup } else { Team::Workgroup };
+    // A subgroup wider than the workgroup would leave butterfly partners outside it.
+    let team = if ctx.subgroups && ctx.info.subgroup_max_size <= TEAM_GROUP_SIZE {
+        Team::Subgroup
+    } else {
+        Team::Workgroup
+    };
     let kernel = Kernel::CrossEntropyRows {
         team,
         targets: width,

@@ -194,6 +194,14 @@ fn gpu_buffer(bytes: &[u8]) -> wgpu::Buffer {
     })
 }
 
+/// i32 targets that start after the buffer's first four (at byte offset 16).
+fn i32_after_four(buffer: &wgpu::Buffer) -> GpuTargets<'_> {
+    GpuTargets {
+        at: BufferAt { buffer, offset: 16 },
+        width: TargetWidth::I32,
+    }
+}
+
 #[test]
 fn targets_on_the_gpu_are_checked_on_the_gpu() {
     let (rows, classes) = (300, 5);
@@ -235,19 +243,7 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     t32[4 + 200] = -7;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
     let err = CrossEntropy::default()
-        .forward_buffers(
-            gpu(),
-            &logits,
-            rows,
-            classes,
-            GpuTargets {
-                at: BufferAt {
-                    buffer: &buf32,
-                    offset: 16,
-                },
-                width: TargetWidth::I32,
-            },
-        )
+        .forward_buffers(gpu(), &logits, rows, classes, i32_after_four(&buf32))
         .expect_err("bad target on the GPU");
     assert_eq!(
         err,
@@ -262,19 +258,7 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     t32[4 + 200] = 2;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
     let on_gpu = CrossEntropy::default()
-        .forward_buffers(
-            gpu(),
-            &logits,
-            rows,
-            classes,
-            GpuTargets {
-                at: BufferAt {
-                    buffer: &buf32,
-                    offset: 16,
-                },
-                width: TargetWidth::I32,
-            },
-        )
+        .forward_buffers(gpu(), &logits, rows, classes, i32_after_four(&buf32))
         .expect("valid");
     let host = CrossEntropy::default()
         .forward(gpu(), &vec![0.5_f32; rows * classes], rows, classes, &t32[4..].to_vec())

@@ -3,14 +3,8 @@
 
 mod common;
 
-use common::{assert_close, gpu, Tolerance};
+use common::{assert_close, gpu, ROW_LOSS};
 use wgpu_loss::{CrossEntropy, LossValue, Reduction};
-
-const ROW_LOSS: Tolerance = Tolerance {
-    name: "cross_entropy.row",
-    atol: 3e-5,
-    rtol: 1e-5,
-};
 
 fn both(loss: &CrossEntropy, logits: &[f32], rows: usize, classes: usize, targets: &[i64]) -> [LossValue; 2] {
     let targets = targets.to_vec();

@@ -5,24 +5,8 @@
 
 mod common;
 
-use common::{assert_close, gpu, Rng, Tolerance};
+use common::{assert_close, gpu, Rng, REDUCED, ROW_LOSS};
 use wgpu_loss::{cpu, CrossEntropy, Reduction, Targets};
-
-/// Row losses: the kernel sums exp(x - max) in f32 over C / lanes terms per lane before a
-/// log; the relative error of that sum becomes an absolute error of the loss, growing like
-/// sqrt(C)·2^-24 on random data. Measured worst on lavapipe: 4.0e-6 (1757×4099, losses ~10).
-const ROW_LOSS: Tolerance = Tolerance {
-    name: "cross_entropy.row",
-    atol: 3e-5,
-    rtol: 1e-5,
-};
-/// Reduced losses: the row error above, plus an f32 tree sum over N rows (log2 N roundings).
-/// Measured worst: 6e-8 relative (1.5e-3 on a sum of 2.4e4).
-const REDUCED: Tolerance = Tolerance {
-    name: "cross_entropy.reduced",
-    atol: 3e-5,
-    rtol: 3e-5,
-};
 
 const ROWS: [usize; 5] = [1, 7, 255, 257, 1757];
 const CLASSES: [usize; 7] = [1, 2, 3, 31, 1000, 4099, 50257];

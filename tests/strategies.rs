@@ -4,19 +4,8 @@
 
 mod common;
 
-use common::{assert_close, Rng, Tolerance};
+use common::{assert_close, Rng, REDUCED, ROW_LOSS};
 use wgpu_loss::{cpu, wgpu, CrossEntropy, GpuContext, Reduction};
-
-const ROW_LOSS: Tolerance = Tolerance {
-    name: "cross_entropy.row",
-    atol: 3e-5,
-    rtol: 1e-5,
-};
-const REDUCED: Tolerance = Tolerance {
-    name: "cross_entropy.reduced",
-    atol: 3e-5,
-    rtol: 3e-5,
-};
 
 /// A device made the way a wgpu app would, with the given features.
 fn app_device(features: wgpu::Features) -> (wgpu::Device, wgpu::Queue) {

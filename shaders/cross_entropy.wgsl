@@ -1,12 +1,18 @@
-// cross_entropy.wgsl — class-index cross-entropy, forward, one team per row.
+// cross_entropy.wgsl — cross-entropy and NLL, forward, one team per row.
 // Prepended at pipeline creation: prelude.wgsl and one team_*.wgsl (the strategy).
 //
-// Per row n with target y: row_loss = (1-ε)·w[y]·(lse - x[y]) + (ε/C)·Σ_c w[c]·(lse - x[c]),
-// row_weight = w[y]; ignored rows give 0 and 0. One read of the logits.
+// Every variant is l_n = -Σ_c a_c·lp_c with lp = the row's log-probabilities:
+//   class-index targets:  a_c = (1-ε)·w_y·[c = y] + (ε/C)·w_c      (row weight w_y; ignored rows 0)
+//   probability targets:  a_c = w_c·t'_c,  t' = t·(1-ε) + ε/C      (row weight 1)
+// From logits, lp_c = x_c - lse and l_n = A·(lse - shift) - Σ a_c (x_c - shift) with A = Σ a_c,
+// all from one online pass (RowStats with per-element weight a_c). From probabilities,
+// lp_c = log(p_c + δ); from log-probabilities (nll_loss), lp_c = x_c: a weighted row sum.
 
-override TARGET_I64: bool = true;   // targets are i64 (two u32 words each), else i32
+override TARGET_I64: bool = true;   // class-index targets are i64 (two u32 words each), else i32
+override TARGET_PROBS: bool = false; // targets are f32 probabilities [N, C] instead of indices
 override WEIGHTED: bool = false;    // the weight binding holds C class weights
-override SMOOTHING: bool = false;   // label_smoothing > 0: also accumulate Σ w·x
+override SMOOTHING: bool = false;   // label_smoothing > 0
+override INPUT_KIND: u32 = 0u;      // 0: logits, 1: probabilities, 2: log-probabilities
 
 struct Params {
     rows: u32,            // rows in this dispatch
@@ -18,9 +24,9 @@ struct Params {
     ignore_lo: u32,       // ignore_index as i64, low and high words
     ignore_hi: u32,
     label_smoothing: f32,
+    epsilon: f32,         // δ added to probabilities before the log (INPUT_KIND 1)
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 // status: 0xffffffff - (global index of the first row whose target is out of range),
@@ -44,18 +50,31 @@ fn weight_of(class_index: u32) -> f32 {
     return 1.0;
 }
 
-fn weights4(first: u32, stride: u32) -> vec4<f32> {
-    if (WEIGHTED) {
-        return vec4(class_weight[first], class_weight[first + stride],
-                    class_weight[first + 2u * stride], class_weight[first + 3u * stride]);
+// a_c without the target term of class-index targets (that one is gathered separately):
+// w_c for class indices, w_c·t'_c for probability targets starting at word `row_t`.
+fn coefficient(row_t: u32, class_index: u32) -> f32 {
+    if (TARGET_PROBS) {
+        var t = bitcast<f32>(targets[row_t + class_index]);
+        if (SMOOTHING) {
+            t = t * (1.0 - params.label_smoothing) + params.label_smoothing / f32(params.classes);
+        }
+        return weight_of(class_index) * t;
+    }
+    return weight_of(class_index);
+}
+
+fn coefficients4(row_t: u32, first: u32, stride: u32) -> vec4<f32> {
+    if (WEIGHTED || TARGET_PROBS) {
+        return vec4(coefficient(row_t, first), coefficient(row_t, first + stride),
+                    coefficient(row_t, first + 2u * stride), coefficient(row_t, first + 3u * stride));
     }
     return vec4(1.0);
 }
 
-// Phase 1: each lane folds its share of the row into RowStats. The team reads 4·width
+// Logits, phase 1: each lane folds its share of the row into RowStats. The team reads 4·width
 // consecutive logits per step; lane l takes elements l, l+width, l+2·width, l+3·width,
 // so every load of the team is contiguous.
-fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
+fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowStats {
     let classes = params.classes;
     let step = 4u * width;
     let full_end = classes - classes % step;
@@ -64,23 +83,40 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
     for (; c < full_end; c += step) {
         let x = vec4(logits[row_start + c], logits[row_start + c + width],
                      logits[row_start + c + 2u * width], logits[row_start + c + 3u * width]);
-        s = stats_push4(s, x, weights4(c, width), vec4(true));
+        s = stats_push4(s, x, coefficients4(row_t, c, width), vec4(true));
     }
-    // The last, partial step: padding is x = -inf, w = 0 and masked out of Σ w·x.
+    // The last, partial step: padding is x = -inf, a = 0 and masked out of Σ a·x.
     if (full_end < classes) {
         let cols = vec4(c, c + width, c + 2u * width, c + 3u * width);
         let valid = cols < vec4(classes);
         var x = vec4(negative_infinity());
-        var w = vec4(0.0);
+        var a = vec4(0.0);
         for (var k = 0u; k < 4u; k++) {
             if (valid[k]) {
                 x[k] = logits[row_start + cols[k]];
-                w[k] = weight_of(cols[k]);
+                a[k] = coefficient(row_t, cols[k]);
             }
         }
-        s = stats_push4(s, x, w, valid);
+        s = stats_push4(s, x, a, valid);
     }
     return s;
+}
+
+// lp for probabilities and log-probabilities.
+fn log_prob(x: f32) -> f32 {
+    if (INPUT_KIND == 1u) {
+        return log(x + params.epsilon);
+    }
+    return x;
+}
+
+// Probabilities / log-probabilities: this lane's share of Σ_c a_c·lp_c.
+fn row_weighted_log_probs(row_start: u32, row_t: u32, lane: u32, width: u32) -> f32 {
+    var sum = 0.0;
+    for (var c = lane; c < params.classes; c += width) {
+        sum += coefficient(row_t, c) * log_prob(logits[row_start + c]);
+    }
+    return sum;
 }
 
 @compute @workgroup_size(TEAM_GROUP_SIZE)
@@ -90,42 +126,66 @@ fn cross_entropy_rows(inv: TeamInvocation) {
     let teams = teams_in_group(inv);
     let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
     let team_stride = inv.group_count.x * inv.group_count.y * teams;
+    let eps = params.label_smoothing;
+    let smoothing_scale = eps / f32(params.classes);
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
     for (var row = first_team; row < params.rows; row += team_stride) {
         let row_start = params.logits_offset + row * params.classes;
-        // Phase 2: the team merges its lanes' stats; every lane gets the row's total.
-        let stats = team_reduce(row_stats(row_start, lane, width), inv);
-        // Phase 3: lane 0 gathers the target logit and writes the row's loss and weight.
+        let row_t = params.targets_offset + row * params.classes;  // probability targets
+        // Phase 2: the team combines its lanes; every lane gets the row's totals.
+        var stats = stats_empty();
+        var weighted_sum = 0.0;   // Σ a_c·lp_c (probabilities / log-probabilities)
+        if (INPUT_KIND == 0u) {
+            stats = team_reduce(row_stats(row_start, row_t, lane, width), inv);
+        } else if (TARGET_PROBS || SMOOTHING) {
+            weighted_sum = team_sum2(vec2(row_weighted_log_probs(row_start, row_t, lane, width), 0.0), inv).x;
+        }
+        let log_z = log(stats.exp_sum);            // lse - shift
+        let shift = stats_shift(stats.row_max);
+        // Phase 3: lane 0 writes the row's loss and weight.
         if (lane == 0u) {
-            var lo: u32;
-            var hi: u32;
-            if (TARGET_I64) {
-                lo = targets[params.targets_offset + 2u * row];
-                hi = targets[params.targets_offset + 2u * row + 1u];
-            } else {
-                lo = targets[params.targets_offset + row];
-                hi = select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u);  // sign-extend
-            }
             var loss = 0.0;
-            var weight = 0.0;
-            let ignored = lo == params.ignore_lo && hi == params.ignore_hi;
-            if (!ignored) {
-                if (hi != 0u || lo >= params.classes) {
-                    // Never read out of bounds: flag the row, poison its loss.
-                    atomicMax(&status.first_bad_row, 0xffffffffu - (params.row_base + row));
-                    loss = bitcast<f32>(0x7fc00000u);
-                    weight = loss;
+            var weight = 1.0;
+            if (TARGET_PROBS) {
+                if (INPUT_KIND == 0u) {
+                    loss = stats.w_sum * log_z - stats.wx_sum;
                 } else {
-                    let log_z = log(stats.exp_sum);            // lse - shift
-                    let shift = stats_shift(stats.row_max);
-                    weight = weight_of(lo);
-                    let nll = log_z - (logits[row_start + lo] - shift);
-                    if (SMOOTHING) {
-                        let eps = params.label_smoothing;
-                        let smoothing_sum = stats.w_sum * log_z - stats.wx_sum;  // Σ_c w_c (lse - x_c)
-                        loss = (1.0 - eps) * weight * nll + (eps / f32(params.classes)) * smoothing_sum;
+                    loss = -weighted_sum;
+                }
+            } else {
+                var lo: u32;
+                var hi: u32;
+                if (TARGET_I64) {
+                    lo = targets[params.targets_offset + 2u * row];
+                    hi = targets[params.targets_offset + 2u * row + 1u];
+                } else {
+                    lo = targets[params.targets_offset + row];
+                    hi = select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u);  // sign-extend
+                }
+                weight = 0.0;
+                let ignored = lo == params.ignore_lo && hi == params.ignore_hi;
+                if (!ignored) {
+                    if (hi != 0u || lo >= params.classes) {
+                        // Never read out of bounds: flag the row, poison its loss.
+                        atomicMax(&status.first_bad_row, 0xffffffffu - (params.row_base + row));
+                        loss = bitcast<f32>(0x7fc00000u);
+                        weight = loss;
                     } else {
-                        loss = weight * nll;
+                        weight = weight_of(lo);
+                        var nll: f32;           // -lp_y
+                        var smoothing_sum: f32; // -Σ_c w_c lp_c
+                        if (INPUT_KIND == 0u) {
+                            nll = log_z - (logits[row_start + lo] - shift);
+                            smoothing_sum = stats.w_sum * log_z - stats.wx_sum;
+                        } else {
+                            nll = -log_prob(logits[row_start + lo]);
+                            smoothing_sum = -weighted_sum;
+                        }
+                        if (SMOOTHING) {
+                            loss = (1.0 - eps) * weight * nll + smoothing_scale * smoothing_sum;
+                        } else {
+                            loss = weight * nll;
+                        }
                     }
                 }
             }

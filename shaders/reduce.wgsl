@@ -1,16 +1,20 @@
-// reduce.wgsl — sums row losses and row weights to one scalar in a fixed order (no float
-// atomics): each workgroup folds a block of BLOCK elements into one partial pair, passes
-// repeat until one pair is left, then `finish` divides (mean) or copies (sum).
+// reduce.wgsl — sums losses (and, for weighted means, their weights) to one scalar in a
+// fixed order (no float atomics): each workgroup folds a block of BLOCK elements into one
+// partial pair, passes repeat until one pair is left, then `finish` makes the result.
 
 const GROUP_SIZE: u32 = 256u;
 const ITEMS_PER_LANE: u32 = 8u;
 const BLOCK: u32 = GROUP_SIZE * ITEMS_PER_LANE;
 
 struct ReduceParams {
-    count: u32,        // elements to reduce in this pass
+    count: u32,        // elements to reduce in this dispatch
     in_offset: u32,    // element offset of element 0 inside the input bindings
-    mean: u32,         // finish: 1 = divide the sum by the weight sum, 0 = the sum itself
-    _pad: u32,
+    out_offset: u32,   // index of this dispatch's first partial in the outputs
+    has_weight: u32,   // 1: in_weight holds weights to sum too; 0: it is a placeholder
+    mode: u32,         // finish: 0 = sum, 1 = sum / weight sum, 2 = sum / denominator
+    denominator: f32,  // finish, mode 2
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> reduce_params: ReduceParams;
@@ -35,7 +39,11 @@ fn reduce_pairs(
         let i = block_start + k * GROUP_SIZE + lane;
         if (i < reduce_params.count) {
             let at = reduce_params.in_offset + i;
-            acc += vec2(in_loss[at], in_weight[at]);
+            var w = 0.0;
+            if (reduce_params.has_weight == 1u) {
+                w = in_weight[at];
+            }
+            acc += vec2(in_loss[at], w);
         }
     }
     // Phase 2: a fixed-shape tree over the workgroup.
@@ -48,26 +56,30 @@ fn reduce_pairs(
         workgroupBarrier();
     }
     if (lane == 0u && block_start < reduce_params.count) {
-        out_loss[group] = scratch[0].x;
-        out_weight[group] = scratch[0].y;
+        out_loss[reduce_params.out_offset + group] = scratch[0].x;
+        out_weight[reduce_params.out_offset + group] = scratch[0].y;
     }
 }
 
-// One invocation: out_loss[0] = sum, or sum / weight_sum for mean (0/0 = NaN as in PyTorch).
+// x / d with IEEE's answers for d = 0 spelled out (WGSL leaves them to the implementation):
+// 0/0 (and NaN/0) = NaN, as PyTorch's mean of an all-ignored batch; ±x/0 = ±inf.
+fn ieee_divide(x: f32, d: f32) -> f32 {
+    if (d == 0.0) {
+        let nan = bitcast<f32>(0x7fc00000u);
+        let inf = bitcast<f32>(0x7f800000u);
+        return select(select(-inf, inf, x > 0.0), nan, x == 0.0 || x != x);
+    }
+    return x / d;
+}
+
+// One invocation: out_loss[0] = the sum, the weighted mean, or the sum over a count.
 @compute @workgroup_size(1)
 fn finish(@builtin(local_invocation_index) lane: u32) {
     let total = in_loss[reduce_params.in_offset];
     let weight = in_weight[reduce_params.in_offset];
-    if (reduce_params.mean == 1u) {
-        // WGSL leaves x / 0 to the implementation: spell out IEEE's answer.
-        if (weight == 0.0) {
-            let nan = bitcast<f32>(0x7fc00000u);
-            let inf = bitcast<f32>(0x7f800000u);
-            out_loss[0] = select(select(-inf, inf, total > 0.0), nan, total == 0.0 || total != total);
-        } else {
-            out_loss[0] = total / weight;
-        }
-    } else {
-        out_loss[0] = total;
+    switch reduce_params.mode {
+        case 1u: { out_loss[0] = ieee_divide(total, weight); }
+        case 2u: { out_loss[0] = ieee_divide(total, reduce_params.denominator); }
+        default: { out_loss[0] = total; }
     }
 }

@@ -32,3 +32,12 @@ fn team_reduce(stats: RowStats, inv: TeamInvocation) -> RowStats {
     }
     return s;
 }
+
+// Sums a pair of values over the team (butterfly, fixed order; every lane gets the total).
+fn team_sum2(value: vec2<f32>, inv: TeamInvocation) -> vec2<f32> {
+    var v = value;
+    for (var mask = inv.team_size / 2u; mask > 0u; mask = mask / 2u) {
+        v = v + subgroupShuffleXor(v, mask);
+    }
+    return v;
+}

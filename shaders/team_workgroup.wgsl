@@ -31,3 +31,20 @@ fn team_reduce(stats: RowStats, inv: TeamInvocation) -> RowStats {
     workgroupBarrier();
     return total;
 }
+
+var<workgroup> team_pairs: array<vec2<f32>, TEAM_GROUP_SIZE>;
+
+// Sums a pair of values over the team (fixed-order tree; every lane gets the total).
+fn team_sum2(value: vec2<f32>, inv: TeamInvocation) -> vec2<f32> {
+    team_pairs[inv.lane] = value;
+    workgroupBarrier();
+    for (var half = TEAM_GROUP_SIZE / 2u; half > 0u; half = half / 2u) {
+        if (inv.lane < half) {
+            team_pairs[inv.lane] = team_pairs[inv.lane] + team_pairs[inv.lane + half];
+        }
+        workgroupBarrier();
+    }
+    let total = team_pairs[0];
+    workgroupBarrier();
+    return total;
+}

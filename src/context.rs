@@ -120,6 +120,18 @@ impl GpuContext {
         self.subgroups
     }
 
+    /// The team strategy of the row kernels and the fewest rows one workgroup of
+    /// `group_size` invocations covers with it. A subgroup wider than the workgroup would
+    /// leave butterfly partners outside it, so such devices get the workgroup kernels.
+    pub(crate) fn row_team(&self, group_size: u32) -> (crate::kernels::Team, u64) {
+        let widest = self.info.subgroup_max_size.max(1);
+        if self.subgroups && widest <= group_size {
+            (crate::kernels::Team::Subgroup, u64::from(group_size / widest))
+        } else {
+            (crate::kernels::Team::Workgroup, 1)
+        }
+    }
+
     /// The largest number of bytes one storage binding may cover on this device.
     pub(crate) fn max_binding_bytes(&self) -> u64 {
         // wgpu 30 reports the binding limit as u64; WGSL indexes with u32, so cap bindings

@@ -5,25 +5,34 @@ use crate::context::GpuContext;
 use crate::cpu;
 use crate::cross_entropy_gpu::{self, BufferAt, GpuTargets};
 use crate::error::{LossError, Result};
-use crate::kernels::TargetWidth;
+use crate::kernels::{InputKind, TargetLayout, TargetWidth};
 use crate::reduction::{LossValue, Reduction};
 
-/// Class-index targets on the host: `i64` (PyTorch's `long`) or `i32`.
+/// Cross-entropy targets on the host: class indices (`i64`, PyTorch's `long`, or `i32`),
+/// one per row, or probabilities `[N, C]`.
 #[derive(Debug, Clone, Copy)]
 pub enum Targets<'a> {
     /// 64-bit class indices.
     I64(&'a [i64]),
     /// 32-bit class indices.
     I32(&'a [i32]),
+    /// Probabilities, `[N, C]` in row order (one-hot gives the class-index result).
+    Probabilities(&'a [f32]),
 }
 
 impl Targets<'_> {
-    /// The number of targets.
+    /// The number of elements (N for class indices, N·C for probabilities).
     pub fn len(&self) -> usize {
         match self {
             Targets::I64(t) => t.len(),
             Targets::I32(t) => t.len(),
+            Targets::Probabilities(t) => t.len(),
         }
+    }
+
+    /// Whether these are probabilities rather than class indices.
+    pub fn is_probabilities(&self) -> bool {
+        matches!(self, Targets::Probabilities(_))
     }
 
     /// Whether there are no targets.
@@ -31,23 +40,20 @@ impl Targets<'_> {
         self.len() == 0
     }
 
-    /// Target `row` widened to `i64`.
-    pub fn get(&self, row: usize) -> i64 {
+    /// Class-index target `row` widened to `i64` (`None` for probabilities).
+    pub fn index(&self, row: usize) -> Option<i64> {
         match self {
-            Targets::I64(t) => t[row],
-            Targets::I32(t) => i64::from(t[row]),
+            Targets::I64(t) => Some(t[row]),
+            Targets::I32(t) => Some(i64::from(t[row])),
+            Targets::Probabilities(_) => None,
         }
     }
 
-    /// All targets widened to `i64`.
-    pub fn to_i64(&self) -> Vec<i64> {
-        (0..self.len()).map(|row| self.get(row)).collect()
-    }
-
-    pub(crate) fn width(&self) -> TargetWidth {
+    pub(crate) fn layout(&self) -> TargetLayout {
         match self {
-            Targets::I64(_) => TargetWidth::I64,
-            Targets::I32(_) => TargetWidth::I32,
+            Targets::I64(_) => TargetLayout::Indices(TargetWidth::I64),
+            Targets::I32(_) => TargetLayout::Indices(TargetWidth::I32),
+            Targets::Probabilities(_) => TargetLayout::Probabilities,
         }
     }
 
@@ -55,6 +61,7 @@ impl Targets<'_> {
         match self {
             Targets::I64(t) => bytemuck::cast_slice(t),
             Targets::I32(t) => bytemuck::cast_slice(t),
+            Targets::Probabilities(t) => bytemuck::cast_slice(t),
         }
     }
 }
@@ -83,8 +90,24 @@ impl<'a> From<&'a Vec<i32>> for Targets<'a> {
     }
 }
 
-/// Cross-entropy between `[N, C]` logits and `N` class indices, with PyTorch's options
-/// and defaults (`ignore_index = -100`, no smoothing, no weights, mean).
+impl<'a> From<&'a [f32]> for Targets<'a> {
+    fn from(t: &'a [f32]) -> Self {
+        Targets::Probabilities(t)
+    }
+}
+
+impl<'a> From<&'a Vec<f32>> for Targets<'a> {
+    fn from(t: &'a Vec<f32>) -> Self {
+        Targets::Probabilities(t)
+    }
+}
+
+/// Cross-entropy between `[N, C]` inputs and class indices `[N]` or probabilities `[N, C]`,
+/// with PyTorch's options and defaults (`ignore_index = -100`, no smoothing, no weights,
+/// mean). The input holds logits by default (`F.cross_entropy`); [`CrossEntropy::nll`]
+/// takes log-probabilities (`F.nll_loss`), and [`InputKind::Probabilities`] takes
+/// probabilities, whose log is taken of `p + epsilon` (the seeds' `-Σ t·log(y + 1e-7)`;
+/// Keras' `from_logits=False` clips to `[1e-7, 1 - 1e-7]` instead).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), wgpu_loss::LossError> {
@@ -105,7 +128,12 @@ pub struct CrossEntropy {
     ignore_index: i64,
     label_smoothing: f64,
     reduction: Reduction,
+    input: InputKind,
+    epsilon: f64,
 }
+
+/// The default `epsilon` added to probabilities before the log (Keras' and the seeds').
+pub const DEFAULT_EPSILON: f64 = 1e-7;
 
 impl Default for CrossEntropy {
     fn default() -> Self {
@@ -114,11 +142,41 @@ impl Default for CrossEntropy {
             ignore_index: -100,
             label_smoothing: 0.0,
             reduction: Reduction::Mean,
+            input: InputKind::Logits,
+            epsilon: DEFAULT_EPSILON,
         }
     }
 }
 
 impl CrossEntropy {
+    /// `F.nll_loss`: the input holds log-probabilities (no smoothing).
+    pub fn nll() -> Self {
+        Self::default().input_kind(InputKind::LogProbabilities)
+    }
+
+    /// What the input holds (default [`InputKind::Logits`]).
+    pub fn input_kind(mut self, input: InputKind) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// The `epsilon` added to probabilities before the log (default 1e-7; must be finite
+    /// and non-negative). Only used with [`InputKind::Probabilities`].
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = epsilon;
+        self
+    }
+
+    /// The input kind in force.
+    pub fn input(&self) -> InputKind {
+        self.input
+    }
+
+    /// The epsilon in force.
+    pub fn epsilon_value(&self) -> f64 {
+        self.epsilon
+    }
+
     /// Per-class weights `[C]` (finite, non-negative); checked when the loss is computed.
     pub fn weight(mut self, weight: &[f32]) -> Self {
         self.weight = Some(weight.to_vec());
@@ -164,112 +222,140 @@ impl CrossEntropy {
         self.reduction
     }
 
-    /// Computes the loss on the GPU: uploads the logits, targets and weights, runs the
+    /// Computes the loss on the GPU: uploads the input, targets and weights, runs the
     /// kernels, and reads back only the scalar (or the N row losses for `none`).
     /// Everything is validated before anything is dispatched.
     pub fn forward<'t>(
         &self,
         ctx: &GpuContext,
-        logits: &[f32],
+        input: &[f32],
         rows: usize,
         classes: usize,
         targets: impl Into<Targets<'t>>,
     ) -> Result<LossValue> {
         let targets = targets.into();
-        self.validate(logits.len(), rows, classes, targets.len())?;
+        self.validate(input.len(), rows, classes, targets.len(), targets.is_probabilities())?;
         self.check_targets(classes, &targets)?;
-        cross_entropy_gpu::forward_host(ctx, self, logits, rows, classes, &targets)
+        cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets)
     }
 
-    /// Computes the loss on logits and targets already in GPU buffers. Targets are
-    /// checked on the GPU: an out-of-range one comes back as
+    /// Computes the loss on an input and class-index targets already in GPU buffers.
+    /// Targets are checked on the GPU: an out-of-range one comes back as
     /// [`LossError::TargetOutOfRange`], and nothing is read out of bounds.
     pub fn forward_buffers<'b>(
         &self,
         ctx: &GpuContext,
-        logits: impl Into<BufferAt<'b>>,
+        input: impl Into<BufferAt<'b>>,
         rows: usize,
         classes: usize,
         targets: GpuTargets<'_>,
     ) -> Result<LossValue> {
-        self.validate(rows.saturating_mul(classes), rows, classes, rows)?;
-        cross_entropy_gpu::forward_buffers(ctx, self, logits.into(), rows, classes, targets)
+        self.validate(rows.saturating_mul(classes), rows, classes, rows, false)?;
+        cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets)
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).
     pub fn forward_cpu<'t>(
         &self,
-        logits: &[f32],
+        input: &[f32],
         rows: usize,
         classes: usize,
         targets: impl Into<Targets<'t>>,
     ) -> Result<LossValue> {
         let targets = targets.into();
-        self.validate(logits.len(), rows, classes, targets.len())?;
+        self.validate(input.len(), rows, classes, targets.len(), targets.is_probabilities())?;
         self.check_targets(classes, &targets)?;
-        let losses = cpu::cross_entropy_rows(
-            logits,
-            classes,
-            &targets.to_i64(),
-            self.weights(),
-            self.ignore_index,
-            self.label_smoothing,
-        );
+        let kind = (self.input, self.epsilon);
+        let losses = match targets {
+            Targets::Probabilities(t) => {
+                cpu::cross_entropy_probability_rows(input, classes, t, self.weights(), self.label_smoothing, kind)
+            }
+            _ => {
+                let indices: Vec<i64> = (0..rows).filter_map(|row| targets.index(row)).collect();
+                cpu::cross_entropy_rows_of(
+                    input,
+                    classes,
+                    &indices,
+                    self.weights(),
+                    self.ignore_index,
+                    self.label_smoothing,
+                    kind,
+                )
+            }
+        };
         Ok(match self.reduction {
-            Reduction::None => LossValue::PerRow(losses.loss.iter().map(|&l| l as f32).collect()),
+            Reduction::None => LossValue::Tensor {
+                shape: vec![rows],
+                values: losses.loss.iter().map(|&l| l as f32).collect(),
+            },
             Reduction::Sum => LossValue::Scalar(losses.sum() as f32),
-            Reduction::Mean => LossValue::Scalar(losses.mean() as f32),
+            _ => LossValue::Scalar(losses.mean() as f32),
         })
     }
 
     /// Shapes and options, before anything is dispatched.
-    fn validate(&self, logits_len: usize, rows: usize, classes: usize, targets_len: usize) -> Result<()> {
+    fn validate(
+        &self,
+        input_len: usize,
+        rows: usize,
+        classes: usize,
+        targets_len: usize,
+        probabilities: bool,
+    ) -> Result<()> {
+        let loss = if self.input == InputKind::LogProbabilities { "nll" } else { "cross-entropy" };
         if classes == 0 {
             return Err(LossError::ZeroClasses { rows });
         }
         let expected = rows.checked_mul(classes).ok_or_else(|| LossError::TooLarge {
-            what: "logits",
+            what: "input",
             detail: format!("[{rows}, {classes}] overflows usize"),
         })?;
-        if logits_len != expected {
+        if input_len != expected {
             return Err(LossError::LengthMismatch {
-                what: "logits",
+                what: "input",
                 shape: format!("[{rows}, {classes}]"),
                 expected,
-                actual: logits_len,
+                actual: input_len,
             });
         }
-        if targets_len != rows {
+        let (target_shape, target_len) = if probabilities {
+            (format!("[{rows}, {classes}] (probabilities, like the input)"), expected)
+        } else {
+            (format!("[{rows}] (one class index per row of the input [{rows}, {classes}])"), rows)
+        };
+        if targets_len != target_len {
             return Err(LossError::LengthMismatch {
                 what: "targets",
-                shape: format!("[{rows}] (one per row of logits [{rows}, {classes}])"),
-                expected: rows,
+                shape: target_shape,
+                expected: target_len,
                 actual: targets_len,
             });
         }
         if let Some(weight) = &self.weight {
-            if weight.len() != classes {
-                return Err(LossError::LengthMismatch {
-                    what: "weight",
-                    shape: format!("[{classes}] (one per class of logits [{rows}, {classes}])"),
-                    expected: classes,
-                    actual: weight.len(),
-                });
-            }
-            if let Some((index, &value)) = weight.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
-                return Err(LossError::BadWeight { index, value });
-            }
+            check_weights("weight", weight, classes, &format!("[{rows}, {classes}]"))?;
         }
         if !(0.0..=1.0).contains(&self.label_smoothing) {
             return Err(LossError::LabelSmoothing(self.label_smoothing));
         }
+        if self.label_smoothing > 0.0 && self.input == InputKind::LogProbabilities {
+            return Err(LossError::Unsupported { loss, option: "label smoothing" });
+        }
+        if probabilities && self.input == InputKind::LogProbabilities {
+            return Err(LossError::Unsupported { loss, option: "probability targets" });
+        }
+        if self.reduction == Reduction::BatchMean {
+            return Err(LossError::Unsupported { loss, option: "reduction batchmean" });
+        }
+        if self.input == InputKind::Probabilities && !(self.epsilon.is_finite() && self.epsilon >= 0.0) {
+            return Err(LossError::BadEpsilon(self.epsilon));
+        }
         Ok(())
     }
 
-    /// The first target outside `[0, C)` that is not `ignore_index`.
+    /// The first class-index target outside `[0, C)` that is not `ignore_index`.
     fn check_targets(&self, classes: usize, targets: &Targets<'_>) -> Result<()> {
         for row in 0..targets.len() {
-            let value = targets.get(row);
+            let Some(value) = targets.index(row) else { return Ok(()) };
             if value != self.ignore_index && !(0..classes as i64).contains(&value) {
                 return Err(LossError::TargetOutOfRange {
                     row,
@@ -281,4 +367,20 @@ impl CrossEntropy {
         }
         Ok(())
     }
+}
+
+/// Per-class (or per-last-axis) weights: one per class, finite and non-negative.
+pub(crate) fn check_weights(what: &'static str, weight: &[f32], classes: usize, input_shape: &str) -> Result<()> {
+    if weight.len() != classes {
+        return Err(LossError::LengthMismatch {
+            what,
+            shape: format!("[{classes}] (one per class of the input {input_shape})"),
+            expected: classes,
+            actual: weight.len(),
+        });
+    }
+    if let Some((index, &value)) = weight.iter().enumerate().find(|(_, w)| !(w.is_finite() && **w >= 0.0)) {
+        return Err(LossError::BadWeight { what, index, value });
+    }
+    Ok(())
 }

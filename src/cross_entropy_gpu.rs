@@ -8,12 +8,12 @@ use crate::context::GpuContext;
 use crate::cross_entropy::{CrossEntropy, Targets};
 use crate::device_io::{read_buffer, read_mapped, staging, storage, submit_and_wait, upload};
 use crate::error::{LossError, Result};
-use crate::kernels::{Kernel, Layout, TargetWidth, Team};
-use crate::reduce::encode_batch_sum;
+use crate::kernels::{Kernel, Layout, TargetLayout, TargetWidth};
+use crate::reduce::{encode_batch_sum, Finish};
 use crate::reduction::{LossValue, Reduction};
 
 /// Invocations per workgroup of the row kernels (TEAM_GROUP_SIZE in WGSL).
-const TEAM_GROUP_SIZE: u32 = 64;
+pub(crate) const TEAM_GROUP_SIZE: u32 = 64;
 
 /// A position in a GPU buffer: the buffer and a byte offset into it.
 #[derive(Debug, Clone, Copy)]
@@ -52,16 +52,20 @@ struct RowParams {
     ignore_lo: u32,
     ignore_hi: u32,
     label_smoothing: f32,
-    _pad: [u32; 3],
+    epsilon: f32,
+    _pad: [u32; 2],
 }
 
 /// The result for an empty batch, as PyTorch gives it: `none` is empty, `sum` is 0,
 /// `mean` is 0/0 = NaN.
 fn empty_batch(reduction: Reduction) -> LossValue {
     match reduction {
-        Reduction::None => LossValue::PerRow(Vec::new()),
+        Reduction::None => LossValue::Tensor {
+            shape: vec![0],
+            values: Vec::new(),
+        },
         Reduction::Sum => LossValue::Scalar(0.0),
-        Reduction::Mean => LossValue::Scalar(f32::NAN),
+        _ => LossValue::Scalar(f32::NAN),
     }
 }
 
@@ -99,11 +103,7 @@ pub(crate) fn forward_host(
         targets.bytes(),
         wgpu::BufferUsages::COPY_SRC,
     )?;
-    let gpu_targets = GpuTargets {
-        at: (&targets_buf).into(),
-        width: targets.width(),
-    };
-    run(ctx, loss, (&logits_buf).into(), rows, classes, gpu_targets)
+    run(ctx, loss, (&logits_buf).into(), rows, classes, ((&targets_buf).into(), targets.layout()))
 }
 
 /// Runs on buffers the caller owns; checks that they are large enough first.
@@ -133,7 +133,7 @@ pub(crate) fn forward_buffers(
     };
     needs("logits", logits, rows as u64 * classes as u64 * 4)?;
     needs("targets", targets.at, rows as u64 * targets.width.bytes())?;
-    run(ctx, loss, logits, rows, classes, targets)
+    run(ctx, loss, logits, rows, classes, (targets.at, TargetLayout::Indices(targets.width)))
 }
 
 /// Records the row kernel and the reduction, submits, and reads back the result and
@@ -144,7 +144,7 @@ fn run(
     logits: BufferAt<'_>,
     rows: usize,
     classes: usize,
-    targets: GpuTargets<'_>,
+    targets: (BufferAt<'_>, TargetLayout),
 ) -> Result<LossValue> {
     let device = &ctx.device;
     let rows64 = rows as u64;
@@ -178,15 +178,8 @@ fn run(
         Reduction::None => (row_loss.clone(), rows64 * 4),
         reduction => {
             let result = storage(device, "cross_entropy.result", 4)?;
-            encode_batch_sum(
-                ctx,
-                &mut encoder,
-                &row_loss,
-                &row_weight,
-                rows64,
-                reduction == Reduction::Mean,
-                &result,
-            )?;
+            let finish = if reduction == Reduction::Sum { Finish::Sum } else { Finish::WeightedMean };
+            encode_batch_sum(ctx, &mut encoder, &row_loss, Some(&row_weight), rows64, finish, &result)?;
             (result, 4)
         }
     };
@@ -196,18 +189,12 @@ fn run(
     submit_and_wait(device, &ctx.queue, encoder)?;
     let bytes = pollster::block_on(read_mapped(device, &stage, 4 + output_bytes))?;
     let flagged = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if flagged != 0 {
+    if let (true, (at, TargetLayout::Indices(width))) = (flagged != 0, targets) {
         // The kernel stores u32::MAX - row with atomicMax, so 0 means no bad row.
         let row = (u32::MAX - flagged) as usize;
-        let width = targets.width.bytes();
-        let word = read_buffer(
-            device,
-            &ctx.queue,
-            targets.at.buffer,
-            targets.at.offset + row as u64 * width,
-            width,
-        )?;
-        let value = match targets.width {
+        let bytes = width.bytes();
+        let word = read_buffer(device, &ctx.queue, at.buffer, at.offset + row as u64 * bytes, bytes)?;
+        let value = match width {
             TargetWidth::I32 => i64::from(i32::from_le_bytes([word[0], word[1], word[2], word[3]])),
             TargetWidth::I64 => i64::from_le_bytes(word[..8].try_into().unwrap_or([0; 8])),
         };
@@ -219,10 +206,7 @@ fn run(
         });
     }
     let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[4..]);
-    Ok(match loss.reduction_kind() {
-        Reduction::None => LossValue::PerRow(values),
-        _ => LossValue::Scalar(values[0]),
-    })
+    Ok(LossValue::from_gpu(loss.reduction_kind(), vec![rows], values))
 }
 
 /// The buffers and options of one recording of the row kernel.
@@ -231,7 +215,7 @@ struct RowsArgs<'a> {
     logits: BufferAt<'a>,
     rows: usize,
     classes: usize,
-    targets: GpuTargets<'a>,
+    targets: (BufferAt<'a>, TargetLayout),
     weight: &'a wgpu::Buffer,
     row_loss: &'a wgpu::Buffer,
     row_weight: &'a wgpu::Buffer,
@@ -242,10 +226,14 @@ struct RowsArgs<'a> {
 /// device's largest storage binding.
 fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &RowsArgs<'_>) -> Result<()> {
     let classes = args.classes as u64;
-    let width = args.targets.width;
+    let (targets_at, target_layout) = args.targets;
     let row_bytes = classes * 4;
+    let target_row_bytes = match target_layout {
+        TargetLayout::Indices(width) => width.bytes(),
+        TargetLayout::Probabilities => row_bytes,
+    };
     let rows_per_chunk = items_per_binding(ctx, row_bytes)
-        .min(items_per_binding(ctx, width.bytes()))
+        .min(items_per_binding(ctx, target_row_bytes))
         .min(u64::from(u32::MAX / 2));
     if rows_per_chunk == 0 {
         return Err(LossError::TooLarge {
@@ -262,24 +250,15 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
             detail: format!("{} rows; at most {} are supported", args.rows, u32::MAX - 1),
         });
     }
-    // A subgroup wider than the workgroup would leave butterfly partners outside it.
-    let team = if ctx.subgroups && ctx.info.subgroup_max_size <= TEAM_GROUP_SIZE {
-        Team::Subgroup
-    } else {
-        Team::Workgroup
-    };
+    let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
     let kernel = Kernel::CrossEntropyRows {
         team,
-        targets: width,
+        targets: target_layout,
         weighted: args.loss.weights().is_some(),
         smoothing: args.loss.smoothing() > 0.0,
+        input: args.loss.input(),
     };
     let pipeline = ctx.pipelines.get(kernel)?;
-    // Rows per workgroup: at least this many (more if subgroups turn out smaller).
-    let teams_per_group = match team {
-        Team::Subgroup => u64::from((TEAM_GROUP_SIZE / ctx.info.subgroup_max_size.max(1)).max(1)),
-        Team::Workgroup => 1,
-    };
     let ignore = args.loss.ignored_index() as u64;
     let uniform_stride = (std::mem::size_of::<RowParams>() as u64)
         .next_multiple_of(u64::from(ctx.limits.min_uniform_buffer_offset_alignment));
@@ -300,9 +279,9 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
         let targets_w = window(
             ctx,
             "targets",
-            args.targets.at.buffer,
-            args.targets.at.offset + row_begin * width.bytes(),
-            chunk_rows * width.bytes(),
+            targets_at.buffer,
+            targets_at.offset + row_begin * target_row_bytes,
+            chunk_rows * target_row_bytes,
         )?;
         let loss_w = window(ctx, "row losses", args.row_loss, row_begin * 4, chunk_rows * 4)?;
         let weight_w = window(ctx, "row weights", args.row_weight, row_begin * 4, chunk_rows * 4)?;
@@ -316,7 +295,8 @@ fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, args: &Rows
             ignore_lo: ignore as u32,
             ignore_hi: (ignore >> 32) as u32,
             label_smoothing: args.loss.smoothing() as f32,
-            _pad: [0; 3],
+            epsilon: args.loss.epsilon_value() as f32,
+            _pad: [0; 2],
         };
         let mut bytes = bytemuck::bytes_of(&chunk_params).to_vec();
         bytes.resize(uniform_stride as usize, 0);

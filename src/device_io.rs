@@ -137,11 +137,24 @@ pub(crate) fn read_buffer(
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>> {
-    let padded = len.max(4).next_multiple_of(4);
-    let stage = staging(device, "wgpu-loss.readback", padded)?;
-    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+    let encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("wgpu-loss.readback"),
     });
+    finish_and_read(device, queue, encoder, source, offset, len)
+}
+
+/// Finishes `encoder` with a copy of `len` bytes of `source` from `offset` into a staging
+/// buffer, submits it, and returns those bytes.
+pub(crate) fn finish_and_read(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    mut encoder: wgpu::CommandEncoder,
+    source: &wgpu::Buffer,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>> {
+    let padded = len.max(4).next_multiple_of(4);
+    let stage = staging(device, "wgpu-loss.readback", padded)?;
     encoder.copy_buffer_to_buffer(source, offset, &stage, 0, padded);
     submit_and_wait(device, queue, encoder)?;
     pollster::block_on(read_mapped(device, &stage, len))

@@ -60,13 +60,36 @@ pub enum LossError {
     /// `label_smoothing` is outside `[0, 1]` (or NaN).
     #[error("label_smoothing must be in [0, 1], got {0}")]
     LabelSmoothing(f64),
-    /// A class weight is negative, NaN or infinite.
-    #[error("weight[{index}] = {value} is not a finite, non-negative number")]
+    /// A weight is negative, NaN or infinite.
+    #[error("{what}[{index}] = {value} is not a finite, non-negative number")]
     BadWeight {
+        /// Which weights (`weight`, `pos_weight`).
+        what: &'static str,
         /// The class whose weight is bad.
         index: usize,
         /// Its value.
         value: f32,
+    },
+    /// The epsilon added to probabilities is negative or not finite.
+    #[error("epsilon must be finite and non-negative, got {0}")]
+    BadEpsilon(f64),
+    /// A value that must be a probability is outside `[0, 1]` (or NaN).
+    #[error("{what}[{index}] = {value} is not a probability in [0, 1]")]
+    NotAProbability {
+        /// Which argument (`input`, `target`).
+        what: &'static str,
+        /// The flat index of the first bad element.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// An option that this loss does not take.
+    #[error("{loss} does not take {option}")]
+    Unsupported {
+        /// The loss.
+        loss: &'static str,
+        /// The option.
+        option: &'static str,
     },
     /// The input is too large for this device in a way that chunking does not yet cover.
     #[error("{what} is too large for this device: {detail}")]

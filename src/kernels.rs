@@ -14,6 +14,8 @@ const TEAM_SUBGROUP: &str = include_str!("../shaders/team_subgroup.wgsl");
 const TEAM_WORKGROUP: &str = include_str!("../shaders/team_workgroup.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../shaders/cross_entropy.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
 
 /// How the invocations of one row (a "team") combine their partial results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,6 +45,61 @@ impl TargetWidth {
     }
 }
 
+/// How the targets of a cross-entropy row kernel are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetLayout {
+    /// One class index per row.
+    Indices(TargetWidth),
+    /// f32 probabilities `[N, C]`.
+    Probabilities,
+}
+
+/// What the input of cross-entropy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InputKind {
+    /// Unnormalised scores; the softmax is taken (`F.cross_entropy`).
+    #[default]
+    Logits,
+    /// Probabilities `p`; the log is taken of `p + epsilon` (the seeds' `-Σ t log(y + 1e-7)`).
+    Probabilities,
+    /// Log-probabilities, used as they are (`F.nll_loss`).
+    LogProbabilities,
+}
+
+impl InputKind {
+    fn code(self) -> f64 {
+        match self {
+            InputKind::Logits => 0.0,
+            InputKind::Probabilities => 1.0,
+            InputKind::LogProbabilities => 2.0,
+        }
+    }
+}
+
+/// The losses of `elementwise.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ElementwiseKind {
+    /// `(x - y)²`.
+    Mse,
+    /// Binary cross-entropy on probabilities.
+    Bce,
+    /// Binary cross-entropy on logits.
+    BceWithLogits,
+    /// KL divergence, input log-probabilities.
+    KlDiv,
+}
+
+/// What `softmax.wgsl` writes per row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowOutput {
+    /// `softmax(x)`, `[N, C]`.
+    Softmax,
+    /// `log_softmax(x)`, `[N, C]`.
+    LogSoftmax,
+    /// The entropy of `softmax(x)`, `[N]`.
+    Entropy,
+}
+
 /// A shader module: one kernel family with its prepended parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShaderFamily {
@@ -50,14 +107,21 @@ pub enum ShaderFamily {
     CrossEntropy(Team),
     /// `reduce.wgsl`: the fixed-order batch sum.
     Reduce,
+    /// `elementwise.wgsl`: MSE, BCE, BCE with logits, KL divergence.
+    Elementwise,
+    /// `softmax.wgsl` with the given team strategy: softmax, log-softmax, entropy.
+    Softmax(Team),
 }
 
 impl ShaderFamily {
     /// Every family, for validation.
-    pub const ALL: [ShaderFamily; 3] = [
+    pub const ALL: [ShaderFamily; 6] = [
         ShaderFamily::CrossEntropy(Team::Subgroup),
         ShaderFamily::CrossEntropy(Team::Workgroup),
         ShaderFamily::Reduce,
+        ShaderFamily::Elementwise,
+        ShaderFamily::Softmax(Team::Subgroup),
+        ShaderFamily::Softmax(Team::Workgroup),
     ];
 
     /// The label of the module ("cross_entropy.subgroup").
@@ -66,12 +130,15 @@ impl ShaderFamily {
             ShaderFamily::CrossEntropy(Team::Subgroup) => "cross_entropy.subgroup",
             ShaderFamily::CrossEntropy(Team::Workgroup) => "cross_entropy.workgroup",
             ShaderFamily::Reduce => "reduce",
+            ShaderFamily::Elementwise => "elementwise",
+            ShaderFamily::Softmax(Team::Subgroup) => "softmax.subgroup",
+            ShaderFamily::Softmax(Team::Workgroup) => "softmax.workgroup",
         }
     }
 
     /// Whether the module uses subgroup operations (needs `wgpu::Features::SUBGROUP`).
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, ShaderFamily::CrossEntropy(Team::Subgroup))
+        matches!(self, ShaderFamily::CrossEntropy(Team::Subgroup) | ShaderFamily::Softmax(Team::Subgroup))
     }
 
     /// The full WGSL source as compiled: prelude, strategy, family.
@@ -80,6 +147,9 @@ impl ShaderFamily {
             ShaderFamily::CrossEntropy(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, CROSS_ENTROPY],
             ShaderFamily::CrossEntropy(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, CROSS_ENTROPY],
             ShaderFamily::Reduce => &[PRELUDE, REDUCE],
+            ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
+            ShaderFamily::Softmax(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, SOFTMAX],
+            ShaderFamily::Softmax(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, SOFTMAX],
         };
         parts.join("\n")
     }
@@ -88,16 +158,36 @@ impl ShaderFamily {
 /// Every compute pipeline of the crate; the pipeline-cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// Class-index cross-entropy, forward: one row loss and row weight per row.
+    /// Cross-entropy / NLL, forward: one row loss and row weight per row.
     CrossEntropyRows {
         /// Team strategy.
         team: Team,
-        /// Target width.
-        targets: TargetWidth,
+        /// Target layout.
+        targets: TargetLayout,
         /// Class weights bound.
         weighted: bool,
-        /// Label smoothing on (accumulates Σ w·x too).
+        /// Label smoothing on.
         smoothing: bool,
+        /// What the input holds.
+        input: InputKind,
+    },
+    /// One loss value per element.
+    Elementwise {
+        /// Which loss.
+        loss: ElementwiseKind,
+        /// Weights over the last axis bound.
+        weighted: bool,
+        /// `pos_weight` over the last axis bound.
+        pos_weighted: bool,
+        /// KL divergence with log-probability targets.
+        log_target: bool,
+    },
+    /// Softmax, log-softmax or entropy per row.
+    SoftmaxRows {
+        /// Team strategy.
+        team: Team,
+        /// What is written.
+        output: RowOutput,
     },
     /// One pass of the fixed-order pair sum.
     ReducePairs,
@@ -110,6 +200,8 @@ impl Kernel {
         match self {
             Kernel::CrossEntropyRows { .. } => Layout::Rows,
             Kernel::ReducePairs | Kernel::Finish => Layout::Reduce,
+            Kernel::Elementwise { .. } => Layout::Elementwise,
+            Kernel::SoftmaxRows { .. } => Layout::Map,
         }
     }
 
@@ -117,6 +209,8 @@ impl Kernel {
         match self {
             Kernel::CrossEntropyRows { team, .. } => ShaderFamily::CrossEntropy(team),
             Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
+            Kernel::Elementwise { .. } => ShaderFamily::Elementwise,
+            Kernel::SoftmaxRows { team, .. } => ShaderFamily::Softmax(team),
         }
     }
 
@@ -125,6 +219,8 @@ impl Kernel {
             Kernel::CrossEntropyRows { .. } => "cross_entropy_rows",
             Kernel::ReducePairs => "reduce_pairs",
             Kernel::Finish => "finish",
+            Kernel::Elementwise { .. } => "elementwise_loss",
+            Kernel::SoftmaxRows { .. } => "softmax_rows",
         }
     }
 
@@ -139,12 +235,42 @@ impl Kernel {
                 targets,
                 weighted,
                 smoothing,
+                input,
                 ..
             } => vec![
-                ("TARGET_I64", flag(targets == TargetWidth::I64)),
+                ("TARGET_I64", flag(targets == TargetLayout::Indices(TargetWidth::I64))),
+                ("TARGET_PROBS", flag(targets == TargetLayout::Probabilities)),
                 ("WEIGHTED", flag(weighted)),
                 ("SMOOTHING", flag(smoothing)),
+                ("INPUT_KIND", input.code()),
             ],
+            Kernel::Elementwise {
+                loss,
+                weighted,
+                pos_weighted,
+                log_target,
+            } => {
+                let code = match loss {
+                    ElementwiseKind::Mse => 0.0,
+                    ElementwiseKind::Bce => 1.0,
+                    ElementwiseKind::BceWithLogits => 2.0,
+                    ElementwiseKind::KlDiv => 3.0,
+                };
+                vec![
+                    ("LOSS", code),
+                    ("WEIGHTED", flag(weighted)),
+                    ("POS_WEIGHTED", flag(pos_weighted)),
+                    ("LOG_TARGET", flag(log_target)),
+                ]
+            }
+            Kernel::SoftmaxRows { output, .. } => {
+                let code = match output {
+                    RowOutput::Softmax => 0.0,
+                    RowOutput::LogSoftmax => 1.0,
+                    RowOutput::Entropy => 2.0,
+                };
+                vec![("OUTPUT", code)]
+            }
             Kernel::ReducePairs | Kernel::Finish => Vec::new(),
         }
     }
@@ -158,15 +284,21 @@ pub(crate) enum Layout {
     Rows,
     /// Reduction: params, loss in, weight in | loss out, weight out.
     Reduce,
+    /// Elementwise losses: params, input, target, weight, pos_weight | out.
+    Elementwise,
+    /// Row maps (softmax family): params, input | out.
+    Map,
 }
 
 impl Layout {
-    const ALL: [Layout; 2] = [Layout::Rows, Layout::Reduce];
+    const ALL: [Layout; 4] = [Layout::Rows, Layout::Reduce, Layout::Elementwise, Layout::Map];
 
     fn storage_counts(self) -> (u32, u32) {
         match self {
             Layout::Rows => (3, 3),
             Layout::Reduce => (2, 2),
+            Layout::Elementwise => (4, 1),
+            Layout::Map => (1, 1),
         }
     }
 

@@ -35,17 +35,21 @@ pub mod cpu;
 mod cross_entropy;
 mod cross_entropy_gpu;
 mod device_io;
+mod elementwise;
 mod error;
 pub mod kernels;
 pub mod npy;
 mod reduce;
 mod reduction;
+mod softmax;
 
 pub use context::GpuContext;
-pub use cross_entropy::{CrossEntropy, Targets};
+pub use cross_entropy::{CrossEntropy, Targets, DEFAULT_EPSILON};
 pub use cross_entropy_gpu::{BufferAt, GpuTargets};
 pub use error::{LossError, Result};
-pub use kernels::TargetWidth;
+pub use elementwise::ElementwiseLoss;
+pub use kernels::{ElementwiseKind, InputKind, TargetWidth};
+pub use softmax::RowOp;
 pub use reduction::{LossValue, Reduction};
 /// The `wgpu` this crate is built against, so apps can name the same version.
 pub use wgpu;

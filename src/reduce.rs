@@ -4,7 +4,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::binding::{entries, grid, window};
+use crate::binding::{entries, grid, items_per_binding, window};
 use crate::context::GpuContext;
 use crate::device_io::{storage, uniform};
 use crate::error::Result;
@@ -13,71 +13,116 @@ use crate::kernels::{Kernel, Layout};
 /// Elements one workgroup of `reduce_pairs` folds (GROUP_SIZE × ITEMS_PER_LANE in WGSL).
 const BLOCK: u64 = 256 * 8;
 
+/// What `finish` makes of the two sums.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Finish {
+    /// The loss sum.
+    Sum,
+    /// The loss sum over the weight sum (weights must be given).
+    WeightedMean,
+    /// The loss sum over a count (elements, or the batch size).
+    Divide(f64),
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct ReduceParams {
     count: u32,
     in_offset: u32,
-    mean: u32,
-    _pad: u32,
+    out_offset: u32,
+    has_weight: u32,
+    mode: u32,
+    denominator: f32,
+    _pad: [u32; 2],
 }
 
-/// Records the reduction of `count` (loss, weight) pairs into `result[0]`: the loss sum,
-/// or for `mean` the loss sum over the weight sum. `count` must be at least 1.
+/// Records the reduction of `count` losses (with their weights, if given) into
+/// `result[0]` as `finish` says. `count` must be at least 1. The first pass runs in
+/// chunks whose bindings fit the device; each chunk is a whole number of blocks, so the
+/// partials line up as if it had been one dispatch.
 pub(crate) fn encode_batch_sum(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     loss: &wgpu::Buffer,
-    weight: &wgpu::Buffer,
+    weight: Option<&wgpu::Buffer>,
     count: u64,
-    mean: bool,
+    finish: Finish,
     result: &wgpu::Buffer,
 ) -> Result<()> {
     let layout = ctx.pipelines.bind_group_layout(Layout::Reduce);
-    let mut inputs = (loss.clone(), weight.clone());
+    let placeholder;
+    let weight_buf = match weight {
+        Some(w) => w,
+        None => {
+            placeholder = storage(&ctx.device, "reduce.no_weight", 4)?;
+            &placeholder
+        }
+    };
+    let has_weight = u32::from(weight.is_some());
+    let per_chunk = (items_per_binding(ctx, 4) / BLOCK).max(1) * BLOCK;
+    let mut inputs = (loss.clone(), weight_buf.clone());
     let mut count = count;
     while count > 1 {
         let groups = count.div_ceil(BLOCK);
         let partial_loss = storage(&ctx.device, "reduce.partial_loss", groups * 4)?;
         let partial_weight = storage(&ctx.device, "reduce.partial_weight", groups * 4)?;
-        let loss_in = window(ctx, "row losses", &inputs.0, 0, count * 4)?;
-        let weight_in = window(ctx, "row weights", &inputs.1, 0, count * 4)?;
-        let params = ReduceParams {
-            count: count as u32,
-            in_offset: 0,
-            mean: 0,
-            _pad: 0,
-        };
-        let params = uniform(&ctx.device, "reduce.params", bytemuck::bytes_of(&params))?;
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("reduce.reduce_pairs"),
-            layout,
-            entries: &entries(vec![
-                params.as_entire_binding(),
-                loss_in.binding(),
-                weight_in.binding(),
-                partial_loss.as_entire_binding(),
-                partial_weight.as_entire_binding(),
-            ]),
-        });
-        let (x, y) = grid(ctx, groups)?;
         let pipeline = ctx.pipelines.get(Kernel::ReducePairs)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("reduce.reduce_pairs"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
-        drop(pass);
+        let mut begin = 0;
+        while begin < count {
+            let len = per_chunk.min(count - begin);
+            let loss_in = window(ctx, "losses", &inputs.0, begin * 4, len * 4)?;
+            let weight_in = if has_weight == 1 {
+                window(ctx, "weights", &inputs.1, begin * 4, len * 4)?
+            } else {
+                window(ctx, "weights", &inputs.1, 0, 4)?
+            };
+            let params = ReduceParams {
+                count: len as u32,
+                in_offset: loss_in.word_shift,
+                out_offset: (begin / BLOCK) as u32,
+                has_weight,
+                mode: 0,
+                denominator: 0.0,
+                _pad: [0; 2],
+            };
+            let params = uniform(&ctx.device, "reduce.params", bytemuck::bytes_of(&params))?;
+            let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("reduce.reduce_pairs"),
+                layout,
+                entries: &entries(vec![
+                    params.as_entire_binding(),
+                    loss_in.binding(),
+                    weight_in.binding(),
+                    partial_loss.as_entire_binding(),
+                    partial_weight.as_entire_binding(),
+                ]),
+            });
+            let (x, y) = grid(ctx, len.div_ceil(BLOCK))?;
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("reduce.reduce_pairs"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+            begin += len;
+        }
         inputs = (partial_loss, partial_weight);
         count = groups;
     }
+    let (mode, denominator) = match finish {
+        Finish::Sum => (0, 0.0),
+        Finish::WeightedMean => (1, 0.0),
+        Finish::Divide(d) => (2, d as f32),
+    };
     let params = ReduceParams {
         count: 1,
         in_offset: 0,
-        mean: u32::from(mean),
-        _pad: 0,
+        out_offset: 0,
+        has_weight,
+        mode,
+        denominator,
+        _pad: [0; 2],
     };
     let params = uniform(&ctx.device, "reduce.finish.params", bytemuck::bytes_of(&params))?;
     let unused = storage(&ctx.device, "reduce.finish.unused", 4)?;

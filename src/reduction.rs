@@ -7,10 +7,13 @@ pub enum Reduction {
     None,
     /// The sum of the row losses.
     Sum,
-    /// The weighted mean: the sum over the summed target weights of the rows not ignored
-    /// (over the row count when there are no weights). PyTorch's default.
+    /// The mean. For class-index cross-entropy and NLL, the weighted mean: the sum over
+    /// the summed target weights of the rows not ignored; for probability targets, over N;
+    /// for elementwise losses, over all elements. PyTorch's default.
     #[default]
     Mean,
+    /// KL divergence only: the sum over the batch size N (the true KL per row).
+    BatchMean,
 }
 
 impl Reduction {
@@ -20,6 +23,7 @@ impl Reduction {
             Reduction::None => "none",
             Reduction::Sum => "sum",
             Reduction::Mean => "mean",
+            Reduction::BatchMean => "batchmean",
         }
     }
 }
@@ -32,42 +36,57 @@ impl std::str::FromStr for Reduction {
             "none" => Ok(Reduction::None),
             "sum" => Ok(Reduction::Sum),
             "mean" => Ok(Reduction::Mean),
-            other => Err(format!("unknown reduction {other:?}: expected none, sum or mean")),
+            "batchmean" => Ok(Reduction::BatchMean),
+            other => Err(format!("unknown reduction {other:?}: expected none, sum, mean or batchmean")),
         }
     }
 }
 
-/// The result of a loss: a scalar for `sum` and `mean`, one value per row for `none`.
+/// The result of a loss or row operation: a scalar for `sum`, `mean` and `batchmean`, else
+/// a tensor (row losses `[N]`, elementwise losses in the input's shape, softmax `[N, C]`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum LossValue {
     /// The reduced loss.
     Scalar(f32),
-    /// The row losses, in row order.
-    PerRow(Vec<f32>),
+    /// Unreduced values in C order.
+    Tensor {
+        /// The shape.
+        shape: Vec<usize>,
+        /// The values.
+        values: Vec<f32>,
+    },
 }
 
 impl LossValue {
-    /// The scalar, or `None` for per-row results.
+    /// The scalar, or `None` for a tensor.
     pub fn scalar(&self) -> Option<f32> {
         match self {
             LossValue::Scalar(value) => Some(*value),
-            LossValue::PerRow(_) => None,
+            LossValue::Tensor { .. } => None,
         }
     }
 
-    /// The values: one for a scalar, N for per-row results.
+    /// The values: one for a scalar.
     pub fn values(&self) -> &[f32] {
         match self {
             LossValue::Scalar(value) => std::slice::from_ref(value),
-            LossValue::PerRow(values) => values,
+            LossValue::Tensor { values, .. } => values,
         }
     }
 
-    /// The shape as NumPy would give it: `[]` for a scalar, `[N]` per row.
+    /// The shape as NumPy would give it: `[]` for a scalar.
     pub fn shape(&self) -> Vec<usize> {
         match self {
             LossValue::Scalar(_) => Vec::new(),
-            LossValue::PerRow(values) => vec![values.len()],
+            LossValue::Tensor { shape, .. } => shape.clone(),
+        }
+    }
+
+    /// Values read back from the GPU: the first for a reduction, else all with `shape`.
+    pub(crate) fn from_gpu(reduction: Reduction, shape: Vec<usize>, values: Vec<f32>) -> Self {
+        match reduction {
+            Reduction::None => LossValue::Tensor { shape, values },
+            _ => LossValue::Scalar(values.first().copied().unwrap_or(f32::NAN)),
         }
     }
 }

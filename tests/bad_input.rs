@@ -27,13 +27,13 @@ fn logits_length_mismatch() {
         assert_eq!(
             err,
             LossError::LengthMismatch {
-                what: "logits",
+                what: "input",
                 shape: "[2, 3]".into(),
                 expected: 6,
                 actual: 5
             }
         );
-        assert_eq!(err.to_string(), "logits has 5 elements, but shape [2, 3] needs 6");
+        assert_eq!(err.to_string(), "input has 5 elements, but shape [2, 3] needs 6");
     }
 }
 
@@ -175,7 +175,7 @@ fn bad_weights() {
             &[0_i64, 1][..],
         ) {
             match err {
-                LossError::BadWeight { index: i, value: v } => {
+                LossError::BadWeight { index: i, value: v, .. } => {
                     assert_eq!(i, index);
                     assert!(v == value || (v.is_nan() && value.is_nan()));
                 }

@@ -190,7 +190,7 @@ fn cpu_reference_matches_pytorch() {
         let f64_values = match case.loss.reduction_kind() {
             Reduction::None => rows64.loss.clone(),
             Reduction::Sum => vec![rows64.sum()],
-            Reduction::Mean => vec![rows64.mean()],
+            Reduction::Mean | Reduction::BatchMean => vec![rows64.mean()],
         };
         for (i, (&g, &w)) in f64_values.iter().zip(&case.want).enumerate() {
             assert!(

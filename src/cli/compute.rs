@@ -1,18 +1,34 @@
 //! `wgpu-loss compute`: one loss from `.npy` inputs, printed and optionally saved.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use wgpu_loss::npy::{self, NpyArray, NpyData};
-use wgpu_loss::{CrossEntropy, LossValue, Reduction, Targets};
+use wgpu_loss::{CrossEntropy, ElementwiseLoss, InputKind, LossValue, Reduction, RowOp, Targets};
 
 use super::Backend;
 
-/// The losses `compute` knows.
+/// The losses and row operations `compute` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LossName {
-    /// Cross-entropy of logits [N, C] against class indices [N].
+    /// Cross-entropy: input [N, C]; target class indices [N] (int) or probabilities [N, C] (float32).
     CrossEntropy,
+    /// Negative log-likelihood: input log-probabilities [N, C]; target class indices [N].
+    Nll,
+    /// Binary cross-entropy: input probabilities, target of the same shape, both in [0, 1].
+    Bce,
+    /// Binary cross-entropy on logits: input logits, target of the same shape.
+    BceWithLogits,
+    /// Mean squared error: input and target of the same shape.
+    Mse,
+    /// KL divergence: input log-probabilities, target probabilities (or log with --log-target).
+    KlDiv,
+    /// Softmax of each row of [N, C]: output [N, C].
+    Softmax,
+    /// Log-softmax of each row of [N, C]: output [N, C].
+    LogSoftmax,
+    /// Entropy of each row's softmax: output [N].
+    Entropy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,16 +36,14 @@ enum ReductionArg {
     None,
     Sum,
     Mean,
+    Batchmean,
 }
 
-impl From<ReductionArg> for Reduction {
-    fn from(r: ReductionArg) -> Self {
-        match r {
-            ReductionArg::None => Reduction::None,
-            ReductionArg::Sum => Reduction::Sum,
-            ReductionArg::Mean => Reduction::Mean,
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum InputKindArg {
+    Logits,
+    Probs,
+    LogProbs,
 }
 
 /// Arguments of `compute`.
@@ -38,63 +52,212 @@ pub struct ComputeArgs {
     /// The loss.
     #[arg(long, value_enum)]
     loss: LossName,
-    /// Input .npy: float32 logits [N, C].
+    /// Input .npy (float32).
     #[arg(long)]
     input: PathBuf,
-    /// Target .npy: int64 or int32 class indices [N].
+    /// Target .npy (int64/int32 class indices, or float32).
     #[arg(long)]
-    target: PathBuf,
-    /// Class weights .npy: float32 [C].
+    target: Option<PathBuf>,
+    /// Weights .npy: float32, one per class (last axis).
     #[arg(long)]
     weight: Option<PathBuf>,
-    /// Target value whose rows are ignored.
-    #[arg(long, default_value_t = -100, allow_negative_numbers = true)]
-    ignore_index: i64,
-    /// Label smoothing in [0, 1].
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    label_smoothing: f64,
-    /// How row losses are reduced.
-    #[arg(long, value_enum, default_value = "mean")]
-    reduction: ReductionArg,
+    /// Positive-example weights .npy for bce-with-logits: float32, one per class (last axis).
+    #[arg(long)]
+    pos_weight: Option<PathBuf>,
+    /// Target value whose rows are ignored (cross-entropy, nll; default -100).
+    #[arg(long, allow_negative_numbers = true)]
+    ignore_index: Option<i64>,
+    /// Label smoothing in [0, 1] (cross-entropy).
+    #[arg(long, allow_negative_numbers = true)]
+    label_smoothing: Option<f64>,
+    /// How losses are reduced (default mean; batchmean for kl-div only).
+    #[arg(long, value_enum)]
+    reduction: Option<ReductionArg>,
+    /// What the cross-entropy input holds (default logits).
+    #[arg(long, value_enum)]
+    input_kind: Option<InputKindArg>,
+    /// Added to probabilities before the log, with --input-kind probs (default 1e-7).
+    #[arg(long, allow_negative_numbers = true)]
+    epsilon: Option<f64>,
+    /// kl-div: the target holds log-probabilities.
+    #[arg(long)]
+    log_target: bool,
     /// Where to compute.
     #[arg(long, value_enum, default_value = "gpu")]
     backend: Backend,
-    /// Write the result as float32 .npy: shape [] for sum and mean, [N] for none.
+    /// Write the result as float32 .npy: [] for sum/mean/batchmean, else the result's shape.
     #[arg(long)]
     out: Option<PathBuf>,
 }
 
-fn read(path: &PathBuf, what: &str) -> Result<NpyArray, String> {
-    npy::read(path).map_err(|e| format!("{what}: {e}"))
+fn read(path: &Path, flag: &str) -> Result<NpyArray, String> {
+    npy::read(path).map_err(|e| format!("{flag}: {e}"))
+}
+
+fn float32<'a>(array: &'a NpyArray, flag: &str, path: &Path) -> Result<&'a [f32], String> {
+    match &array.data {
+        NpyData::F32(values) => Ok(values),
+        other => Err(format!("{flag} {} must be float32, got {}", path.display(), other.dtype_name())),
+    }
+}
+
+/// `[N, C]` of a float32 input, or an error naming the file.
+fn rows_classes(array: &NpyArray, path: &Path) -> Result<(usize, usize), String> {
+    match array.shape.as_slice() {
+        [rows, classes] => Ok((*rows, *classes)),
+        shape => Err(format!("--input {} must be float32 [N, C], got {shape:?}", path.display())),
+    }
+}
+
+/// Options each loss takes; any other given is an error.
+fn check_options(args: &ComputeArgs) -> Result<(), String> {
+    use LossName::*;
+    let given = [
+        ("--target", args.target.is_some()),
+        ("--weight", args.weight.is_some()),
+        ("--pos-weight", args.pos_weight.is_some()),
+        ("--ignore-index", args.ignore_index.is_some()),
+        ("--label-smoothing", args.label_smoothing.is_some()),
+        ("--reduction", args.reduction.is_some()),
+        ("--input-kind", args.input_kind.is_some()),
+        ("--epsilon", args.epsilon.is_some()),
+        ("--log-target", args.log_target),
+    ];
+    let takes: &[&str] = match args.loss {
+        CrossEntropy => &["--target", "--weight", "--ignore-index", "--label-smoothing", "--reduction", "--input-kind", "--epsilon"],
+        Nll => &["--target", "--weight", "--ignore-index", "--reduction"],
+        Bce => &["--target", "--weight", "--reduction"],
+        BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction"],
+        Mse => &["--target", "--reduction"],
+        KlDiv => &["--target", "--reduction", "--log-target"],
+        Softmax | LogSoftmax | Entropy => &[],
+    };
+    let name = args.loss.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    for (flag, present) in given {
+        if present && !takes.contains(&flag) {
+            return Err(format!("--loss {name} does not take {flag}"));
+        }
+    }
+    if args.reduction == Some(ReductionArg::Batchmean) && args.loss != KlDiv {
+        return Err(format!("--loss {name} does not take --reduction batchmean (kl-div only)"));
+    }
+    if args.epsilon.is_some() && args.input_kind != Some(InputKindArg::Probs) {
+        return Err("--epsilon applies only with --input-kind probs".into());
+    }
+    if takes.contains(&"--target") && args.target.is_none() {
+        return Err(format!("--loss {name} needs --target"));
+    }
+    Ok(())
 }
 
 /// Runs `compute`.
 pub fn run(args: ComputeArgs) -> Result<(), String> {
-    let LossName::CrossEntropy = args.loss;
-    let input = read(&args.input, "--input")?;
-    let target = read(&args.target, "--target")?;
-    let (rows, classes) = match (input.shape.as_slice(), &input.data) {
-        ([rows, classes], NpyData::F32(_)) => (*rows, *classes),
-        (shape, data) => {
-            return Err(format!(
-                "--input {} must be float32 [N, C], got {} {shape:?}",
-                args.input.display(),
-                data.dtype_name()
-            ))
-        }
+    check_options(&args)?;
+    let input_array = read(&args.input, "--input")?;
+    let input = float32(&input_array, "--input", &args.input)?;
+    let reduction = match args.reduction.unwrap_or(ReductionArg::Mean) {
+        ReductionArg::None => Reduction::None,
+        ReductionArg::Sum => Reduction::Sum,
+        ReductionArg::Mean => Reduction::Mean,
+        ReductionArg::Batchmean => Reduction::BatchMean,
     };
-    if target.shape != [rows] || matches!(target.data, NpyData::F32(_)) {
-        return Err(format!(
-            "--target {} must be int64 or int32 [{rows}] (one class index per row of --input [{rows}, {classes}]), got {} {:?}",
-            args.target.display(),
-            target.data.dtype_name(),
-            target.shape
-        ));
+    let gpu = match args.backend {
+        Backend::Gpu => Some(super::gpu_context()?),
+        Backend::Cpu => None,
+    };
+    let value = match args.loss {
+        LossName::CrossEntropy | LossName::Nll => {
+            let (rows, classes) = rows_classes(&input_array, &args.input)?;
+            let loss = cross_entropy(&args, reduction, classes, rows)?;
+            let target_path = args.target.as_deref().unwrap_or(Path::new(""));
+            let target = read(target_path, "--target")?;
+            let targets = match (&target.data, target.shape.as_slice()) {
+                (NpyData::I64(t), [n]) if *n == rows => Targets::I64(t),
+                (NpyData::I32(t), [n]) if *n == rows => Targets::I32(t),
+                (NpyData::F32(t), [n, c]) if (*n, *c) == (rows, classes) => Targets::Probabilities(t),
+                (data, shape) => {
+                    return Err(format!(
+                        "--target {} must be int64 or int32 [{rows}] (class indices) or float32 [{rows}, {classes}] (probabilities) for --input [{rows}, {classes}], got {} {shape:?}",
+                        target_path.display(),
+                        data.dtype_name()
+                    ))
+                }
+            };
+            match &gpu {
+                Some(ctx) => loss.forward(ctx, input, rows, classes, targets),
+                None => loss.forward_cpu(input, rows, classes, targets),
+            }
+        }
+        LossName::Bce | LossName::BceWithLogits | LossName::Mse | LossName::KlDiv => {
+            let target_path = args.target.as_deref().unwrap_or(Path::new(""));
+            let target_array = read(target_path, "--target")?;
+            let target = float32(&target_array, "--target", target_path)?;
+            if target_array.shape != input_array.shape {
+                return Err(format!(
+                    "--target {} has shape {:?}, but --input {} has shape {:?}",
+                    target_path.display(),
+                    target_array.shape,
+                    args.input.display(),
+                    input_array.shape
+                ));
+            }
+            let mut loss = match args.loss {
+                LossName::Bce => ElementwiseLoss::bce(),
+                LossName::BceWithLogits => ElementwiseLoss::bce_with_logits(),
+                LossName::Mse => ElementwiseLoss::mse(),
+                _ => ElementwiseLoss::kl_div().log_target(args.log_target),
+            }
+            .reduction(reduction);
+            if let Some(path) = &args.weight {
+                loss = loss.weight(float32(&read(path, "--weight")?, "--weight", path)?);
+            }
+            if let Some(path) = &args.pos_weight {
+                loss = loss.pos_weight(float32(&read(path, "--pos-weight")?, "--pos-weight", path)?);
+            }
+            let shape = &input_array.shape;
+            match &gpu {
+                Some(ctx) => loss.forward(ctx, input, target, shape),
+                None => loss.forward_cpu(input, target, shape),
+            }
+        }
+        LossName::Softmax | LossName::LogSoftmax | LossName::Entropy => {
+            let (rows, classes) = rows_classes(&input_array, &args.input)?;
+            let op = match args.loss {
+                LossName::Softmax => RowOp::Softmax,
+                LossName::LogSoftmax => RowOp::LogSoftmax,
+                _ => RowOp::Entropy,
+            };
+            match &gpu {
+                Some(ctx) => op.forward(ctx, input, rows, classes),
+                None => op.forward_cpu(input, rows, classes),
+            }
+        }
     }
-    let mut loss = CrossEntropy::default()
-        .ignore_index(args.ignore_index)
-        .label_smoothing(args.label_smoothing)
-        .reduction(args.reduction.into());
+    .map_err(|e| e.to_string())?;
+    if let Some(out) = &args.out {
+        npy::write_f32(out, &value.shape(), value.values()).map_err(|e| format!("--out: {e}"))?;
+    }
+    println!("{}", summary(&value));
+    Ok(())
+}
+
+/// The cross-entropy / NLL options, with the class weights read and checked against C.
+fn cross_entropy(args: &ComputeArgs, reduction: Reduction, classes: usize, rows: usize) -> Result<CrossEntropy, String> {
+    let mut loss = match (args.loss, args.input_kind) {
+        (LossName::Nll, _) | (_, Some(InputKindArg::LogProbs)) => CrossEntropy::nll(),
+        (_, Some(InputKindArg::Probs)) => CrossEntropy::default().input_kind(InputKind::Probabilities),
+        _ => CrossEntropy::default(),
+    }
+    .reduction(reduction);
+    if let Some(i) = args.ignore_index {
+        loss = loss.ignore_index(i);
+    }
+    if let Some(s) = args.label_smoothing {
+        loss = loss.label_smoothing(s);
+    }
+    if let Some(e) = args.epsilon {
+        loss = loss.epsilon(e);
+    }
     if let Some(path) = &args.weight {
         let weight = read(path, "--weight")?;
         match (&weight.data, weight.shape.as_slice()) {
@@ -108,38 +271,18 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
             }
         }
     }
-    let NpyData::F32(logits) = &input.data else {
-        unreachable!("checked above")
-    };
-    let targets = match &target.data {
-        NpyData::I64(t) => Targets::I64(t),
-        NpyData::I32(t) => Targets::I32(t),
-        NpyData::F32(_) => unreachable!("checked above"),
-    };
-    let value = match args.backend {
-        Backend::Gpu => {
-            let ctx = super::gpu_context()?;
-            loss.forward(&ctx, logits, rows, classes, targets)
-        }
-        Backend::Cpu => loss.forward_cpu(logits, rows, classes, targets),
-    }
-    .map_err(|e| e.to_string())?;
-    if let Some(out) = &args.out {
-        npy::write_f32(out, &value.shape(), value.values()).map_err(|e| format!("--out: {e}"))?;
-    }
-    println!("{}", summary(&value));
-    Ok(())
+    Ok(loss)
 }
 
-/// The scalar, or for `none` a one-line summary of the row losses.
+/// The scalar, or a one-line summary of a tensor.
 fn summary(value: &LossValue) -> String {
     match value {
         LossValue::Scalar(v) => format!("{v}"),
-        LossValue::PerRow(rows) => {
-            let shown: Vec<String> = rows.iter().take(4).map(f32::to_string).collect();
-            let more = if rows.len() > 4 { ", ..." } else { "" };
-            let sum: f64 = rows.iter().map(|&v| f64::from(v)).sum();
-            format!("{} row losses [{}{more}], sum {sum}", rows.len(), shown.join(", "))
+        LossValue::Tensor { shape, values } => {
+            let shown: Vec<String> = values.iter().take(4).map(f32::to_string).collect();
+            let more = if values.len() > 4 { ", ..." } else { "" };
+            let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+            format!("{shape:?} values [{}{more}], sum {sum}", shown.join(", "))
         }
     }
 }

@@ -2,6 +2,12 @@
 //! to be obviously right rather than fast. Every GPU result is checked against it.
 //! Definitions: `shared/SEMANTICS.md` (PyTorch's).
 
+mod elementwise;
+
+pub use elementwise::{bce, bce_with_logits, elementwise_losses, kl_div, mse};
+
+use crate::kernels::InputKind;
+
 /// The row maximum, propagating NaN (`f64::max` would drop it).
 fn row_max(row: &[f32]) -> f64 {
     let mut max = f64::NEG_INFINITY;
@@ -68,6 +74,16 @@ impl RowLosses {
     }
 }
 
+/// The log-probabilities of one row for an input kind: `log_softmax` of logits,
+/// `log(p + epsilon)` of probabilities, log-probabilities as they are.
+pub fn log_probs(row: &[f32], (kind, epsilon): (InputKind, f64)) -> Vec<f64> {
+    match kind {
+        InputKind::Logits => log_softmax(row),
+        InputKind::Probabilities => row.iter().map(|&p| (f64::from(p) + epsilon).ln()).collect(),
+        InputKind::LogProbabilities => row.iter().map(|&x| f64::from(x)).collect(),
+    }
+}
+
 /// Class-index cross-entropy of `[rows, classes]` logits, as
 /// `torch.nn.functional.cross_entropy(x, y, weight, ignore_index=..., label_smoothing=...,
 /// reduction='none')`, plus the mean's denominators. Inputs must already be valid
@@ -80,18 +96,33 @@ pub fn cross_entropy_rows(
     ignore_index: i64,
     label_smoothing: f64,
 ) -> RowLosses {
+    let kind = (InputKind::Logits, 0.0);
+    cross_entropy_rows_of(logits, classes, targets, weight, ignore_index, label_smoothing, kind)
+}
+
+/// [`cross_entropy_rows`] for any input kind: `F.nll_loss` for log-probabilities, the
+/// seeds' `-log(p + epsilon)` for probabilities.
+pub fn cross_entropy_rows_of(
+    input: &[f32],
+    classes: usize,
+    targets: &[i64],
+    weight: Option<&[f32]>,
+    ignore_index: i64,
+    label_smoothing: f64,
+    kind: (InputKind, f64),
+) -> RowLosses {
     let class_weight = |c: usize| weight.map_or(1.0, |w| f64::from(w[c]));
     let mut out = RowLosses {
         loss: Vec::with_capacity(targets.len()),
         weight: Vec::with_capacity(targets.len()),
     };
-    for (row, &target) in logits.chunks_exact(classes).zip(targets) {
+    for (row, &target) in input.chunks_exact(classes).zip(targets) {
         if target == ignore_index {
             out.loss.push(0.0);
             out.weight.push(0.0);
             continue;
         }
-        let logp = log_softmax(row);
+        let logp = log_probs(row, kind);
         let y = target as usize;
         let w_y = class_weight(y);
         let nll = -w_y * logp[y];
@@ -108,6 +139,47 @@ pub fn cross_entropy_rows(
         out.weight.push(w_y);
     }
     out
+}
+
+/// Cross-entropy with probability targets `[rows, classes]`:
+/// `l_n = -Σ_c w_c t'_c lp_c` with `t' = t(1-ε) + ε/C`; every row weighs 1 (mean over N).
+pub fn cross_entropy_probability_rows(
+    input: &[f32],
+    classes: usize,
+    targets: &[f32],
+    weight: Option<&[f32]>,
+    label_smoothing: f64,
+    kind: (InputKind, f64),
+) -> RowLosses {
+    let class_weight = |c: usize| weight.map_or(1.0, |w| f64::from(w[c]));
+    let mut out = RowLosses {
+        loss: Vec::new(),
+        weight: Vec::new(),
+    };
+    for (row, t) in input.chunks_exact(classes).zip(targets.chunks_exact(classes)) {
+        let logp = log_probs(row, kind);
+        let mut loss = 0.0;
+        for c in 0..classes {
+            let smoothed = f64::from(t[c]) * (1.0 - label_smoothing) + label_smoothing / classes as f64;
+            loss += -class_weight(c) * smoothed * logp[c];
+        }
+        out.loss.push(loss);
+        out.weight.push(1.0);
+    }
+    out
+}
+
+/// The entropy of `softmax(row)`: `-Σ p log p`, masked (`-inf`) classes adding 0, as
+/// `torch.distributions.Categorical(logits=row).entropy()`.
+pub fn entropy(row: &[f32]) -> f64 {
+    let logp = log_softmax(row);
+    let mut h = 0.0;
+    for lp in logp {
+        if lp != f64::NEG_INFINITY {
+            h -= lp.exp() * lp;
+        }
+    }
+    h
 }
 
 /// Mean squared error summed over all elements: `Σ (x - y)²`. The seeds' textbook

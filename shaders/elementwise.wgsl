@@ -1,0 +1,92 @@
+// elementwise.wgsl — losses with one value per element: MSE, binary cross-entropy (on
+// probabilities and on logits) and KL divergence. Weights broadcast over the last axis.
+// Prepended: prelude.wgsl. Reductions to a scalar go through reduce.wgsl.
+
+override LOSS: u32 = 0u;            // 0: mse, 1: bce, 2: bce_with_logits, 3: kl_div
+override WEIGHTED: bool = false;    // weight[last-axis index]
+override POS_WEIGHTED: bool = false; // pos_weight[last-axis index] (bce_with_logits)
+override LOG_TARGET: bool = false;  // kl_div: the target holds log-probabilities
+
+const GROUP_SIZE: u32 = 256u;
+
+struct Params {
+    count: u32,          // elements in this dispatch
+    last_dim: u32,       // length of the last axis (weights broadcast over it)
+    phase: u32,          // last-axis index of element 0 of this dispatch
+    input_offset: u32,   // element offsets of element 0 inside each binding
+    target_offset: u32,
+    out_offset: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read> target: array<f32>;
+@group(0) @binding(3) var<storage, read> weight: array<f32>;
+@group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// log(1 + x) without the cancellation of log(1 + x) for tiny x (Goldberg's trick).
+fn log1p(x: f32) -> f32 {
+    let u = 1.0 + x;
+    if (u == 1.0) {
+        return x;
+    }
+    return log(u) * (x / (u - 1.0));
+}
+
+// xlogy(t, t) = t·log t, 0 at t = 0 (PyTorch's kl_div).
+fn t_log_t(t: f32) -> f32 {
+    return select(t * log(t), 0.0, t == 0.0);
+}
+
+fn element_loss(x: f32, y: f32, class_index: u32) -> f32 {
+    var w = 1.0;
+    if (WEIGHTED) {
+        w = weight[class_index];
+    }
+    switch LOSS {
+        case 0u: {
+            let d = x - y;
+            return d * d;
+        }
+        case 1u: {
+            // PyTorch clamps each log at -100, so p = 0 or 1 gives a finite loss.
+            let log_p = max(log(x), -100.0);
+            let log_1mp = max(log1p(-x), -100.0);
+            return -w * (y * log_p + (1.0 - y) * log_1mp);
+        }
+        case 2u: {
+            // (1-y)·x + lw·(log(e^-m + e^(-x-m)) + m), m = max(-x, 0): stable for |x| ≫ 1.
+            let m = max(-x, 0.0);
+            var lw = 1.0;
+            if (POS_WEIGHTED) {
+                lw = 1.0 + (pos_weight[class_index] - 1.0) * y;
+            }
+            return w * ((1.0 - y) * x + lw * (log(exp(-m) + exp(-x - m)) + m));
+        }
+        default: {
+            if (LOG_TARGET) {
+                return exp(y) * (y - x);
+            }
+            return t_log_t(y) - y * x;
+        }
+    }
+}
+
+@compute @workgroup_size(GROUP_SIZE)
+fn elementwise_loss(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) group_count: vec3<u32>,
+) {
+    let stride = group_count.x * group_count.y * GROUP_SIZE;
+    // Grid-stride over elements; consecutive lanes take consecutive elements.
+    for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
+        let class_index = (params.phase + i) % params.last_dim;
+        let x = input[params.input_offset + i];
+        let y = target[params.target_offset + i];
+        out[params.out_offset + i] = element_loss(x, y, class_index);
+    }
+}

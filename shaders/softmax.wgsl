@@ -1,0 +1,73 @@
+// softmax.wgsl — softmax, log-softmax and the entropy of each row's softmax, one team per
+// row. Prepended: prelude.wgsl and one team_*.wgsl. Phase 1 is the online (max, exp-sum)
+// pass of RowStats; phase 2 reads the row again to write (or sum) the outputs.
+
+override OUTPUT: u32 = 0u;   // 0: softmax [N, C], 1: log_softmax [N, C], 2: entropy [N]
+
+struct Params {
+    rows: u32,
+    classes: u32,
+    in_offset: u32,    // element offset of row 0 inside the input binding
+    out_offset: u32,   // element offset of row 0's output inside the output binding
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
+    var s = stats_empty();
+    let step = 4u * width;
+    for (var c = lane; c < params.classes; c += step) {
+        let cols = vec4(c, c + width, c + 2u * width, c + 3u * width);
+        let valid = cols < vec4(params.classes);
+        var x = vec4(negative_infinity());
+        for (var k = 0u; k < 4u; k++) {
+            if (valid[k]) {
+                x[k] = logits[row_start + cols[k]];
+            }
+        }
+        s = stats_push4(s, x, vec4(0.0), valid);
+    }
+    return s;
+}
+
+@compute @workgroup_size(TEAM_GROUP_SIZE)
+fn softmax_rows(inv: TeamInvocation) {
+    let lane = team_lane(inv);
+    let width = team_width(inv);
+    let teams = teams_in_group(inv);
+    let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
+    let team_stride = inv.group_count.x * inv.group_count.y * teams;
+    for (var row = first_team; row < params.rows; row += team_stride) {
+        let row_start = params.in_offset + row * params.classes;
+        // Phase 1: the row's max and Σ exp(x - shift), merged over the team.
+        let stats = team_reduce(row_stats(row_start, lane, width), inv);
+        let shift = stats_shift(stats.row_max);
+        let log_z = log(stats.exp_sum);
+        if (OUTPUT == 2u) {
+            // Phase 2 (entropy): H = log Z - Σ e^(x-shift)·(x-shift) / Z; masked (-inf)
+            // classes add 0, as PyTorch's Categorical.entropy clamps them.
+            var partial = 0.0;
+            for (var c = lane; c < params.classes; c += width) {
+                let d = logits[row_start + c] - shift;
+                partial += select(exp(d) * d, 0.0, d == negative_infinity());
+            }
+            let total = team_sum2(vec2(partial, 0.0), inv).x;
+            if (lane == 0u) {
+                out[params.out_offset + row] = log_z - total / stats.exp_sum;
+            }
+        } else {
+            // Phase 2 (softmax / log-softmax): one output per element.
+            let out_start = params.out_offset + row * params.classes;
+            for (var c = lane; c < params.classes; c += width) {
+                let d = logits[row_start + c] - shift;
+                if (OUTPUT == 0u) {
+                    out[out_start + c] = exp(d) / stats.exp_sum;
+                } else {
+                    out[out_start + c] = d - log_z;
+                }
+            }
+        }
+    }
+}

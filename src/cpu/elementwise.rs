@@ -1,0 +1,61 @@
+//! Elementwise losses, one f64 value per element, as PyTorch defines them.
+
+use crate::kernels::ElementwiseKind;
+
+/// `(x - y)²` (`F.mse_loss`).
+pub fn mse(x: f64, y: f64) -> f64 {
+    (x - y) * (x - y)
+}
+
+/// `-w (y log p + (1-y) log(1-p))` with each log clamped at -100 (`F.binary_cross_entropy`).
+pub fn bce(p: f64, y: f64, w: f64) -> f64 {
+    let log_p = p.ln().max(-100.0);
+    let log_1mp = (-p).ln_1p().max(-100.0);
+    -w * (y * log_p + (1.0 - y) * log_1mp)
+}
+
+/// `w ((1-y) x + lw (log(e^-m + e^(-x-m)) + m))`, `m = max(-x, 0)`,
+/// `lw = 1 + (pos_weight - 1) y` (`F.binary_cross_entropy_with_logits`).
+pub fn bce_with_logits(x: f64, y: f64, w: f64, pos_weight: f64) -> f64 {
+    let m = (-x).max(0.0);
+    let lw = 1.0 + (pos_weight - 1.0) * y;
+    w * ((1.0 - y) * x + lw * (((-m).exp() + (-x - m).exp()).ln() + m))
+}
+
+/// `xlogy(t, t) - t x` (0 where t = 0 and x is finite); with `log_target`,
+/// `exp(t) (t - x)` (`F.kl_div`, input log-probabilities).
+pub fn kl_div(x: f64, t: f64, log_target: bool) -> f64 {
+    if log_target {
+        return t.exp() * (t - x);
+    }
+    let t_log_t = if t == 0.0 { 0.0 } else { t * t.ln() };
+    t_log_t - t * x
+}
+
+/// The loss of every element; `weight` and `pos_weight` broadcast over the last axis of
+/// length `last_dim`.
+pub fn elementwise_losses(
+    kind: ElementwiseKind,
+    input: &[f32],
+    target: &[f32],
+    weight: Option<&[f32]>,
+    pos_weight: Option<&[f32]>,
+    log_target: bool,
+    last_dim: usize,
+) -> Vec<f64> {
+    let at = |v: Option<&[f32]>, i: usize| v.map_or(1.0, |v| f64::from(v[i % last_dim.max(1)]));
+    input
+        .iter()
+        .zip(target)
+        .enumerate()
+        .map(|(i, (&x, &y))| {
+            let (x, y) = (f64::from(x), f64::from(y));
+            match kind {
+                ElementwiseKind::Mse => mse(x, y),
+                ElementwiseKind::Bce => bce(x, y, at(weight, i)),
+                ElementwiseKind::BceWithLogits => bce_with_logits(x, y, at(weight, i), at(pos_weight, i)),
+                ElementwiseKind::KlDiv => kl_div(x, y, log_target),
+            }
+        })
+        .collect()
+}

@@ -22,7 +22,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> input: array<f32>;
-@group(0) @binding(2) var<storage, read> target: array<f32>;
+@group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
@@ -86,7 +86,7 @@ fn elementwise_loss(
     for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
         let class_index = (params.phase + i) % params.last_dim;
         let x = input[params.input_offset + i];
-        let y = target[params.target_offset + i];
+        let y = targets[params.target_offset + i];
         out[params.out_offset + i] = element_loss(x, y, class_index);
     }
 }

@@ -302,7 +302,11 @@ impl CrossEntropy {
         targets_len: usize,
         probabilities: bool,
     ) -> Result<()> {
-        let loss = if self.input == InputKind::LogProbabilities { "nll" } else { "cross-entropy" };
+        let loss = if self.input == InputKind::LogProbabilities {
+            "nll"
+        } else {
+            "cross-entropy"
+        };
         if classes == 0 {
             return Err(LossError::ZeroClasses { rows });
         }
@@ -321,7 +325,10 @@ impl CrossEntropy {
         let (target_shape, target_len) = if probabilities {
             (format!("[{rows}, {classes}] (probabilities, like the input)"), expected)
         } else {
-            (format!("[{rows}] (one class index per row of the input [{rows}, {classes}])"), rows)
+            (
+                format!("[{rows}] (one class index per row of the input [{rows}, {classes}])"),
+                rows,
+            )
         };
         if targets_len != target_len {
             return Err(LossError::LengthMismatch {
@@ -338,13 +345,22 @@ impl CrossEntropy {
             return Err(LossError::LabelSmoothing(self.label_smoothing));
         }
         if self.label_smoothing > 0.0 && self.input == InputKind::LogProbabilities {
-            return Err(LossError::Unsupported { loss, option: "label smoothing" });
+            return Err(LossError::Unsupported {
+                loss,
+                option: "label smoothing",
+            });
         }
         if probabilities && self.input == InputKind::LogProbabilities {
-            return Err(LossError::Unsupported { loss, option: "probability targets" });
+            return Err(LossError::Unsupported {
+                loss,
+                option: "probability targets",
+            });
         }
         if self.reduction == Reduction::BatchMean {
-            return Err(LossError::Unsupported { loss, option: "reduction batchmean" });
+            return Err(LossError::Unsupported {
+                loss,
+                option: "reduction batchmean",
+            });
         }
         if self.input == InputKind::Probabilities && !(self.epsilon.is_finite() && self.epsilon >= 0.0) {
             return Err(LossError::BadEpsilon(self.epsilon));

@@ -103,7 +103,14 @@ pub(crate) fn forward_host(
         targets.bytes(),
         wgpu::BufferUsages::COPY_SRC,
     )?;
-    run(ctx, loss, (&logits_buf).into(), rows, classes, ((&targets_buf).into(), targets.layout()))
+    run(
+        ctx,
+        loss,
+        (&logits_buf).into(),
+        rows,
+        classes,
+        ((&targets_buf).into(), targets.layout()),
+    )
 }
 
 /// Runs on buffers the caller owns; checks that they are large enough first.
@@ -133,7 +140,14 @@ pub(crate) fn forward_buffers(
     };
     needs("logits", logits, rows as u64 * classes as u64 * 4)?;
     needs("targets", targets.at, rows as u64 * targets.width.bytes())?;
-    run(ctx, loss, logits, rows, classes, (targets.at, TargetLayout::Indices(targets.width)))
+    run(
+        ctx,
+        loss,
+        logits,
+        rows,
+        classes,
+        (targets.at, TargetLayout::Indices(targets.width)),
+    )
 }
 
 /// Records the row kernel and the reduction, submits, and reads back the result and
@@ -178,7 +192,11 @@ fn run(
         Reduction::None => (row_loss.clone(), rows64 * 4),
         reduction => {
             let result = storage(device, "cross_entropy.result", 4)?;
-            let finish = if reduction == Reduction::Sum { Finish::Sum } else { Finish::WeightedMean };
+            let finish = if reduction == Reduction::Sum {
+                Finish::Sum
+            } else {
+                Finish::WeightedMean
+            };
             encode_batch_sum(ctx, &mut encoder, &row_loss, Some(&row_weight), rows64, finish, &result)?;
             (result, 4)
         }

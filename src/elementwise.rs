@@ -7,7 +7,7 @@ use crate::binding::{entries, grid, items_per_binding, window};
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::cross_entropy::check_weights;
-use crate::device_io::{finish_and_read, storage, upload, uniform};
+use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
 use crate::kernels::{ElementwiseKind, Kernel, Layout};
 use crate::reduce::{encode_batch_sum, Finish};
@@ -135,10 +135,30 @@ impl ElementwiseLoss {
         }
         let last_dim = shape.last().copied().unwrap_or(1);
         let device = &ctx.device;
-        let input_buf = upload(device, "elementwise.input", bytemuck::cast_slice(input), wgpu::BufferUsages::empty())?;
-        let target_buf = upload(device, "elementwise.target", bytemuck::cast_slice(target), wgpu::BufferUsages::empty())?;
-        let weight_buf = upload(device, "elementwise.weight", bytes_or_placeholder(&self.weight), wgpu::BufferUsages::empty())?;
-        let pos_buf = upload(device, "elementwise.pos_weight", bytes_or_placeholder(&self.pos_weight), wgpu::BufferUsages::empty())?;
+        let input_buf = upload(
+            device,
+            "elementwise.input",
+            bytemuck::cast_slice(input),
+            wgpu::BufferUsages::empty(),
+        )?;
+        let target_buf = upload(
+            device,
+            "elementwise.target",
+            bytemuck::cast_slice(target),
+            wgpu::BufferUsages::empty(),
+        )?;
+        let weight_buf = upload(
+            device,
+            "elementwise.weight",
+            bytes_or_placeholder(&self.weight),
+            wgpu::BufferUsages::empty(),
+        )?;
+        let pos_buf = upload(
+            device,
+            "elementwise.pos_weight",
+            bytes_or_placeholder(&self.pos_weight),
+            wgpu::BufferUsages::empty(),
+        )?;
         let out = storage(device, "elementwise.out", count as u64 * 4)?;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("elementwise"),
@@ -199,7 +219,11 @@ impl ElementwiseLoss {
                 finish_and_read(device, &ctx.queue, encoder, &result, 0, 4)?
             }
         };
-        Ok(LossValue::from_gpu(self.reduction, shape.to_vec(), bytemuck::pod_collect_to_vec(&bytes)))
+        Ok(LossValue::from_gpu(
+            self.reduction,
+            shape.to_vec(),
+            bytemuck::pod_collect_to_vec(&bytes),
+        ))
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).
@@ -253,10 +277,13 @@ impl ElementwiseLoss {
     fn validate(&self, input: &[f32], target: &[f32], shape: &[usize]) -> Result<usize> {
         let loss = self.name();
         let shape_text = format!("{shape:?}");
-        let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| LossError::TooLarge {
-            what: "input",
-            detail: format!("shape {shape_text} overflows usize"),
-        })?;
+        let count = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| LossError::TooLarge {
+                what: "input",
+                detail: format!("shape {shape_text} overflows usize"),
+            })?;
         for (what, len) in [("input", input.len()), ("target", target.len())] {
             if len != count {
                 return Err(LossError::LengthMismatch {
@@ -277,15 +304,24 @@ impl ElementwiseLoss {
         }
         if let Some(pos_weight) = &self.pos_weight {
             if self.kind != ElementwiseKind::BceWithLogits {
-                return Err(LossError::Unsupported { loss, option: "pos_weight" });
+                return Err(LossError::Unsupported {
+                    loss,
+                    option: "pos_weight",
+                });
             }
             check_weights("pos_weight", pos_weight, last_dim, &shape_text)?;
         }
         if self.log_target && self.kind != ElementwiseKind::KlDiv {
-            return Err(LossError::Unsupported { loss, option: "log_target" });
+            return Err(LossError::Unsupported {
+                loss,
+                option: "log_target",
+            });
         }
         if self.reduction == Reduction::BatchMean && self.kind != ElementwiseKind::KlDiv {
-            return Err(LossError::Unsupported { loss, option: "reduction batchmean" });
+            return Err(LossError::Unsupported {
+                loss,
+                option: "reduction batchmean",
+            });
         }
         if self.kind == ElementwiseKind::Bce {
             // PyTorch refuses inputs outside [0, 1] (NaN included); targets must be too.

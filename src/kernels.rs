@@ -138,7 +138,10 @@ impl ShaderFamily {
 
     /// Whether the module uses subgroup operations (needs `wgpu::Features::SUBGROUP`).
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, ShaderFamily::CrossEntropy(Team::Subgroup) | ShaderFamily::Softmax(Team::Subgroup))
+        matches!(
+            self,
+            ShaderFamily::CrossEntropy(Team::Subgroup) | ShaderFamily::Softmax(Team::Subgroup)
+        )
     }
 
     /// The full WGSL source as compiled: prelude, strategy, family.
@@ -205,7 +208,8 @@ impl Kernel {
         }
     }
 
-    fn family(self) -> ShaderFamily {
+    /// The shader family the kernel's module comes from.
+    pub fn family(self) -> ShaderFamily {
         match self {
             Kernel::CrossEntropyRows { team, .. } => ShaderFamily::CrossEntropy(team),
             Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
@@ -228,7 +232,8 @@ impl Kernel {
         format!("{}.{}", self.family().label(), self.entry_point())
     }
 
-    fn constants(self) -> Vec<(&'static str, f64)> {
+    /// The override constants set at pipeline creation.
+    pub fn constants(self) -> Vec<(&'static str, f64)> {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         match self {
             Kernel::CrossEntropyRows {

@@ -46,10 +46,10 @@ mod softmax;
 pub use context::GpuContext;
 pub use cross_entropy::{CrossEntropy, Targets, DEFAULT_EPSILON};
 pub use cross_entropy_gpu::{BufferAt, GpuTargets};
-pub use error::{LossError, Result};
 pub use elementwise::ElementwiseLoss;
+pub use error::{LossError, Result};
 pub use kernels::{ElementwiseKind, InputKind, TargetWidth};
-pub use softmax::RowOp;
 pub use reduction::{LossValue, Reduction};
+pub use softmax::RowOp;
 /// The `wgpu` this crate is built against, so apps can name the same version.
 pub use wgpu;

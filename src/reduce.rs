@@ -37,9 +37,8 @@ struct ReduceParams {
 }
 
 /// Records the reduction of `count` losses (with their weights, if given) into
-/// `result[0]` as `finish` says. `count` must be at least 1. The first pass runs in
-/// chunks whose bindings fit the device; each chunk is a whole number of blocks, so the
-/// partials line up as if it had been one dispatch.
+/// `result[0]` as `finish` says. `count` must be at least 1. Every pass runs in chunks
+/// whose bindings fit the device.
 pub(crate) fn encode_batch_sum(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -59,17 +58,27 @@ pub(crate) fn encode_batch_sum(
         }
     };
     let has_weight = u32::from(weight.is_some());
-    let per_chunk = (items_per_binding(ctx, 4) / BLOCK).max(1) * BLOCK;
+    // Chunks of whole blocks where the binding allows it; each chunk's partials follow the
+    // previous chunk's, so the layout is fixed for a device and its limits.
+    let binding_items = items_per_binding(ctx, 4);
+    let per_chunk = if binding_items >= BLOCK {
+        binding_items / BLOCK * BLOCK
+    } else {
+        binding_items.max(1)
+    };
     let mut inputs = (loss.clone(), weight_buf.clone());
     let mut count = count;
     while count > 1 {
-        let groups = count.div_ceil(BLOCK);
+        let chunks: Vec<(u64, u64)> = (0..count)
+            .step_by(per_chunk as usize)
+            .map(|begin| (begin, per_chunk.min(count - begin)))
+            .collect();
+        let groups: u64 = chunks.iter().map(|&(_, len)| len.div_ceil(BLOCK)).sum();
         let partial_loss = storage(&ctx.device, "reduce.partial_loss", groups * 4)?;
         let partial_weight = storage(&ctx.device, "reduce.partial_weight", groups * 4)?;
         let pipeline = ctx.pipelines.get(Kernel::ReducePairs)?;
-        let mut begin = 0;
-        while begin < count {
-            let len = per_chunk.min(count - begin);
+        let mut written = 0;
+        for (begin, len) in chunks {
             let loss_in = window(ctx, "losses", &inputs.0, begin * 4, len * 4)?;
             let weight_in = if has_weight == 1 {
                 window(ctx, "weights", &inputs.1, begin * 4, len * 4)?
@@ -79,7 +88,7 @@ pub(crate) fn encode_batch_sum(
             let params = ReduceParams {
                 count: len as u32,
                 in_offset: loss_in.word_shift,
-                out_offset: (begin / BLOCK) as u32,
+                out_offset: written as u32,
                 has_weight,
                 mode: 0,
                 denominator: 0.0,
@@ -105,7 +114,7 @@ pub(crate) fn encode_batch_sum(
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
-            begin += len;
+            written += len.div_ceil(BLOCK);
         }
         inputs = (partial_loss, partial_weight);
         count = groups;

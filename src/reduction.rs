@@ -37,7 +37,9 @@ impl std::str::FromStr for Reduction {
             "sum" => Ok(Reduction::Sum),
             "mean" => Ok(Reduction::Mean),
             "batchmean" => Ok(Reduction::BatchMean),
-            other => Err(format!("unknown reduction {other:?}: expected none, sum, mean or batchmean")),
+            other => Err(format!(
+                "unknown reduction {other:?}: expected none, sum, mean or batchmean"
+            )),
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::cpu;
 use crate::cross_entropy_gpu::TEAM_GROUP_SIZE;
 use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
-use crate::kernels::{Kernel, Layout};
 pub use crate::kernels::RowOutput as RowOp;
+use crate::kernels::{Kernel, Layout};
 use crate::reduction::LossValue;
 
 #[repr(C)]
@@ -42,7 +42,7 @@ impl RowOp {
         if classes == 0 {
             return Err(LossError::ZeroClasses { rows });
         }
-        let expected = rows.checked_mul(classes).unwrap_or(usize::MAX);
+        let expected = rows.saturating_mul(classes);
         if logits.len() != expected {
             return Err(LossError::LengthMismatch {
                 what: "input",
@@ -59,11 +59,19 @@ impl RowOp {
         self.validate(logits, rows, classes)?;
         let shape = self.shape(rows, classes);
         if rows == 0 {
-            return Ok(LossValue::Tensor { shape, values: Vec::new() });
+            return Ok(LossValue::Tensor {
+                shape,
+                values: Vec::new(),
+            });
         }
         let device = &ctx.device;
         let per_row = self.per_row(classes) as u64;
-        let input = upload(device, "softmax.input", bytemuck::cast_slice(logits), wgpu::BufferUsages::empty())?;
+        let input = upload(
+            device,
+            "softmax.input",
+            bytemuck::cast_slice(logits),
+            wgpu::BufferUsages::empty(),
+        )?;
         let out = storage(device, "softmax.out", rows as u64 * per_row * 4)?;
         let row_bytes = classes as u64 * 4;
         let rows_per_chunk = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
@@ -79,9 +87,7 @@ impl RowOp {
         let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
         let pipeline = ctx.pipelines.get(Kernel::SoftmaxRows { team, output: self })?;
         let layout = ctx.pipelines.bind_group_layout(Layout::Map);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("softmax"),
-        });
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmax") });
         let mut begin = 0_u64;
         while begin < rows as u64 {
             let chunk = rows_per_chunk.min(rows as u64 - begin);

@@ -309,3 +309,146 @@ fn gpu_buffers_too_small_or_misaligned() {
         .expect_err("targets too small");
     assert!(matches!(err, LossError::BadBuffer { what: "targets", .. }), "{err}");
 }
+
+#[test]
+fn loss_family_bad_input() {
+    use wgpu_loss::{ElementwiseLoss, InputKind, RowOp};
+    let ctx = gpu();
+    let both = |loss: &ElementwiseLoss, x: &[f32], y: &[f32], shape: &[usize]| {
+        [
+            loss.forward(ctx, x, y, shape).expect_err("gpu accepted bad input"),
+            loss.forward_cpu(x, y, shape).expect_err("cpu accepted bad input"),
+        ]
+    };
+    // Shapes that do not match.
+    for err in both(&ElementwiseLoss::mse(), &[0.0; 6], &[0.0; 5], &[2, 3]) {
+        assert_eq!(
+            err,
+            LossError::LengthMismatch {
+                what: "target",
+                shape: "[2, 3]".into(),
+                expected: 6,
+                actual: 5
+            }
+        );
+    }
+    for err in both(
+        &ElementwiseLoss::bce_with_logits().pos_weight(&[1.0, 2.0]),
+        &[0.0; 6],
+        &[0.0; 6],
+        &[2, 3],
+    ) {
+        assert!(
+            matches!(
+                err,
+                LossError::LengthMismatch {
+                    what: "pos_weight",
+                    expected: 3,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    // Probabilities outside [0, 1] (NaN too) for BCE, input or target.
+    for (x, y, what, index) in [
+        ([0.5, 1.5], [0.0, 1.0], "input", 1),
+        ([0.5, f32::NAN], [0.0, 1.0], "input", 1),
+        ([0.5, 0.5], [-0.1, 1.0], "target", 0),
+    ] {
+        for err in both(&ElementwiseLoss::bce(), &x, &y, &[2]) {
+            assert!(
+                matches!(err, LossError::NotAProbability { what: w, index: i, .. } if w == what && i == index),
+                "{err}"
+            );
+            assert!(err.to_string().contains("is not a probability in [0, 1]"), "{err}");
+        }
+    }
+    // Options a loss does not take.
+    for (loss, option) in [
+        (ElementwiseLoss::mse().weight(&[1.0, 1.0, 1.0]), "weight"),
+        (ElementwiseLoss::bce().pos_weight(&[1.0, 1.0, 1.0]), "pos_weight"),
+        (ElementwiseLoss::mse().log_target(true), "log_target"),
+        (
+            ElementwiseLoss::bce().reduction(Reduction::BatchMean),
+            "reduction batchmean",
+        ),
+    ] {
+        for err in both(&loss, &[0.5; 6], &[0.5; 6], &[2, 3]) {
+            assert!(
+                matches!(err, LossError::Unsupported { option: o, .. } if o == option),
+                "{err}"
+            );
+        }
+    }
+    let ce_cases = [
+        (CrossEntropy::nll().label_smoothing(0.1), "label smoothing"),
+        (
+            CrossEntropy::default().reduction(Reduction::BatchMean),
+            "reduction batchmean",
+        ),
+    ];
+    for (loss, option) in ce_cases {
+        let err = loss
+            .forward_cpu(&[0.0; 6], 2, 3, &[0_i64, 1][..])
+            .expect_err("unsupported");
+        assert!(
+            matches!(err, LossError::Unsupported { option: o, .. } if o == option),
+            "{err}"
+        );
+        let err = loss
+            .forward(ctx, &[0.0; 6], 2, 3, &[0_i64, 1][..])
+            .expect_err("unsupported");
+        assert!(
+            matches!(err, LossError::Unsupported { option: o, .. } if o == option),
+            "{err}"
+        );
+    }
+    // A negative or non-finite epsilon.
+    for eps in [-1e-7, f64::NAN, f64::INFINITY] {
+        let loss = CrossEntropy::default()
+            .input_kind(InputKind::Probabilities)
+            .epsilon(eps);
+        let err = loss
+            .forward(ctx, &[0.5; 6], 2, 3, &[0_i64, 1][..])
+            .expect_err("bad epsilon");
+        assert!(
+            matches!(err, LossError::BadEpsilon(e) if e.to_bits() == eps.to_bits()),
+            "{err}"
+        );
+    }
+    // Probability targets of the wrong length; row ops on a bad shape.
+    let err = CrossEntropy::default()
+        .forward(ctx, &[0.0; 6], 2, 3, &[0.5_f32; 5][..])
+        .expect_err("short targets");
+    assert!(
+        matches!(
+            err,
+            LossError::LengthMismatch {
+                what: "targets",
+                expected: 6,
+                actual: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = RowOp::Softmax.forward(ctx, &[0.0; 5], 2, 3).expect_err("short input");
+    assert!(
+        matches!(
+            err,
+            LossError::LengthMismatch {
+                what: "input",
+                expected: 6,
+                actual: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        RowOp::Entropy.forward_cpu(&[], 2, 0).expect_err("C = 0"),
+        LossError::ZeroClasses { rows: 2 }
+    );
+}

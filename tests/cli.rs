@@ -236,3 +236,284 @@ fn bad_input_is_one_line_and_leaves_no_file() {
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }
+
+#[test]
+fn every_loss_is_reachable_on_both_backends() {
+    let f = files("family");
+    let probs: Vec<f32> = f.logits.iter().map(|x| 1.0 / (1.0 + (-x).exp())).collect();
+    npy::write_f32(f.dir.join("p.npy"), &[ROWS, CLASSES], &probs).expect("p");
+    let logp: Vec<f32> = f
+        .logits
+        .chunks(CLASSES)
+        .flat_map(|row| {
+            let lse = row.iter().map(|x| x.exp()).sum::<f32>().ln();
+            row.iter().map(move |x| x - lse).collect::<Vec<_>>()
+        })
+        .collect();
+    npy::write_f32(f.dir.join("logp.npy"), &[ROWS, CLASSES], &logp).expect("logp");
+    let pos: Vec<f32> = (0..CLASSES).map(|c| 1.0 + c as f32 * 0.5).collect();
+    npy::write_f32(f.dir.join("pos.npy"), &[CLASSES], &pos).expect("pos");
+    // (arguments, shape written by --out)
+    let cases: Vec<(Vec<&str>, Vec<usize>)> = vec![
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "p.npy",
+                "--label-smoothing",
+                "0.1",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "p.npy",
+                "--target",
+                "t.npy",
+                "--input-kind",
+                "probs",
+                "--epsilon",
+                "1e-6",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "logp.npy",
+                "--target",
+                "t.npy",
+                "--input-kind",
+                "log-probs",
+                "--reduction",
+                "none",
+            ],
+            vec![ROWS],
+        ),
+        (
+            vec![
+                "--loss",
+                "nll",
+                "--input",
+                "logp.npy",
+                "--target",
+                "t32.npy",
+                "--weight",
+                "w.npy",
+                "--reduction",
+                "sum",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "bce",
+                "--input",
+                "p.npy",
+                "--target",
+                "p.npy",
+                "--weight",
+                "w.npy",
+                "--reduction",
+                "none",
+            ],
+            vec![ROWS, CLASSES],
+        ),
+        (
+            vec![
+                "--loss",
+                "bce-with-logits",
+                "--input",
+                "x.npy",
+                "--target",
+                "p.npy",
+                "--pos-weight",
+                "pos.npy",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "mse",
+                "--input",
+                "x.npy",
+                "--target",
+                "p.npy",
+                "--reduction",
+                "sum",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "kl-div",
+                "--input",
+                "logp.npy",
+                "--target",
+                "p.npy",
+                "--reduction",
+                "batchmean",
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                "--loss",
+                "kl-div",
+                "--input",
+                "logp.npy",
+                "--target",
+                "logp.npy",
+                "--log-target",
+                "--reduction",
+                "none",
+            ],
+            vec![ROWS, CLASSES],
+        ),
+        (vec!["--loss", "softmax", "--input", "x.npy"], vec![ROWS, CLASSES]),
+        (vec!["--loss", "log-softmax", "--input", "x.npy"], vec![ROWS, CLASSES]),
+        (vec!["--loss", "entropy", "--input", "x.npy"], vec![ROWS]),
+    ];
+    for (args, shape) in cases {
+        let mut results = Vec::new();
+        for backend in ["gpu", "cpu"] {
+            let _ = std::fs::remove_file(f.dir.join("o.npy"));
+            let all: Vec<&str> = ["compute"]
+                .into_iter()
+                .chain(args.iter().copied())
+                .chain(["--backend", backend, "--out", "o.npy"])
+                .collect();
+            let (ok, _, stderr) = run(&f.dir, &all);
+            assert!(ok, "{all:?}: {stderr}");
+            let saved = npy::read(f.dir.join("o.npy")).expect("o.npy");
+            assert_eq!(saved.shape, shape, "{all:?}");
+            let NpyData::F32(values) = saved.data else {
+                panic!("float32")
+            };
+            results.push(values);
+        }
+        for (g, c) in results[0].iter().zip(&results[1]) {
+            assert!((g - c).abs() <= 2e-5 + 2e-5 * c.abs(), "{args:?}: gpu {g} vs cpu {c}");
+        }
+    }
+}
+
+#[test]
+fn loss_family_bad_input_is_one_line() {
+    let f = files("family_bad");
+    npy::write_f32(f.dir.join("big.npy"), &[ROWS, CLASSES], &[1.5; ROWS * CLASSES]).expect("big");
+    npy::write_f32(f.dir.join("x3.npy"), &[ROWS, 3], &[0.5; ROWS * 3]).expect("x3");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--loss", "bce", "--input", "big.npy", "--target", "big.npy"],
+            "not a probability",
+        ),
+        (
+            vec!["--loss", "mse", "--input", "x.npy", "--target", "x3.npy"],
+            "has shape [5, 3]",
+        ),
+        (
+            vec![
+                "--loss", "mse", "--input", "x.npy", "--target", "x.npy", "--weight", "w.npy",
+            ],
+            "does not take --weight",
+        ),
+        (
+            vec![
+                "--loss",
+                "nll",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--label-smoothing",
+                "0.1",
+            ],
+            "does not take --label-smoothing",
+        ),
+        (
+            vec!["--loss", "softmax", "--input", "x.npy", "--target", "t.npy"],
+            "does not take --target",
+        ),
+        (
+            vec![
+                "--loss",
+                "mse",
+                "--input",
+                "x.npy",
+                "--target",
+                "x.npy",
+                "--reduction",
+                "batchmean",
+            ],
+            "batchmean",
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--input-kind",
+                "probs",
+                "--epsilon",
+                "-1",
+            ],
+            "epsilon",
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--epsilon",
+                "1e-7",
+            ],
+            "--input-kind probs",
+        ),
+        (vec!["--loss", "kl-div", "--input", "x.npy"], "needs --target"),
+        (
+            vec![
+                "--loss",
+                "bce-with-logits",
+                "--input",
+                "x.npy",
+                "--target",
+                "x.npy",
+                "--pos-weight",
+                "t.npy",
+            ],
+            "float32",
+        ),
+    ];
+    for (args, needle) in cases {
+        for backend in ["gpu", "cpu"] {
+            let all: Vec<&str> = ["compute"]
+                .into_iter()
+                .chain(args.iter().copied())
+                .chain(["--backend", backend, "--out", "o.npy"])
+                .collect();
+            let (ok, _, stderr) = run(&f.dir, &all);
+            assert!(!ok, "{all:?} succeeded");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{all:?}: {stderr}");
+            assert!(stderr.contains(needle), "{all:?}: {stderr:?} lacks {needle:?}");
+            assert!(!f.dir.join("o.npy").exists(), "{all:?} left an output file");
+        }
+    }
+}

@@ -59,9 +59,42 @@ fn subgroup_strategy_is_rejected_without_the_capability() {
 
 #[test]
 fn override_constants_match_the_rust_side() {
-    let source = ShaderFamily::CrossEntropy(wgpu_loss::kernels::Team::Subgroup).source();
-    let module = naga::front::wgsl::parse_str(&source).expect("parses");
-    let mut names: Vec<String> = module.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect();
-    names.sort();
-    assert_eq!(names, ["SMOOTHING", "TARGET_I64", "WEIGHTED"]);
+    use wgpu_loss::kernels::*;
+    let kernels = [
+        Kernel::CrossEntropyRows {
+            team: Team::Subgroup,
+            targets: TargetLayout::Probabilities,
+            weighted: true,
+            smoothing: true,
+            input: InputKind::Logits,
+        },
+        Kernel::CrossEntropyRows {
+            team: Team::Workgroup,
+            targets: TargetLayout::Indices(TargetWidth::I32),
+            weighted: false,
+            smoothing: false,
+            input: InputKind::Probabilities,
+        },
+        Kernel::Elementwise {
+            loss: ElementwiseKind::Bce,
+            weighted: true,
+            pos_weighted: false,
+            log_target: false,
+        },
+        Kernel::SoftmaxRows {
+            team: Team::Subgroup,
+            output: RowOutput::Entropy,
+        },
+        Kernel::ReducePairs,
+        Kernel::Finish,
+    ];
+    for kernel in kernels {
+        let source = kernel.family().source();
+        let module = naga::front::wgsl::parse_str(&source).expect("parses");
+        let mut in_shader: Vec<String> = module.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect();
+        let mut set: Vec<String> = kernel.constants().iter().map(|(name, _)| name.to_string()).collect();
+        in_shader.sort();
+        set.sort();
+        assert_eq!(in_shader, set, "{kernel:?}: every override is set, and only those");
+    }
 }

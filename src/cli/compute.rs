@@ -97,7 +97,11 @@ fn read(path: &Path, flag: &str) -> Result<NpyArray, String> {
 fn float32<'a>(array: &'a NpyArray, flag: &str, path: &Path) -> Result<&'a [f32], String> {
     match &array.data {
         NpyData::F32(values) => Ok(values),
-        other => Err(format!("{flag} {} must be float32, got {}", path.display(), other.dtype_name())),
+        other => Err(format!(
+            "{flag} {} must be float32, got {}",
+            path.display(),
+            other.dtype_name()
+        )),
     }
 }
 
@@ -105,7 +109,10 @@ fn float32<'a>(array: &'a NpyArray, flag: &str, path: &Path) -> Result<&'a [f32]
 fn rows_classes(array: &NpyArray, path: &Path) -> Result<(usize, usize), String> {
     match array.shape.as_slice() {
         [rows, classes] => Ok((*rows, *classes)),
-        shape => Err(format!("--input {} must be float32 [N, C], got {shape:?}", path.display())),
+        shape => Err(format!(
+            "--input {} must be float32 [N, C], got {shape:?}",
+            path.display()
+        )),
     }
 }
 
@@ -124,7 +131,15 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
         ("--log-target", args.log_target),
     ];
     let takes: &[&str] = match args.loss {
-        CrossEntropy => &["--target", "--weight", "--ignore-index", "--label-smoothing", "--reduction", "--input-kind", "--epsilon"],
+        CrossEntropy => &[
+            "--target",
+            "--weight",
+            "--ignore-index",
+            "--label-smoothing",
+            "--reduction",
+            "--input-kind",
+            "--epsilon",
+        ],
         Nll => &["--target", "--weight", "--ignore-index", "--reduction"],
         Bce => &["--target", "--weight", "--reduction"],
         BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction"],
@@ -132,14 +147,20 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
         KlDiv => &["--target", "--reduction", "--log-target"],
         Softmax | LogSoftmax | Entropy => &[],
     };
-    let name = args.loss.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let name = args
+        .loss
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
     for (flag, present) in given {
         if present && !takes.contains(&flag) {
             return Err(format!("--loss {name} does not take {flag}"));
         }
     }
     if args.reduction == Some(ReductionArg::Batchmean) && args.loss != KlDiv {
-        return Err(format!("--loss {name} does not take --reduction batchmean (kl-div only)"));
+        return Err(format!(
+            "--loss {name} does not take --reduction batchmean (kl-div only)"
+        ));
     }
     if args.epsilon.is_some() && args.input_kind != Some(InputKindArg::Probs) {
         return Err("--epsilon applies only with --input-kind probs".into());
@@ -242,7 +263,12 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
 }
 
 /// The cross-entropy / NLL options, with the class weights read and checked against C.
-fn cross_entropy(args: &ComputeArgs, reduction: Reduction, classes: usize, rows: usize) -> Result<CrossEntropy, String> {
+fn cross_entropy(
+    args: &ComputeArgs,
+    reduction: Reduction,
+    classes: usize,
+    rows: usize,
+) -> Result<CrossEntropy, String> {
     let mut loss = match (args.loss, args.input_kind) {
         (LossName::Nll, _) | (_, Some(InputKindArg::LogProbs)) => CrossEntropy::nll(),
         (_, Some(InputKindArg::Probs)) => CrossEntropy::default().input_kind(InputKind::Probabilities),

@@ -193,7 +193,7 @@ fn cross_entropy_variants_match_pytorch() {
         |g| {
             ce(
                 nll.clone().reduction(Reduction::None),
-                &LOGP,
+                &f32s(&LOGP),
                 4,
                 3,
                 Targets::I64(&[0, 1, -100, 2]),
@@ -303,7 +303,7 @@ fn elementwise_losses_match_pytorch() {
         |g| {
             ew(
                 ElementwiseLoss::kl_div().reduction(Reduction::BatchMean),
-                &LOGP,
+                &f32s(&LOGP),
                 &KT,
                 &[4, 3],
                 g,
@@ -323,8 +323,8 @@ fn elementwise_losses_match_pytorch() {
         |g| {
             ew(
                 ElementwiseLoss::kl_div().log_target(true).reduction(Reduction::Sum),
-                &LOGP,
-                &LOG_KT,
+                &f32s(&LOGP),
+                &f32s(&LOG_KT),
                 &[4, 3],
                 g,
             )

@@ -223,7 +223,7 @@ fn elementwise_losses_match_pytorch() {
             -0.0,
             1.7532787764688165,
             9.99999998922529e-09,
-            0.6931471805599453,
+            std::f64::consts::LN_2, // 0.6931471805599453
         ],
     );
     // F.binary_cross_entropy(bp, by, weight=bw.expand(2, 3))

@@ -13,6 +13,9 @@ override TARGET_PROBS: bool = false; // targets are f32 probabilities [N, C] ins
 override WEIGHTED: bool = false;    // the weight binding holds C class weights
 override SMOOTHING: bool = false;   // label_smoothing > 0
 override INPUT_KIND: u32 = 0u;      // 0: logits, 1: probabilities, 2: log-probabilities
+override SOFTCAP: bool = false;     // logits: x -> cap·tanh(x / cap) before the softmax (Gemma 2)
+override Z_LOSS: bool = false;      // logits: add z·lse² to each counted row (PaLM)
+override ARGMAX: bool = false;      // logits: write each row's argmax
 
 struct Params {
     rows: u32,            // rows in this dispatch
@@ -25,8 +28,12 @@ struct Params {
     ignore_hi: u32,
     label_smoothing: f32,
     epsilon: f32,         // δ added to probabilities before the log (INPUT_KIND 1)
+    softcap: f32,         // cap (SOFTCAP)
+    z_loss: f32,          // z (Z_LOSS)
+    lse_offset: u32,      // offset of row 0 inside the row_lse binding (in vec2s)
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 // status: 0xffffffff - (global index of the first row whose target is out of range),
@@ -42,6 +49,17 @@ struct Status {
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_weight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> status: Status;
+@group(0) @binding(7) var<storage, read_write> row_lse: array<vec2<f32>>; // logits: (lse, A = Σ a_c) per row
+@group(0) @binding(8) var<storage, read_write> row_argmax: array<u32>;  // ARGMAX: each row's argmax
+
+// Logit `at` of the logits binding, soft-capped when SOFTCAP.
+fn logit(at: u32) -> f32 {
+    let x = logits[at];
+    if (SOFTCAP) {
+        return params.softcap * tanh(x / params.softcap);
+    }
+    return x;
+}
 
 fn weight_of(class_index: u32) -> f32 {
     if (WEIGHTED) {
@@ -71,19 +89,42 @@ fn coefficients4(row_t: u32, first: u32, stride: u32) -> vec4<f32> {
     return vec4(1.0);
 }
 
+// A lane's share of a row: its RowStats and, with ARGMAX, its best (raw) logit.
+struct RowScan {
+    stats: RowStats,
+    best: f32,
+    best_index: u32,
+}
+
+fn scan_best(scan: ptr<function, RowScan>, row_start: u32, cols: vec4<u32>, valid: vec4<bool>) {
+    for (var k = 0u; k < 4u; k++) {
+        if (valid[k]) {
+            let x = logits[row_start + cols[k]];
+            if (argmax_before(x, cols[k], (*scan).best, (*scan).best_index)) {
+                (*scan).best = x;
+                (*scan).best_index = cols[k];
+            }
+        }
+    }
+}
+
 // Logits, phase 1: each lane folds its share of the row into RowStats. The team reads 4·width
 // consecutive logits per step; lane l takes elements l, l+width, l+2·width, l+3·width,
 // so every load of the team is contiguous.
-fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowStats {
+fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowScan {
     let classes = params.classes;
     let step = 4u * width;
     let full_end = classes - classes % step;
+    var scan = RowScan(stats_empty(), negative_infinity(), 0xffffffffu);
     var s = stats_empty();
     var c = lane;
     for (; c < full_end; c += step) {
-        let x = vec4(logits[row_start + c], logits[row_start + c + width],
-                     logits[row_start + c + 2u * width], logits[row_start + c + 3u * width]);
+        let x = vec4(logit(row_start + c), logit(row_start + c + width),
+                     logit(row_start + c + 2u * width), logit(row_start + c + 3u * width));
         s = stats_push4(s, x, coefficients4(row_t, c, width), vec4(true));
+        if (ARGMAX) {
+            scan_best(&scan, row_start, vec4(c, c + width, c + 2u * width, c + 3u * width), vec4(true));
+        }
     }
     // The last, partial step: padding is x = -inf, a = 0 and masked out of Σ a·x.
     if (full_end < classes) {
@@ -93,13 +134,17 @@ fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowStats {
         var a = vec4(0.0);
         for (var k = 0u; k < 4u; k++) {
             if (valid[k]) {
-                x[k] = logits[row_start + cols[k]];
+                x[k] = logit(row_start + cols[k]);
                 a[k] = coefficient(row_t, cols[k]);
             }
         }
         s = stats_push4(s, x, a, valid);
+        if (ARGMAX) {
+            scan_best(&scan, row_start, cols, valid);
+        }
     }
-    return s;
+    scan.stats = s;
+    return scan;
 }
 
 // lp for probabilities and log-probabilities.
@@ -134,9 +179,14 @@ fn cross_entropy_rows(inv: TeamInvocation) {
         let row_t = params.targets_offset + row * params.classes;  // probability targets
         // Phase 2: the team combines its lanes; every lane gets the row's totals.
         var stats = stats_empty();
+        var best_index = 0u;
         var weighted_sum = 0.0;   // Σ a_c·lp_c (probabilities / log-probabilities)
         if (INPUT_KIND == 0u) {
-            stats = team_reduce(row_stats(row_start, row_t, lane, width), inv);
+            let scan = row_stats(row_start, row_t, lane, width);
+            stats = team_reduce(scan.stats, inv);
+            if (ARGMAX) {
+                best_index = team_argmax(scan.best, scan.best_index, inv);
+            }
         } else if (TARGET_PROBS || SMOOTHING) {
             weighted_sum = team_sum2(vec2(row_weighted_log_probs(row_start, row_t, lane, width), 0.0), inv).x;
         }
@@ -146,6 +196,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
         if (lane == 0u) {
             var loss = 0.0;
             var weight = 1.0;
+            var counted = TARGET_PROBS;   // not ignored (and in range)
             if (TARGET_PROBS) {
                 if (INPUT_KIND == 0u) {
                     loss = stats.w_sum * log_z - stats.wx_sum;
@@ -171,11 +222,12 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                         loss = bitcast<f32>(0x7fc00000u);
                         weight = loss;
                     } else {
+                        counted = true;
                         weight = weight_of(lo);
                         var nll: f32;           // -lp_y
                         var smoothing_sum: f32; // -Σ_c w_c lp_c
                         if (INPUT_KIND == 0u) {
-                            nll = log_z - (logits[row_start + lo] - shift);
+                            nll = log_z - (logit(row_start + lo) - shift);
                             smoothing_sum = stats.w_sum * log_z - stats.wx_sum;
                         } else {
                             nll = -log_prob(logits[row_start + lo]);
@@ -189,8 +241,27 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                     }
                 }
             }
+            // z-loss on every row that is not ignored.
+            let lse = log_z + shift;
+            if (Z_LOSS && counted) {
+                loss += params.z_loss * lse * lse;
+            }
             row_loss[params.out_offset + row] = loss;
             row_weight[params.out_offset + row] = weight;
+            if (INPUT_KIND == 0u) {
+                // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
+                var a_sum = stats.w_sum;
+                if (!TARGET_PROBS) {
+                    a_sum = select(0.0, (1.0 - eps) * weight + smoothing_scale * stats.w_sum, counted);
+                    if (!SMOOTHING) {
+                        a_sum = select(0.0, weight, counted);
+                    }
+                }
+                row_lse[params.lse_offset + row] = vec2(lse, a_sum);
+            }
+            if (ARGMAX) {
+                row_argmax[params.out_offset + row] = best_index;
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ override LOSS: u32 = 0u;            // 0: mse, 1: bce, 2: bce_with_logits, 3: kl
 override WEIGHTED: bool = false;    // weight[last-axis index]
 override POS_WEIGHTED: bool = false; // pos_weight[last-axis index] (bce_with_logits)
 override LOG_TARGET: bool = false;  // kl_div: the target holds log-probabilities
+override PER_ELEMENT_UPSTREAM: bool = false; // gradient of reduction none: upstream[i]
 
 const GROUP_SIZE: u32 = 256u;
 
@@ -16,8 +17,8 @@ struct Params {
     input_offset: u32,   // element offsets of element 0 inside each binding
     target_offset: u32,
     out_offset: u32,
-    _pad0: u32,
-    _pad1: u32,
+    upstream_offset: u32, // gradient: element offset of element 0 in the upstream binding
+    scale: f32,           // gradient of a reduced loss: upstream / divisor
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -25,7 +26,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> upstream: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
 // log(1 + x) without the cancellation of log(1 + x) for tiny x (Goldberg's trick).
 fn log1p(x: f32) -> f32 {
@@ -88,5 +90,56 @@ fn elementwise_loss(
         let x = input[params.input_offset + i];
         let y = targets[params.target_offset + i];
         out[params.out_offset + i] = element_loss(x, y, class_index);
+    }
+}
+
+// ∂loss/∂input of one element, before the upstream scale (PyTorch's backward formulas).
+fn element_grad(x: f32, y: f32, class_index: u32) -> f32 {
+    var w = 1.0;
+    if (WEIGHTED) {
+        w = weight[class_index];
+    }
+    switch LOSS {
+        case 0u: {
+            return 2.0 * (x - y);
+        }
+        case 1u: {
+            // binary_cross_entropy_backward: (p - y) / max((1 - p)·p, 1e-12)
+            return w * (x - y) / max((1.0 - x) * x, 1e-12);
+        }
+        case 2u: {
+            // σ(x)·lw - pos_weight·y, lw = 1 + (pos_weight - 1)·y
+            let sigma = 1.0 / (1.0 + exp(-x));
+            var pw = 1.0;
+            if (POS_WEIGHTED) {
+                pw = pos_weight[class_index];
+            }
+            return w * (sigma * (1.0 + (pw - 1.0) * y) - pw * y);
+        }
+        default: {
+            if (LOG_TARGET) {
+                return -exp(y);
+            }
+            return -y;
+        }
+    }
+}
+
+@compute @workgroup_size(GROUP_SIZE)
+fn elementwise_grad(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) group_count: vec3<u32>,
+) {
+    let stride = group_count.x * group_count.y * GROUP_SIZE;
+    for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
+        let class_index = (params.phase + i) % params.last_dim;
+        let x = input[params.input_offset + i];
+        let y = targets[params.target_offset + i];
+        var g = params.scale;
+        if (PER_ELEMENT_UPSTREAM) {
+            g = upstream[params.upstream_offset + i];
+        }
+        out[params.out_offset + i] = g * element_grad(x, y, class_index);
     }
 }

@@ -63,3 +63,17 @@ fn stats_merge(a: RowStats, b: RowStats) -> RowStats {
 fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {
     return group_id.y * group_count.x + group_id.x;
 }
+
+// Argmax order, as torch.argmax: NaN beats everything, then larger values, then the lower
+// index on ties. Returns whether (a, ia) comes before (b, ib).
+fn argmax_before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+    let a_nan = a != a;
+    let b_nan = b != b;
+    if (a_nan != b_nan) {
+        return a_nan;
+    }
+    if (a_nan || a == b) {
+        return ia < ib;
+    }
+    return a > b;
+}

@@ -73,13 +73,24 @@ fn ieee_divide(x: f32, d: f32) -> f32 {
 }
 
 // One invocation: out_loss[0] = the sum, the weighted mean, or the sum over a count.
+// (out_loss must hold 2 floats.)
 @compute @workgroup_size(1)
 fn finish(@builtin(local_invocation_index) lane: u32) {
     let total = in_loss[reduce_params.in_offset];
     let weight = in_weight[reduce_params.in_offset];
+    // out_loss[1]: the divisor used, so that gradients can scale by upstream / divisor.
     switch reduce_params.mode {
-        case 1u: { out_loss[0] = ieee_divide(total, weight); }
-        case 2u: { out_loss[0] = ieee_divide(total, reduce_params.denominator); }
-        default: { out_loss[0] = total; }
+        case 1u: {
+            out_loss[0] = ieee_divide(total, weight);
+            out_loss[1] = weight;
+        }
+        case 2u: {
+            out_loss[0] = ieee_divide(total, reduce_params.denominator);
+            out_loss[1] = reduce_params.denominator;
+        }
+        default: {
+            out_loss[0] = total;
+            out_loss[1] = 1.0;
+        }
     }
 }

@@ -41,3 +41,18 @@ fn team_sum2(value: vec2<f32>, inv: TeamInvocation) -> vec2<f32> {
     }
     return v;
 }
+
+// The team's argmax of (value, index) pairs, in argmax_before's order.
+fn team_argmax(value: f32, index: u32, inv: TeamInvocation) -> u32 {
+    var v = value;
+    var i = index;
+    for (var mask = inv.team_size / 2u; mask > 0u; mask = mask / 2u) {
+        let other_v = subgroupShuffleXor(v, mask);
+        let other_i = subgroupShuffleXor(i, mask);
+        if (argmax_before(other_v, other_i, v, i)) {
+            v = other_v;
+            i = other_i;
+        }
+    }
+    return i;
+}

@@ -48,3 +48,24 @@ fn team_sum2(value: vec2<f32>, inv: TeamInvocation) -> vec2<f32> {
     workgroupBarrier();
     return total;
 }
+
+var<workgroup> team_best: array<vec2<u32>, TEAM_GROUP_SIZE>;
+
+// The team's argmax of (value, index) pairs, in argmax_before's order.
+fn team_argmax(value: f32, index: u32, inv: TeamInvocation) -> u32 {
+    team_best[inv.lane] = vec2(bitcast<u32>(value), index);
+    workgroupBarrier();
+    for (var half = TEAM_GROUP_SIZE / 2u; half > 0u; half = half / 2u) {
+        if (inv.lane < half) {
+            let a = team_best[inv.lane];
+            let b = team_best[inv.lane + half];
+            if (argmax_before(bitcast<f32>(b.x), b.y, bitcast<f32>(a.x), a.y)) {
+                team_best[inv.lane] = b;
+            }
+        }
+        workgroupBarrier();
+    }
+    let best = team_best[0].y;
+    workgroupBarrier();
+    return best;
+}

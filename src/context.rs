@@ -1,5 +1,6 @@
 //! The GPU context: one device and queue, their limits, and every pipeline built on them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::{LossError, Result};
@@ -22,6 +23,8 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// An optional cap below the device's storage-binding size (see `with_binding_limit`).
     binding_cap: Option<u64>,
+    /// Bytes of every buffer the crate has created on this context.
+    allocated: AtomicU64,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -84,7 +87,19 @@ impl GpuContext {
             info,
             subgroups,
             binding_cap: None,
+            allocated: AtomicU64::new(0),
         }
+    }
+
+    /// Bytes of all the buffers this crate has created on the context so far. Every buffer
+    /// of a call lives until the call returns, so the growth over one call is that call's
+    /// peak device memory beyond the caller's own buffers.
+    pub fn bytes_allocated(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_allocation(&self, bytes: u64) {
+        self.allocated.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Caps the bytes one storage binding may cover below the device's limit, so that

@@ -130,6 +130,41 @@ pub struct CrossEntropy {
     reduction: Reduction,
     input: InputKind,
     epsilon: f64,
+    z_loss: f64,
+    softcap: Option<f64>,
+    row_outputs: bool,
+}
+
+/// The upstream gradient of a backward call: a scalar (default 1) for any reduction, or,
+/// for reduction `none`, one value per row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Upstream<'a> {
+    /// `∂L/∂loss` for a reduced loss; for `none`, the same value for every row.
+    Scalar(f32),
+    /// `∂L/∂l_n` per row (reduction `none` only).
+    Values(&'a [f32]),
+}
+
+impl Default for Upstream<'_> {
+    fn default() -> Self {
+        Upstream::Scalar(1.0)
+    }
+}
+
+/// The result of a fused forward + backward call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardBackward {
+    /// The loss, as `forward` gives it.
+    pub loss: LossValue,
+    /// `∂loss/∂input`, `[N, C]` (empty when it was written in place into a GPU buffer).
+    pub grad: Vec<f32>,
+    /// With [`CrossEntropy::row_outputs`]: each row's logsumexp (of the soft-capped logits).
+    pub lse: Option<Vec<f32>>,
+    /// With [`CrossEntropy::row_outputs`]: each row's argmax (first index on ties, NaN wins).
+    pub argmax: Option<Vec<u32>>,
+    /// With [`CrossEntropy::row_outputs`] and class-index targets: the fraction of rows not
+    /// ignored whose argmax is the target (NaN when every row is ignored).
+    pub accuracy: Option<f32>,
 }
 
 /// The default `epsilon` added to probabilities before the log (Keras' and the seeds').
@@ -144,6 +179,9 @@ impl Default for CrossEntropy {
             reduction: Reduction::Mean,
             input: InputKind::Logits,
             epsilon: DEFAULT_EPSILON,
+            z_loss: 0.0,
+            softcap: None,
+            row_outputs: false,
         }
     }
 }
@@ -165,6 +203,42 @@ impl CrossEntropy {
     pub fn epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
         self
+    }
+
+    /// Adds the z-loss `scale · lse²` to each row that is not ignored (PaLM; logits only).
+    /// The mean divides it by the same denominator as the cross-entropy.
+    pub fn z_loss(mut self, scale: f64) -> Self {
+        self.z_loss = scale;
+        self
+    }
+
+    /// Soft-caps the logits, `cap · tanh(x / cap)`, before the softmax (Gemma 2; logits
+    /// only). `cap` must be finite and positive.
+    pub fn softcap(mut self, cap: f64) -> Self {
+        self.softcap = Some(cap);
+        self
+    }
+
+    /// Also returns each row's lse and argmax and the batch accuracy from the same pass
+    /// (logits only).
+    pub fn row_outputs(mut self, on: bool) -> Self {
+        self.row_outputs = on;
+        self
+    }
+
+    /// The z-loss scale in force (0: none).
+    pub fn z_loss_value(&self) -> f64 {
+        self.z_loss
+    }
+
+    /// The soft-cap in force.
+    pub fn softcap_value(&self) -> Option<f64> {
+        self.softcap
+    }
+
+    /// Whether per-row outputs are computed.
+    pub fn wants_row_outputs(&self) -> bool {
+        self.row_outputs
     }
 
     /// The input kind in force.
@@ -234,9 +308,26 @@ impl CrossEntropy {
         targets: impl Into<Targets<'t>>,
     ) -> Result<LossValue> {
         let targets = targets.into();
-        self.validate(input.len(), rows, classes, targets.len(), targets.is_probabilities())?;
-        self.check_targets(classes, &targets)?;
-        cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets)
+        self.validate(input.len(), rows, classes, &targets, None)?;
+        Ok(cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None)?.loss)
+    }
+
+    /// The loss and `∂loss/∂input` on the GPU in one call: pass 1 computes the row
+    /// statistics and losses, pass 2 the gradient, reading the input once more. The
+    /// uploaded input is overwritten by the gradient on the device (no second `[N, C]`
+    /// buffer) and read back.
+    pub fn forward_backward<'t>(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+        upstream: Upstream<'_>,
+    ) -> Result<ForwardBackward> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
+        cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, Some(upstream))
     }
 
     /// Computes the loss on an input and class-index targets already in GPU buffers.
@@ -250,8 +341,30 @@ impl CrossEntropy {
         classes: usize,
         targets: GpuTargets<'_>,
     ) -> Result<LossValue> {
-        self.validate(rows.saturating_mul(classes), rows, classes, rows, false)?;
-        cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets)
+        self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, None)?;
+        Ok(cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets, None)?.loss)
+    }
+
+    /// Loss and gradient on buffers the caller owns, writing `∂loss/∂input` in place over
+    /// the input: forward + backward needs the input plus O(N) of device memory. Nothing
+    /// `[N, C]` is read back. A target found out of range on the GPU is reported as
+    /// [`LossError::TargetOutOfRange`]; that row's gradient is then NaN.
+    pub fn forward_backward_in_place<'b>(
+        &self,
+        ctx: &GpuContext,
+        input: impl Into<BufferAt<'b>>,
+        rows: usize,
+        classes: usize,
+        targets: GpuTargets<'_>,
+        upstream: Upstream<'_>,
+    ) -> Result<ForwardBackward> {
+        self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, Some(upstream))?;
+        let request = cross_entropy_gpu::GradRequest {
+            upstream,
+            in_place: true,
+            read_back: false,
+        };
+        cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets, Some(request))
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).
@@ -263,44 +376,120 @@ impl CrossEntropy {
         targets: impl Into<Targets<'t>>,
     ) -> Result<LossValue> {
         let targets = targets.into();
-        self.validate(input.len(), rows, classes, targets.len(), targets.is_probabilities())?;
-        self.check_targets(classes, &targets)?;
-        let kind = (self.input, self.epsilon);
-        let losses = match targets {
-            Targets::Probabilities(t) => {
-                cpu::cross_entropy_probability_rows(input, classes, t, self.weights(), self.label_smoothing, kind)
-            }
-            _ => {
-                let indices: Vec<i64> = (0..rows).filter_map(|row| targets.index(row)).collect();
-                cpu::cross_entropy_rows_of(
-                    input,
-                    classes,
-                    &indices,
-                    self.weights(),
-                    self.ignore_index,
-                    self.label_smoothing,
-                    kind,
-                )
-            }
+        self.validate(input.len(), rows, classes, &targets, None)?;
+        let (input64, targets64) = widen(input, &targets);
+        let losses = cpu::reference_rows(&input64, classes, targets64.as_ref(), &self.reference_options());
+        Ok(self.reduce_rows(rows, &losses))
+    }
+
+    /// Loss and gradient with the f64 CPU reference (rounded to f32 at the end), with the
+    /// per-row outputs when asked for.
+    pub fn forward_backward_cpu<'t>(
+        &self,
+        input: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+        upstream: Upstream<'_>,
+    ) -> Result<ForwardBackward> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
+        let (input64, targets64) = widen(input, &targets);
+        let opts = self.reference_options();
+        let losses = cpu::reference_rows(&input64, classes, targets64.as_ref(), &opts);
+        let scale = self.row_scale(&losses, upstream);
+        let grad = cpu::reference_grad(&input64, classes, targets64.as_ref(), &opts, &scale);
+        let (lse, argmax, accuracy) = if self.row_outputs {
+            let lse: Vec<f32> = input64
+                .chunks_exact(classes.max(1))
+                .map(|row| {
+                    let capped: Vec<f32> = row
+                        .iter()
+                        .map(|&x| opts.softcap.map_or(x, |c| c * (x / c).tanh()) as f32)
+                        .collect();
+                    cpu::logsumexp(&capped) as f32
+                })
+                .collect();
+            let argmax: Vec<u32> = input.chunks_exact(classes.max(1)).map(cpu::argmax).collect();
+            let indices: Vec<i64> = (0..rows).filter_map(|r| targets.index(r)).collect();
+            let accuracy = cross_entropy_gpu::accuracy_of(&argmax, &indices, self.ignore_index);
+            (
+                Some(lse),
+                Some(argmax),
+                (!targets.is_probabilities()).then_some(accuracy),
+            )
+        } else {
+            (None, None, None)
         };
-        Ok(match self.reduction {
+        Ok(ForwardBackward {
+            loss: self.reduce_rows(rows, &losses),
+            grad: grad.iter().map(|&g| g as f32).collect(),
+            lse,
+            argmax,
+            accuracy,
+        })
+    }
+
+    /// The reference's view of these options.
+    pub fn reference_options(&self) -> cpu::RefOptions<'_> {
+        cpu::RefOptions {
+            weight: self.weights(),
+            ignore_index: self.ignore_index,
+            label_smoothing: self.label_smoothing,
+            kind: self.input,
+            epsilon: self.epsilon,
+            softcap: self.softcap,
+            z_loss: self.z_loss,
+        }
+    }
+
+    /// Each row's upstream scale g_n: upstream, upstream / Σ weights (mean), or per row.
+    fn row_scale(&self, losses: &cpu::RowLosses, upstream: Upstream<'_>) -> Vec<f64> {
+        let rows = losses.loss.len();
+        match (upstream, self.reduction) {
+            (Upstream::Values(v), _) => v.iter().map(|&g| f64::from(g)).collect(),
+            (Upstream::Scalar(g), Reduction::Mean) => {
+                let divisor: f64 = losses.weight.iter().sum();
+                vec![f64::from(g) / divisor; rows]
+            }
+            (Upstream::Scalar(g), _) => vec![f64::from(g); rows],
+        }
+    }
+
+    fn reduce_rows(&self, rows: usize, losses: &cpu::RowLosses) -> LossValue {
+        match self.reduction {
             Reduction::None => LossValue::Tensor {
                 shape: vec![rows],
                 values: losses.loss.iter().map(|&l| l as f32).collect(),
             },
             Reduction::Sum => LossValue::Scalar(losses.sum() as f32),
             _ => LossValue::Scalar(losses.mean() as f32),
-        })
+        }
+    }
+
+    /// Shapes, options and host targets, before anything is dispatched.
+    fn validate(
+        &self,
+        input_len: usize,
+        rows: usize,
+        classes: usize,
+        targets: &Targets<'_>,
+        upstream: Option<Upstream<'_>>,
+    ) -> Result<()> {
+        let probabilities = targets.is_probabilities();
+        self.validate_shape(input_len, rows, classes, targets.len(), probabilities, upstream)?;
+        self.check_targets(classes, targets)
     }
 
     /// Shapes and options, before anything is dispatched.
-    fn validate(
+    fn validate_shape(
         &self,
         input_len: usize,
         rows: usize,
         classes: usize,
         targets_len: usize,
         probabilities: bool,
+        upstream: Option<Upstream<'_>>,
     ) -> Result<()> {
         let loss = if self.input == InputKind::LogProbabilities {
             "nll"
@@ -365,7 +554,41 @@ impl CrossEntropy {
         if self.input == InputKind::Probabilities && !(self.epsilon.is_finite() && self.epsilon >= 0.0) {
             return Err(LossError::BadEpsilon(self.epsilon));
         }
-        Ok(())
+        let logits_only = [
+            (self.z_loss != 0.0, "z-loss"),
+            (self.softcap.is_some(), "softcap"),
+            (self.row_outputs, "row outputs (lse, argmax, accuracy)"),
+        ];
+        for (on, option) in logits_only {
+            if on && self.input != InputKind::Logits {
+                return Err(LossError::Unsupported { loss, option });
+            }
+        }
+        if !self.z_loss.is_finite() {
+            return Err(LossError::BadOption {
+                option: "z_loss",
+                value: self.z_loss,
+            });
+        }
+        if let Some(cap) = self.softcap.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(LossError::BadOption {
+                option: "softcap",
+                value: cap,
+            });
+        }
+        match upstream {
+            Some(Upstream::Values(_)) if self.reduction != Reduction::None => Err(LossError::Unsupported {
+                loss,
+                option: "a per-row upstream gradient with a reduced loss (use Upstream::Scalar)",
+            }),
+            Some(Upstream::Values(values)) if values.len() != rows => Err(LossError::LengthMismatch {
+                what: "upstream",
+                shape: format!("[{rows}] (one per row)"),
+                expected: rows,
+                actual: values.len(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The first class-index target outside `[0, C)` that is not `ignore_index`.
@@ -399,4 +622,29 @@ pub(crate) fn check_weights(what: &'static str, weight: &[f32], classes: usize, 
         return Err(LossError::BadWeight { what, index, value });
     }
     Ok(())
+}
+
+/// The input and targets in f64, for the reference.
+fn widen(input: &[f32], targets: &Targets<'_>) -> (Vec<f64>, OwnedTargets) {
+    let input64 = input.iter().map(|&x| f64::from(x)).collect();
+    let targets64 = match targets {
+        Targets::Probabilities(t) => OwnedTargets::Probabilities(t.iter().map(|&v| f64::from(v)).collect()),
+        _ => OwnedTargets::Indices((0..targets.len()).filter_map(|r| targets.index(r)).collect()),
+    };
+    (input64, targets64)
+}
+
+/// Owned reference targets.
+enum OwnedTargets {
+    Indices(Vec<i64>),
+    Probabilities(Vec<f64>),
+}
+
+impl OwnedTargets {
+    fn as_ref(&self) -> cpu::RefTargets<'_> {
+        match self {
+            OwnedTargets::Indices(t) => cpu::RefTargets::Indices(t),
+            OwnedTargets::Probabilities(t) => cpu::RefTargets::Probabilities(t),
+        }
+    }
 }

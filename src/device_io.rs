@@ -6,6 +6,7 @@
 use futures_intrusive::channel::shared::oneshot_channel;
 use wgpu::util::DeviceExt;
 
+use crate::context::GpuContext;
 use crate::error::{LossError, Result};
 
 /// Runs `make` under validation and out-of-memory error scopes and turns a captured error
@@ -27,14 +28,11 @@ pub(crate) fn scoped<T>(device: &wgpu::Device, during: &'static str, make: impl 
 }
 
 /// A storage buffer holding `data`.
-pub(crate) fn upload(
-    device: &wgpu::Device,
-    label: &str,
-    data: &[u8],
-    usage: wgpu::BufferUsages,
-) -> Result<wgpu::Buffer> {
+pub(crate) fn upload(ctx: &GpuContext, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
     // wgpu rejects zero-sized bindings; a 4-byte placeholder serves for empty inputs.
     let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
+    let device = &ctx.device;
+    ctx.count_allocation(contents.len() as u64);
     scoped(device, "upload", || {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -45,7 +43,9 @@ pub(crate) fn upload(
 }
 
 /// An uninitialised storage buffer of `size` bytes that can be copied from.
-pub(crate) fn storage(device: &wgpu::Device, label: &str, size: u64) -> Result<wgpu::Buffer> {
+pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<wgpu::Buffer> {
+    let device = &ctx.device;
+    ctx.count_allocation(size.max(4).next_multiple_of(4));
     scoped(device, "buffer allocation", || {
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -57,7 +57,9 @@ pub(crate) fn storage(device: &wgpu::Device, label: &str, size: u64) -> Result<w
 }
 
 /// A uniform buffer holding `data`.
-pub(crate) fn uniform(device: &wgpu::Device, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+pub(crate) fn uniform(ctx: &GpuContext, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+    let device = &ctx.device;
+    ctx.count_allocation(data.len() as u64);
     scoped(device, "buffer allocation", || {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
@@ -68,7 +70,9 @@ pub(crate) fn uniform(device: &wgpu::Device, label: &str, data: &[u8]) -> Result
 }
 
 /// A staging buffer that `size` bytes can be copied into and mapped for reading.
-pub(crate) fn staging(device: &wgpu::Device, label: &str, size: u64) -> Result<wgpu::Buffer> {
+pub(crate) fn staging(ctx: &GpuContext, label: &str, size: u64) -> Result<wgpu::Buffer> {
+    let device = &ctx.device;
+    ctx.count_allocation(size.max(4).next_multiple_of(4));
     scoped(device, "buffer allocation", || {
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -130,32 +134,25 @@ pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, l
 }
 
 /// Reads `len` bytes of `source` from `offset`: copy to a staging buffer, submit, map.
-pub(crate) fn read_buffer(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
-    source: &wgpu::Buffer,
-    offset: u64,
-    len: u64,
-) -> Result<Vec<u8>> {
-    let encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+pub(crate) fn read_buffer(ctx: &GpuContext, source: &wgpu::Buffer, offset: u64, len: u64) -> Result<Vec<u8>> {
+    let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("wgpu-loss.readback"),
     });
-    finish_and_read(device, queue, encoder, source, offset, len)
+    finish_and_read(ctx, encoder, source, offset, len)
 }
 
 /// Finishes `encoder` with a copy of `len` bytes of `source` from `offset` into a staging
 /// buffer, submits it, and returns those bytes.
 pub(crate) fn finish_and_read(
-    device: &wgpu::Device,
-    queue: &wgpu::Queue,
+    ctx: &GpuContext,
     mut encoder: wgpu::CommandEncoder,
     source: &wgpu::Buffer,
     offset: u64,
     len: u64,
 ) -> Result<Vec<u8>> {
     let padded = len.max(4).next_multiple_of(4);
-    let stage = staging(device, "wgpu-loss.readback", padded)?;
+    let stage = staging(ctx, "wgpu-loss.readback", padded)?;
     encoder.copy_buffer_to_buffer(source, offset, &stage, 0, padded);
-    submit_and_wait(device, queue, encoder)?;
-    pollster::block_on(read_mapped(device, &stage, len))
+    submit_and_wait(&ctx.device, &ctx.queue, encoder)?;
+    pollster::block_on(read_mapped(&ctx.device, &stage, len))
 }

@@ -7,7 +7,8 @@ use crate::binding::{entries, grid, items_per_binding, window};
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::cross_entropy::check_weights;
-use crate::device_io::{finish_and_read, storage, uniform, upload};
+use crate::cross_entropy::Upstream;
+use crate::device_io::{finish_and_read, read_mapped, staging, storage, uniform, upload};
 use crate::error::{LossError, Result};
 use crate::kernels::{ElementwiseKind, Kernel, Layout};
 use crate::reduce::{encode_batch_sum, Finish};
@@ -54,7 +55,8 @@ struct Params {
     input_offset: u32,
     target_offset: u32,
     out_offset: u32,
-    _pad: [u32; 2],
+    upstream_offset: u32,
+    scale: f32,
 }
 
 impl ElementwiseLoss {
@@ -129,47 +131,114 @@ impl ElementwiseLoss {
 
     /// Computes the loss on the GPU over `input` and `target` of `shape`.
     pub fn forward(&self, ctx: &GpuContext, input: &[f32], target: &[f32], shape: &[usize]) -> Result<LossValue> {
-        let count = self.validate(input, target, shape)?;
+        let count = self.validate(input, target, shape, None)?;
         if count == 0 {
             return Ok(self.empty(shape));
         }
+        Ok(self.run(ctx, input, target, shape, None)?.0)
+    }
+
+    /// The loss and `∂loss/∂input` on the GPU in one submission. `upstream` is a scalar
+    /// (default 1) or, for reduction `none`, one value per element.
+    pub fn forward_backward(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        upstream: Upstream<'_>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let count = self.validate(input, target, shape, Some(upstream))?;
+        if count == 0 {
+            return Ok((self.empty(shape), Vec::new()));
+        }
+        self.run(ctx, input, target, shape, Some(upstream))
+    }
+
+    /// Loss and gradient with the f64 CPU reference (rounded to f32 at the end).
+    pub fn forward_backward_cpu(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        upstream: Upstream<'_>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let count = self.validate(input, target, shape, Some(upstream))?;
+        let loss = self.forward_cpu(input, target, shape)?;
+        let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let last_dim = shape.last().copied().unwrap_or(1);
+        let d = cpu::elementwise_grad(
+            self.kind,
+            &widen(input),
+            &widen(target),
+            self.weight.as_deref(),
+            self.pos_weight.as_deref(),
+            self.log_target,
+            last_dim,
+        );
+        let grad = d
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (g * self.element_scale(shape, count, upstream, i)) as f32)
+            .collect();
+        Ok((loss, grad))
+    }
+
+    /// g for element `i`: the upstream over the reduction's divisor, or the element's own.
+    fn element_scale(&self, shape: &[usize], count: usize, upstream: Upstream<'_>, i: usize) -> f64 {
+        match upstream {
+            Upstream::Values(v) => f64::from(v[i]),
+            Upstream::Scalar(g) => match self.finish(shape, count) {
+                Some(Finish::Divide(d)) => f64::from(g) / d,
+                _ => f64::from(g),
+            },
+        }
+    }
+
+    /// Records the loss (and gradient) kernels chunk by chunk, reduces, reads back.
+    fn run(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        grad: Option<Upstream<'_>>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let count = input.len();
         let last_dim = shape.last().copied().unwrap_or(1);
         let device = &ctx.device;
-        let input_buf = upload(
-            device,
-            "elementwise.input",
-            bytemuck::cast_slice(input),
-            wgpu::BufferUsages::empty(),
-        )?;
-        let target_buf = upload(
-            device,
-            "elementwise.target",
-            bytemuck::cast_slice(target),
-            wgpu::BufferUsages::empty(),
-        )?;
-        let weight_buf = upload(
-            device,
-            "elementwise.weight",
-            bytes_or_placeholder(&self.weight),
-            wgpu::BufferUsages::empty(),
-        )?;
+        let empty = wgpu::BufferUsages::empty();
+        let input_buf = upload(ctx, "elementwise.input", bytemuck::cast_slice(input), empty)?;
+        let target_buf = upload(ctx, "elementwise.target", bytemuck::cast_slice(target), empty)?;
+        let weight_buf = upload(ctx, "elementwise.weight", bytes_or_placeholder(&self.weight), empty)?;
         let pos_buf = upload(
-            device,
+            ctx,
             "elementwise.pos_weight",
             bytes_or_placeholder(&self.pos_weight),
-            wgpu::BufferUsages::empty(),
+            empty,
         )?;
-        let out = storage(device, "elementwise.out", count as u64 * 4)?;
+        let upstream_buf = match grad {
+            Some(Upstream::Values(v)) => upload(ctx, "elementwise.upstream", bytemuck::cast_slice(v), empty)?,
+            _ => storage(ctx, "elementwise.upstream", 4)?,
+        };
+        let per_element = matches!(grad, Some(Upstream::Values(_)));
+        let scale = grad.map_or(0.0, |u| self.element_scale(shape, count, u, 0) as f32);
+        let out = storage(ctx, "elementwise.out", count as u64 * 4)?;
+        let grad_buf = match grad {
+            Some(_) => Some(storage(ctx, "elementwise.grad", count as u64 * 4)?),
+            None => None,
+        };
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("elementwise"),
         });
-        let kernel = Kernel::Elementwise {
+        let kernel = |grad: bool| Kernel::Elementwise {
             loss: self.kind,
             weighted: self.weight.is_some(),
             pos_weighted: self.pos_weight.is_some(),
             log_target: self.log_target,
+            grad,
+            per_element_upstream: grad && per_element,
         };
-        let pipeline = ctx.pipelines.get(kernel)?;
         let layout = ctx.pipelines.bind_group_layout(Layout::Elementwise);
         let per_chunk = items_per_binding(ctx, 4);
         let mut begin = 0_u64;
@@ -177,63 +246,86 @@ impl ElementwiseLoss {
             let len = per_chunk.min(count as u64 - begin);
             let input_w = window(ctx, "input", &input_buf, begin * 4, len * 4)?;
             let target_w = window(ctx, "target", &target_buf, begin * 4, len * 4)?;
-            let out_w = window(ctx, "losses", &out, begin * 4, len * 4)?;
-            let params = Params {
-                count: len as u32,
-                last_dim: last_dim as u32,
-                phase: (begin % last_dim as u64) as u32,
-                input_offset: input_w.word_shift,
-                target_offset: target_w.word_shift,
-                out_offset: out_w.word_shift,
-                _pad: [0; 2],
+            let upstream_w = if per_element {
+                window(ctx, "upstream", &upstream_buf, begin * 4, len * 4)?
+            } else {
+                window(ctx, "upstream", &upstream_buf, 0, 4)?
             };
-            let params = uniform(device, "elementwise.params", bytemuck::bytes_of(&params))?;
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("elementwise.elementwise_loss"),
-                layout,
-                entries: &entries(vec![
-                    params.as_entire_binding(),
-                    input_w.binding(),
-                    target_w.binding(),
-                    weight_buf.as_entire_binding(),
-                    pos_buf.as_entire_binding(),
-                    out_w.binding(),
-                ]),
-            });
-            let (x, y) = grid(ctx, len.div_ceil(GROUP_SIZE).min(MAX_GROUPS))?;
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("elementwise.elementwise_loss"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(x, y, 1);
-            drop(pass);
+            let outputs = std::iter::once((false, &out)).chain(grad_buf.as_ref().map(|g| (true, g)));
+            for (is_grad, destination) in outputs {
+                let out_w = window(ctx, "output", destination, begin * 4, len * 4)?;
+                let params = Params {
+                    count: len as u32,
+                    last_dim: last_dim as u32,
+                    phase: (begin % last_dim as u64) as u32,
+                    input_offset: input_w.word_shift,
+                    target_offset: target_w.word_shift,
+                    out_offset: out_w.word_shift,
+                    upstream_offset: upstream_w.word_shift,
+                    scale,
+                };
+                let params = uniform(ctx, "elementwise.params", bytemuck::bytes_of(&params))?;
+                let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("elementwise"),
+                    layout,
+                    entries: &entries(vec![
+                        params.as_entire_binding(),
+                        input_w.binding(),
+                        target_w.binding(),
+                        weight_buf.as_entire_binding(),
+                        pos_buf.as_entire_binding(),
+                        upstream_w.binding(),
+                        out_w.binding(),
+                    ]),
+                });
+                let pipeline = ctx.pipelines.get(kernel(is_grad))?;
+                let (x, y) = grid(ctx, len.div_ceil(GROUP_SIZE).min(MAX_GROUPS))?;
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("elementwise"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(x, y, 1);
+            }
             begin += len;
         }
-        let bytes = match self.finish(shape, count) {
-            None => finish_and_read(device, &ctx.queue, encoder, &out, 0, count as u64 * 4)?,
+        let (loss_source, loss_len) = match self.finish(shape, count) {
+            None => (out.clone(), count as u64 * 4),
             Some(finish) => {
-                let result = storage(device, "elementwise.result", 4)?;
+                let result = storage(ctx, "elementwise.result", 8)?;
                 encode_batch_sum(ctx, &mut encoder, &out, None, count as u64, finish, &result)?;
-                finish_and_read(device, &ctx.queue, encoder, &result, 0, 4)?
+                (result, 4)
             }
         };
-        Ok(LossValue::from_gpu(
-            self.reduction,
-            shape.to_vec(),
-            bytemuck::pod_collect_to_vec(&bytes),
-        ))
+        let grad_stage = match &grad_buf {
+            Some(g) => {
+                let stage = staging(ctx, "elementwise.grad_readback", count as u64 * 4)?;
+                encoder.copy_buffer_to_buffer(g, 0, &stage, 0, count as u64 * 4);
+                Some(stage)
+            }
+            None => None,
+        };
+        let bytes = finish_and_read(ctx, encoder, &loss_source, 0, loss_len)?;
+        let grad_values = match grad_stage {
+            Some(stage) => {
+                bytemuck::pod_collect_to_vec(&pollster::block_on(read_mapped(device, &stage, count as u64 * 4))?)
+            }
+            None => Vec::new(),
+        };
+        let loss = LossValue::from_gpu(self.reduction, shape.to_vec(), bytemuck::pod_collect_to_vec(&bytes));
+        Ok((loss, grad_values))
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).
     pub fn forward_cpu(&self, input: &[f32], target: &[f32], shape: &[usize]) -> Result<LossValue> {
-        let count = self.validate(input, target, shape)?;
+        let count = self.validate(input, target, shape, None)?;
         let last_dim = shape.last().copied().unwrap_or(1);
+        let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
         let losses = cpu::elementwise_losses(
             self.kind,
-            input,
-            target,
+            &widen(input),
+            &widen(target),
             self.weight.as_deref(),
             self.pos_weight.as_deref(),
             self.log_target,
@@ -274,7 +366,13 @@ impl ElementwiseLoss {
     }
 
     /// Shapes, options and values; returns the element count.
-    fn validate(&self, input: &[f32], target: &[f32], shape: &[usize]) -> Result<usize> {
+    fn validate(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        upstream: Option<Upstream<'_>>,
+    ) -> Result<usize> {
         let loss = self.name();
         let shape_text = format!("{shape:?}");
         let count = shape
@@ -331,6 +429,18 @@ impl ElementwiseLoss {
                 }
             }
         }
-        Ok(count)
+        match upstream {
+            Some(Upstream::Values(_)) if self.reduction != Reduction::None => Err(LossError::Unsupported {
+                loss,
+                option: "a per-element upstream gradient with a reduced loss (use Upstream::Scalar)",
+            }),
+            Some(Upstream::Values(v)) if v.len() != count => Err(LossError::LengthMismatch {
+                what: "upstream",
+                shape: shape_text,
+                expected: count,
+                actual: v.len(),
+            }),
+            _ => Ok(count),
+        }
     }
 }

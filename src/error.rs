@@ -83,6 +83,14 @@ pub enum LossError {
         /// Its value.
         value: f32,
     },
+    /// An option's value is out of its range.
+    #[error("{option} = {value} is out of range (it must be finite{})", if *option == "softcap" { " and positive" } else { "" })]
+    BadOption {
+        /// The option.
+        option: &'static str,
+        /// Its value.
+        value: f64,
+    },
     /// An option that this loss does not take.
     #[error("{loss} does not take {option}")]
     Unsupported {

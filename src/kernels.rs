@@ -16,6 +16,7 @@ const CROSS_ENTROPY: &str = include_str!("../shaders/cross_entropy.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
+const CROSS_ENTROPY_GRAD: &str = include_str!("../shaders/cross_entropy_grad.wgsl");
 
 /// How the invocations of one row (a "team") combine their partial results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,11 +112,14 @@ pub enum ShaderFamily {
     Elementwise,
     /// `softmax.wgsl` with the given team strategy: softmax, log-softmax, entropy.
     Softmax(Team),
+    /// `cross_entropy_grad.wgsl`: pass 2 of fused cross-entropy.
+    CrossEntropyGrad,
 }
 
 impl ShaderFamily {
     /// Every family, for validation.
-    pub const ALL: [ShaderFamily; 6] = [
+    pub const ALL: [ShaderFamily; 7] = [
+        ShaderFamily::CrossEntropyGrad,
         ShaderFamily::CrossEntropy(Team::Subgroup),
         ShaderFamily::CrossEntropy(Team::Workgroup),
         ShaderFamily::Reduce,
@@ -133,6 +137,7 @@ impl ShaderFamily {
             ShaderFamily::Elementwise => "elementwise",
             ShaderFamily::Softmax(Team::Subgroup) => "softmax.subgroup",
             ShaderFamily::Softmax(Team::Workgroup) => "softmax.workgroup",
+            ShaderFamily::CrossEntropyGrad => "cross_entropy_grad",
         }
     }
 
@@ -153,6 +158,7 @@ impl ShaderFamily {
             ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
             ShaderFamily::Softmax(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, SOFTMAX],
             ShaderFamily::Softmax(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, SOFTMAX],
+            ShaderFamily::CrossEntropyGrad => &[PRELUDE, CROSS_ENTROPY_GRAD],
         };
         parts.join("\n")
     }
@@ -173,6 +179,31 @@ pub enum Kernel {
         smoothing: bool,
         /// What the input holds.
         input: InputKind,
+        /// Soft-cap the logits.
+        softcap: bool,
+        /// Add the z-loss.
+        z_loss: bool,
+        /// Write each row's argmax.
+        argmax: bool,
+    },
+    /// Pass 2 of fused cross-entropy: the gradient.
+    CrossEntropyGrad {
+        /// Target layout.
+        targets: TargetLayout,
+        /// Class weights bound.
+        weighted: bool,
+        /// Label smoothing on.
+        smoothing: bool,
+        /// What the input holds.
+        input: InputKind,
+        /// Soft-cap the logits.
+        softcap: bool,
+        /// Add the z-loss.
+        z_loss: bool,
+        /// Overwrite the input with the gradient.
+        in_place: bool,
+        /// Reduction none: one upstream value per row.
+        per_row_upstream: bool,
     },
     /// One loss value per element.
     Elementwise {
@@ -184,6 +215,10 @@ pub enum Kernel {
         pos_weighted: bool,
         /// KL divergence with log-probability targets.
         log_target: bool,
+        /// The gradient instead of the loss.
+        grad: bool,
+        /// Gradient of reduction none: one upstream value per element.
+        per_element_upstream: bool,
     },
     /// Softmax, log-softmax or entropy per row.
     SoftmaxRows {
@@ -205,6 +240,7 @@ impl Kernel {
             Kernel::ReducePairs | Kernel::Finish => Layout::Reduce,
             Kernel::Elementwise { .. } => Layout::Elementwise,
             Kernel::SoftmaxRows { .. } => Layout::Map,
+            Kernel::CrossEntropyGrad { .. } => Layout::Grad,
         }
     }
 
@@ -215,6 +251,7 @@ impl Kernel {
             Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
             Kernel::Elementwise { .. } => ShaderFamily::Elementwise,
             Kernel::SoftmaxRows { team, .. } => ShaderFamily::Softmax(team),
+            Kernel::CrossEntropyGrad { .. } => ShaderFamily::CrossEntropyGrad,
         }
     }
 
@@ -223,7 +260,9 @@ impl Kernel {
             Kernel::CrossEntropyRows { .. } => "cross_entropy_rows",
             Kernel::ReducePairs => "reduce_pairs",
             Kernel::Finish => "finish",
-            Kernel::Elementwise { .. } => "elementwise_loss",
+            Kernel::Elementwise { grad: false, .. } => "elementwise_loss",
+            Kernel::Elementwise { grad: true, .. } => "elementwise_grad",
+            Kernel::CrossEntropyGrad { .. } => "cross_entropy_grad",
             Kernel::SoftmaxRows { .. } => "softmax_rows",
         }
     }
@@ -241,6 +280,9 @@ impl Kernel {
                 weighted,
                 smoothing,
                 input,
+                softcap,
+                z_loss,
+                argmax,
                 ..
             } => vec![
                 ("TARGET_I64", flag(targets == TargetLayout::Indices(TargetWidth::I64))),
@@ -248,12 +290,37 @@ impl Kernel {
                 ("WEIGHTED", flag(weighted)),
                 ("SMOOTHING", flag(smoothing)),
                 ("INPUT_KIND", input.code()),
+                ("SOFTCAP", flag(softcap)),
+                ("Z_LOSS", flag(z_loss)),
+                ("ARGMAX", flag(argmax)),
+            ],
+            Kernel::CrossEntropyGrad {
+                targets,
+                weighted,
+                smoothing,
+                input,
+                softcap,
+                z_loss,
+                in_place,
+                per_row_upstream,
+            } => vec![
+                ("TARGET_I64", flag(targets == TargetLayout::Indices(TargetWidth::I64))),
+                ("TARGET_PROBS", flag(targets == TargetLayout::Probabilities)),
+                ("WEIGHTED", flag(weighted)),
+                ("SMOOTHING", flag(smoothing)),
+                ("INPUT_KIND", input.code()),
+                ("SOFTCAP", flag(softcap)),
+                ("Z_LOSS", flag(z_loss)),
+                ("IN_PLACE", flag(in_place)),
+                ("PER_ROW_UPSTREAM", flag(per_row_upstream)),
             ],
             Kernel::Elementwise {
                 loss,
                 weighted,
                 pos_weighted,
                 log_target,
+                per_element_upstream,
+                ..
             } => {
                 let code = match loss {
                     ElementwiseKind::Mse => 0.0,
@@ -266,6 +333,7 @@ impl Kernel {
                     ("WEIGHTED", flag(weighted)),
                     ("POS_WEIGHTED", flag(pos_weighted)),
                     ("LOG_TARGET", flag(log_target)),
+                    ("PER_ELEMENT_UPSTREAM", flag(per_element_upstream)),
                 ]
             }
             Kernel::SoftmaxRows { output, .. } => {
@@ -285,25 +353,36 @@ impl Kernel {
 /// read-write storage, in the order the shaders declare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Layout {
-    /// Row kernels: params, logits, targets, class weights | row loss, row weight, status.
+    /// Row kernels: params, logits, targets, class weights | row loss, row weight, status,
+    /// row (lse, A), row argmax.
     Rows,
     /// Reduction: params, loss in, weight in | loss out, weight out.
     Reduce,
-    /// Elementwise losses: params, input, target, weight, pos_weight | out.
+    /// Elementwise losses: params, input, target, weight, pos_weight, upstream | out.
     Elementwise,
     /// Row maps (softmax family): params, input | out.
     Map,
+    /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
+    /// upstream, reduced | grad.
+    Grad,
 }
 
 impl Layout {
-    const ALL: [Layout; 4] = [Layout::Rows, Layout::Reduce, Layout::Elementwise, Layout::Map];
+    const ALL: [Layout; 5] = [
+        Layout::Rows,
+        Layout::Reduce,
+        Layout::Elementwise,
+        Layout::Map,
+        Layout::Grad,
+    ];
 
     fn storage_counts(self) -> (u32, u32) {
         match self {
-            Layout::Rows => (3, 3),
+            Layout::Rows => (3, 5),
             Layout::Reduce => (2, 2),
-            Layout::Elementwise => (4, 1),
+            Layout::Elementwise => (5, 1),
             Layout::Map => (1, 1),
+            Layout::Grad => (6, 1),
         }
     }
 

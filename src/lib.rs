@@ -44,7 +44,7 @@ mod reduction;
 mod softmax;
 
 pub use context::GpuContext;
-pub use cross_entropy::{CrossEntropy, Targets, DEFAULT_EPSILON};
+pub use cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream, DEFAULT_EPSILON};
 pub use cross_entropy_gpu::{BufferAt, GpuTargets};
 pub use elementwise::ElementwiseLoss;
 pub use error::{LossError, Result};

@@ -53,7 +53,7 @@ pub(crate) fn encode_batch_sum(
     let weight_buf = match weight {
         Some(w) => w,
         None => {
-            placeholder = storage(&ctx.device, "reduce.no_weight", 4)?;
+            placeholder = storage(ctx, "reduce.no_weight", 4)?;
             &placeholder
         }
     };
@@ -74,8 +74,8 @@ pub(crate) fn encode_batch_sum(
             .map(|begin| (begin, per_chunk.min(count - begin)))
             .collect();
         let groups: u64 = chunks.iter().map(|&(_, len)| len.div_ceil(BLOCK)).sum();
-        let partial_loss = storage(&ctx.device, "reduce.partial_loss", groups * 4)?;
-        let partial_weight = storage(&ctx.device, "reduce.partial_weight", groups * 4)?;
+        let partial_loss = storage(ctx, "reduce.partial_loss", groups * 4)?;
+        let partial_weight = storage(ctx, "reduce.partial_weight", groups * 4)?;
         let pipeline = ctx.pipelines.get(Kernel::ReducePairs)?;
         let mut written = 0;
         for (begin, len) in chunks {
@@ -94,7 +94,7 @@ pub(crate) fn encode_batch_sum(
                 denominator: 0.0,
                 _pad: [0; 2],
             };
-            let params = uniform(&ctx.device, "reduce.params", bytemuck::bytes_of(&params))?;
+            let params = uniform(ctx, "reduce.params", bytemuck::bytes_of(&params))?;
             let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("reduce.reduce_pairs"),
                 layout,
@@ -133,8 +133,8 @@ pub(crate) fn encode_batch_sum(
         denominator,
         _pad: [0; 2],
     };
-    let params = uniform(&ctx.device, "reduce.finish.params", bytemuck::bytes_of(&params))?;
-    let unused = storage(&ctx.device, "reduce.finish.unused", 4)?;
+    let params = uniform(ctx, "reduce.finish.params", bytemuck::bytes_of(&params))?;
+    let unused = storage(ctx, "reduce.finish.unused", 4)?;
     let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some("reduce.finish"),
         layout,

@@ -67,12 +67,12 @@ impl RowOp {
         let device = &ctx.device;
         let per_row = self.per_row(classes) as u64;
         let input = upload(
-            device,
+            ctx,
             "softmax.input",
             bytemuck::cast_slice(logits),
             wgpu::BufferUsages::empty(),
         )?;
-        let out = storage(device, "softmax.out", rows as u64 * per_row * 4)?;
+        let out = storage(ctx, "softmax.out", rows as u64 * per_row * 4)?;
         let row_bytes = classes as u64 * 4;
         let rows_per_chunk = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
         if rows_per_chunk == 0 {
@@ -99,7 +99,7 @@ impl RowOp {
                 in_offset: in_w.word_shift,
                 out_offset: out_w.word_shift,
             };
-            let params = uniform(device, "softmax.params", bytemuck::bytes_of(&params))?;
+            let params = uniform(ctx, "softmax.params", bytemuck::bytes_of(&params))?;
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("softmax.softmax_rows"),
                 layout,
@@ -116,7 +116,7 @@ impl RowOp {
             drop(pass);
             begin += chunk;
         }
-        let bytes = finish_and_read(device, &ctx.queue, encoder, &out, 0, rows as u64 * per_row * 4)?;
+        let bytes = finish_and_read(ctx, encoder, &out, 0, rows as u64 * per_row * 4)?;
         Ok(LossValue::Tensor {
             shape,
             values: bytemuck::pod_collect_to_vec(&bytes),

@@ -36,8 +36,8 @@ pub fn kl_div(x: f64, t: f64, log_target: bool) -> f64 {
 /// length `last_dim`.
 pub fn elementwise_losses(
     kind: ElementwiseKind,
-    input: &[f32],
-    target: &[f32],
+    input: &[f64],
+    target: &[f64],
     weight: Option<&[f32]>,
     pos_weight: Option<&[f32]>,
     log_target: bool,
@@ -48,14 +48,41 @@ pub fn elementwise_losses(
         .iter()
         .zip(target)
         .enumerate()
-        .map(|(i, (&x, &y))| {
-            let (x, y) = (f64::from(x), f64::from(y));
-            match kind {
-                ElementwiseKind::Mse => mse(x, y),
-                ElementwiseKind::Bce => bce(x, y, at(weight, i)),
-                ElementwiseKind::BceWithLogits => bce_with_logits(x, y, at(weight, i), at(pos_weight, i)),
-                ElementwiseKind::KlDiv => kl_div(x, y, log_target),
+        .map(|(i, (&x, &y))| match kind {
+            ElementwiseKind::Mse => mse(x, y),
+            ElementwiseKind::Bce => bce(x, y, at(weight, i)),
+            ElementwiseKind::BceWithLogits => bce_with_logits(x, y, at(weight, i), at(pos_weight, i)),
+            ElementwiseKind::KlDiv => kl_div(x, y, log_target),
+        })
+        .collect()
+}
+
+/// `∂loss/∂input` of every element before the upstream scale, with PyTorch's backward
+/// formulas (BCE: `w (p - y) / max((1 - p) p, 1e-12)`).
+pub fn elementwise_grad(
+    kind: ElementwiseKind,
+    input: &[f64],
+    target: &[f64],
+    weight: Option<&[f32]>,
+    pos_weight: Option<&[f32]>,
+    log_target: bool,
+    last_dim: usize,
+) -> Vec<f64> {
+    let at = |v: Option<&[f32]>, i: usize| v.map_or(1.0, |v| f64::from(v[i % last_dim.max(1)]));
+    input
+        .iter()
+        .zip(target)
+        .enumerate()
+        .map(|(i, (&x, &y))| match kind {
+            ElementwiseKind::Mse => 2.0 * (x - y),
+            ElementwiseKind::Bce => at(weight, i) * (x - y) / ((1.0 - x) * x).max(1e-12),
+            ElementwiseKind::BceWithLogits => {
+                let sigma = 1.0 / (1.0 + (-x).exp());
+                let pw = at(pos_weight, i);
+                at(weight, i) * (sigma * (1.0 + (pw - 1.0) * y) - pw * y)
             }
+            ElementwiseKind::KlDiv if log_target => -y.exp(),
+            ElementwiseKind::KlDiv => -y,
         })
         .collect()
 }

@@ -2,11 +2,11 @@
 //! to be obviously right rather than fast. Every GPU result is checked against it.
 //! Definitions: `shared/SEMANTICS.md` (PyTorch's).
 
+mod cross_entropy;
 mod elementwise;
 
-pub use elementwise::{bce, bce_with_logits, elementwise_losses, kl_div, mse};
-
-use crate::kernels::InputKind;
+pub use cross_entropy::{reference_grad, reference_rows, RefOptions, RefTargets};
+pub use elementwise::{bce, bce_with_logits, elementwise_grad, elementwise_losses, kl_div, mse};
 
 /// The row maximum, propagating NaN (`f64::max` would drop it).
 fn row_max(row: &[f32]) -> f64 {
@@ -32,6 +32,24 @@ pub fn logsumexp(row: &[f32]) -> f64 {
         sum += (f64::from(x) - max).exp();
     }
     max + sum.ln()
+}
+
+/// The index of the row's largest value, as `torch.argmax`: NaN counts as the largest,
+/// ties go to the first index.
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        let b = row[best];
+        let better = if x.is_nan() || b.is_nan() {
+            x.is_nan() && !b.is_nan()
+        } else {
+            x > b
+        };
+        if better {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// `log_softmax` of one row: `x - max - log Σ exp(x - max)`.
@@ -74,20 +92,10 @@ impl RowLosses {
     }
 }
 
-/// The log-probabilities of one row for an input kind: `log_softmax` of logits,
-/// `log(p + epsilon)` of probabilities, log-probabilities as they are.
-pub fn log_probs(row: &[f32], (kind, epsilon): (InputKind, f64)) -> Vec<f64> {
-    match kind {
-        InputKind::Logits => log_softmax(row),
-        InputKind::Probabilities => row.iter().map(|&p| (f64::from(p) + epsilon).ln()).collect(),
-        InputKind::LogProbabilities => row.iter().map(|&x| f64::from(x)).collect(),
-    }
-}
-
 /// Class-index cross-entropy of `[rows, classes]` logits, as
 /// `torch.nn.functional.cross_entropy(x, y, weight, ignore_index=..., label_smoothing=...,
-/// reduction='none')`, plus the mean's denominators. Inputs must already be valid
-/// (targets in `[0, C)` or `ignore_index`).
+/// reduction='none')`, plus the mean's denominators: [`reference_rows`] with those options.
+/// Inputs must already be valid (targets in `[0, C)` or `ignore_index`).
 pub fn cross_entropy_rows(
     logits: &[f32],
     classes: usize,
@@ -96,77 +104,14 @@ pub fn cross_entropy_rows(
     ignore_index: i64,
     label_smoothing: f64,
 ) -> RowLosses {
-    let kind = (InputKind::Logits, 0.0);
-    cross_entropy_rows_of(logits, classes, targets, weight, ignore_index, label_smoothing, kind)
-}
-
-/// [`cross_entropy_rows`] for any input kind: `F.nll_loss` for log-probabilities, the
-/// seeds' `-log(p + epsilon)` for probabilities.
-pub fn cross_entropy_rows_of(
-    input: &[f32],
-    classes: usize,
-    targets: &[i64],
-    weight: Option<&[f32]>,
-    ignore_index: i64,
-    label_smoothing: f64,
-    kind: (InputKind, f64),
-) -> RowLosses {
-    let class_weight = |c: usize| weight.map_or(1.0, |w| f64::from(w[c]));
-    let mut out = RowLosses {
-        loss: Vec::with_capacity(targets.len()),
-        weight: Vec::with_capacity(targets.len()),
+    let input: Vec<f64> = logits.iter().map(|&x| f64::from(x)).collect();
+    let opts = RefOptions {
+        weight,
+        ignore_index,
+        label_smoothing,
+        ..RefOptions::default()
     };
-    for (row, &target) in input.chunks_exact(classes).zip(targets) {
-        if target == ignore_index {
-            out.loss.push(0.0);
-            out.weight.push(0.0);
-            continue;
-        }
-        let logp = log_probs(row, kind);
-        let y = target as usize;
-        let w_y = class_weight(y);
-        let nll = -w_y * logp[y];
-        let loss = if label_smoothing > 0.0 {
-            let mut smooth = 0.0;
-            for (c, &lp) in logp.iter().enumerate() {
-                smooth += -class_weight(c) * lp;
-            }
-            (1.0 - label_smoothing) * nll + label_smoothing / classes as f64 * smooth
-        } else {
-            nll
-        };
-        out.loss.push(loss);
-        out.weight.push(w_y);
-    }
-    out
-}
-
-/// Cross-entropy with probability targets `[rows, classes]`:
-/// `l_n = -Σ_c w_c t'_c lp_c` with `t' = t(1-ε) + ε/C`; every row weighs 1 (mean over N).
-pub fn cross_entropy_probability_rows(
-    input: &[f32],
-    classes: usize,
-    targets: &[f32],
-    weight: Option<&[f32]>,
-    label_smoothing: f64,
-    kind: (InputKind, f64),
-) -> RowLosses {
-    let class_weight = |c: usize| weight.map_or(1.0, |w| f64::from(w[c]));
-    let mut out = RowLosses {
-        loss: Vec::new(),
-        weight: Vec::new(),
-    };
-    for (row, t) in input.chunks_exact(classes).zip(targets.chunks_exact(classes)) {
-        let logp = log_probs(row, kind);
-        let mut loss = 0.0;
-        for c in 0..classes {
-            let smoothed = f64::from(t[c]) * (1.0 - label_smoothing) + label_smoothing / classes as f64;
-            loss += -class_weight(c) * smoothed * logp[c];
-        }
-        out.loss.push(loss);
-        out.weight.push(1.0);
-    }
-    out
+    reference_rows(&input, classes, RefTargets::Indices(targets), &opts)
 }
 
 /// The entropy of `softmax(row)`: `-Σ p log p`, masked (`-inf`) classes adding 0, as

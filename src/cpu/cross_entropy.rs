@@ -1,0 +1,210 @@
+//! Cross-entropy / NLL in f64 on f64 inputs, with every option (weights, ignore_index,
+//! label smoothing, input kinds, soft-cap, z-loss), and its gradient. The f64 inputs let
+//! tests take central finite differences with steps far below f32's resolution.
+
+use crate::kernels::InputKind;
+
+/// Targets of the reference.
+#[derive(Debug, Clone, Copy)]
+pub enum RefTargets<'a> {
+    /// One class index per row.
+    Indices(&'a [i64]),
+    /// Probabilities `[N, C]`.
+    Probabilities(&'a [f64]),
+}
+
+/// The options of the reference, PyTorch's plus z-loss and soft-cap.
+#[derive(Debug, Clone, Copy)]
+pub struct RefOptions<'a> {
+    /// Per-class weights.
+    pub weight: Option<&'a [f32]>,
+    /// The ignored class index.
+    pub ignore_index: i64,
+    /// Label smoothing ε.
+    pub label_smoothing: f64,
+    /// What the input holds.
+    pub kind: InputKind,
+    /// Added to probabilities before the log.
+    pub epsilon: f64,
+    /// `cap` of `cap·tanh(x / cap)` applied to logits first.
+    pub softcap: Option<f64>,
+    /// `z` of the z-loss `z·lse²` added to each row that is not ignored.
+    pub z_loss: f64,
+}
+
+impl Default for RefOptions<'_> {
+    fn default() -> Self {
+        Self {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+            kind: InputKind::Logits,
+            epsilon: 1e-7,
+            softcap: None,
+            z_loss: 0.0,
+        }
+    }
+}
+
+/// One row's loss, its weight in the mean, and the coefficients a_c (see the GPU kernel:
+/// `l = -Σ a_c lp_c`), with `None` for ignored rows.
+struct RowTerms {
+    loss: f64,
+    weight: f64,
+    coefficients: Option<Vec<f64>>,
+}
+
+impl RefOptions<'_> {
+    fn class_weight(&self, c: usize) -> f64 {
+        self.weight.map_or(1.0, |w| f64::from(w[c]))
+    }
+
+    fn capped(&self, x: f64) -> f64 {
+        self.softcap.map_or(x, |cap| cap * (x / cap).tanh())
+    }
+
+    /// lp of a row (after the soft-cap for logits) and, for logits, its lse.
+    fn log_probs(&self, row: &[f64]) -> (Vec<f64>, f64) {
+        match self.kind {
+            InputKind::Logits => {
+                let x: Vec<f64> = row.iter().map(|&v| self.capped(v)).collect();
+                let lse = logsumexp64(&x);
+                (x.iter().map(|v| v - lse).collect(), lse)
+            }
+            InputKind::Probabilities => (row.iter().map(|p| (p + self.epsilon).ln()).collect(), f64::NAN),
+            InputKind::LogProbabilities => (row.to_vec(), f64::NAN),
+        }
+    }
+
+    fn row_terms(&self, row: &[f64], target: Result<i64, &[f64]>) -> RowTerms {
+        let classes = row.len();
+        let eps = self.label_smoothing;
+        let coefficients: Vec<f64> = match target {
+            Ok(y) if y == self.ignore_index => {
+                return RowTerms {
+                    loss: 0.0,
+                    weight: 0.0,
+                    coefficients: None,
+                }
+            }
+            Ok(y) => (0..classes)
+                .map(|c| {
+                    let hit = if c == y as usize { self.class_weight(c) } else { 0.0 };
+                    if eps > 0.0 {
+                        (1.0 - eps) * hit + eps / classes as f64 * self.class_weight(c)
+                    } else {
+                        hit
+                    }
+                })
+                .collect(),
+            Err(t) => (0..classes)
+                .map(|c| self.class_weight(c) * (t[c] * (1.0 - eps) + eps / classes as f64))
+                .collect(),
+        };
+        let (logp, lse) = self.log_probs(row);
+        // 0·(-inf) terms are skipped, as the gathered class-index form never forms them.
+        let mut loss = 0.0;
+        for (a, lp) in coefficients.iter().zip(&logp) {
+            if *a != 0.0 || target.is_err() {
+                loss -= a * lp;
+            }
+        }
+        if self.z_loss != 0.0 && self.kind == InputKind::Logits {
+            loss += self.z_loss * lse * lse;
+        }
+        let weight = match target {
+            Ok(y) => self.class_weight(y as usize),
+            Err(_) => 1.0,
+        };
+        RowTerms {
+            loss,
+            weight,
+            coefficients: Some(coefficients),
+        }
+    }
+
+    fn rows<'t>(
+        &self,
+        classes: usize,
+        targets: RefTargets<'t>,
+        rows: usize,
+    ) -> impl Iterator<Item = Result<i64, &'t [f64]>> {
+        (0..rows).map(move |n| match targets {
+            RefTargets::Indices(t) => Ok(t[n]),
+            RefTargets::Probabilities(t) => Err(&t[n * classes..(n + 1) * classes]),
+        })
+    }
+}
+
+fn logsumexp64(x: &[f64]) -> f64 {
+    let mut max = f64::NEG_INFINITY;
+    for &v in x {
+        if v.is_nan() {
+            return f64::NAN;
+        }
+        max = max.max(v);
+    }
+    max + x.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
+}
+
+/// Row losses `l_n` and mean weights (0 for ignored rows), plus each row's lse (logits).
+pub fn reference_rows(
+    input: &[f64],
+    classes: usize,
+    targets: RefTargets<'_>,
+    opts: &RefOptions<'_>,
+) -> super::RowLosses {
+    let rows = input.len() / classes.max(1);
+    let mut out = super::RowLosses {
+        loss: Vec::with_capacity(rows),
+        weight: Vec::with_capacity(rows),
+    };
+    for (row, target) in input.chunks_exact(classes).zip(opts.rows(classes, targets, rows)) {
+        let terms = opts.row_terms(row, target);
+        out.loss.push(terms.loss);
+        out.weight.push(terms.weight);
+    }
+    out
+}
+
+/// `∂(Σ_n g_n l_n)/∂input`: the gradient for per-row upstream scales `g_n` (for `sum`,
+/// all g; for `mean`, g / Σ weights; for `none`, the upstream values).
+pub fn reference_grad(
+    input: &[f64],
+    classes: usize,
+    targets: RefTargets<'_>,
+    opts: &RefOptions<'_>,
+    row_scale: &[f64],
+) -> Vec<f64> {
+    let rows = input.len() / classes.max(1);
+    let mut grad = Vec::with_capacity(input.len());
+    for ((row, target), &g) in input
+        .chunks_exact(classes)
+        .zip(opts.rows(classes, targets, rows))
+        .zip(row_scale)
+    {
+        let Some(a) = opts.row_terms(row, target).coefficients else {
+            grad.extend(std::iter::repeat_n(0.0, classes));
+            continue;
+        };
+        match opts.kind {
+            InputKind::Logits => {
+                let x: Vec<f64> = row.iter().map(|&v| opts.capped(v)).collect();
+                let lse = logsumexp64(&x);
+                let a_sum: f64 = a.iter().sum();
+                for c in 0..classes {
+                    let p = (x[c] - lse).exp();
+                    let mut d = a_sum * p - a[c] + 2.0 * opts.z_loss * lse * p;
+                    if let Some(cap) = opts.softcap {
+                        let r = x[c] / cap;
+                        d *= 1.0 - r * r;
+                    }
+                    grad.push(g * d);
+                }
+            }
+            InputKind::Probabilities => grad.extend((0..classes).map(|c| -g * a[c] / (row[c] + opts.epsilon))),
+            InputKind::LogProbabilities => grad.extend(a.iter().map(|ac| -g * ac)),
+        }
+    }
+    grad
+}

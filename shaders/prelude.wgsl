@@ -64,11 +64,17 @@ fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {
     return group_id.y * group_count.x + group_id.x;
 }
 
+// NaN by its bits: WGSL lets compilers assume NaN never occurs, so `x != x` may fold to
+// false (llvmpipe does); the bit pattern cannot be optimised away.
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // Argmax order, as torch.argmax: NaN beats everything, then larger values, then the lower
 // index on ties. Returns whether (a, ia) comes before (b, ib).
 fn argmax_before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
-    let a_nan = a != a;
-    let b_nan = b != b;
+    let a_nan = is_nan(a);
+    let b_nan = is_nan(b);
     if (a_nan != b_nan) {
         return a_nan;
     }

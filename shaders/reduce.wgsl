@@ -67,7 +67,7 @@ fn ieee_divide(x: f32, d: f32) -> f32 {
     if (d == 0.0) {
         let nan = bitcast<f32>(0x7fc00000u);
         let inf = bitcast<f32>(0x7f800000u);
-        return select(select(-inf, inf, x > 0.0), nan, x == 0.0 || x != x);
+        return select(select(-inf, inf, x > 0.0), nan, x == 0.0 || is_nan(x));
     }
     return x / d;
 }

@@ -8,9 +8,9 @@
 //! Throughput is bytes of input read (f32 logits + i64 targets). Everything is generated
 //! and uploaded outside the timed loop. `WGPU_LOSS_BENCH_QUICK=1` runs one small shape.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, TargetWidth};
+use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, TargetWidth, Upstream};
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
@@ -39,7 +39,7 @@ fn buffer(ctx: &GpuContext, label: &str, contents: &[u8]) -> wgpu::Buffer {
     ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
     })
 }
 
@@ -78,5 +78,66 @@ fn cross_entropy_forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cross_entropy_forward);
+/// Fused forward + backward, the gradient written in place over resident logits, beside
+/// forward alone on the same buffers. Prints the device bytes each call allocates beyond
+/// the caller's logits and targets (its peak extra memory: all of a call's buffers live
+/// until it returns). Each in-place call gets the original logits back first, outside the
+/// timing: repeated in-place calls would feed gradients of gradients, down to denormals,
+/// which are very slow on a CPU-backed adapter and made the timings meaningless.
+fn cross_entropy_forward_backward(c: &mut Criterion) {
+    let ctx = GpuContext::new_blocking().expect("the benches need a GPU adapter");
+    let shapes: Vec<(usize, usize)> = if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
+        vec![(256, 4096)]
+    } else {
+        vec![(2048, 32_000), (1024, 131_072)]
+    };
+    let loss = CrossEntropy::default();
+    let mut group = c.benchmark_group("cross_entropy_forward_backward");
+    group.sample_size(10);
+    for (rows, classes) in shapes {
+        let (logits, targets) = generated(rows, classes);
+        let id = format!("{rows}x{classes}");
+        group.throughput(Throughput::Bytes((logits.len() * 4 + targets.len() * 8) as u64));
+        let logits_buf = buffer(&ctx, "bench.logits", bytemuck::cast_slice(&logits));
+        let pristine = buffer(&ctx, "bench.pristine", bytemuck::cast_slice(&logits));
+        let targets_buf = buffer(&ctx, "bench.targets", bytemuck::cast_slice(&targets));
+        let restore = || {
+            let mut encoder = ctx.device().create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&pristine, 0, &logits_buf, 0, pristine.size());
+            ctx.queue().submit(Some(encoder.finish()));
+            ctx.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+        };
+        let gpu_targets = GpuTargets {
+            at: (&targets_buf).into(),
+            width: TargetWidth::I64,
+        };
+        let measure = |f: &dyn Fn()| {
+            let before = ctx.bytes_allocated();
+            f();
+            ctx.bytes_allocated() - before
+        };
+        let forward = || {
+            loss.forward_buffers(&ctx, &logits_buf, rows, classes, gpu_targets)
+                .expect("forward");
+        };
+        let fused = || {
+            loss.forward_backward_in_place(&ctx, &logits_buf, rows, classes, gpu_targets, Upstream::Scalar(1.0))
+                .expect("forward + backward");
+        };
+        println!(
+            "memory {id}: logits {} B; extra per call: forward {} B, forward+backward in place {} B",
+            logits.len() * 4,
+            measure(&forward),
+            measure(&fused)
+        );
+        restore();
+        group.bench_function(BenchmarkId::new("forward", &id), |b| b.iter(forward));
+        group.bench_function(BenchmarkId::new("forward_backward_in_place", &id), |b| {
+            b.iter_batched(restore, |()| fused(), BatchSize::PerIteration)
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, cross_entropy_forward, cross_entropy_forward_backward);
 criterion_main!(benches);

@@ -15,10 +15,9 @@ use crate::reduction::{LossValue, Reduction};
 
 /// Invocations per workgroup of the row kernels (TEAM_GROUP_SIZE in WGSL).
 pub(crate) const TEAM_GROUP_SIZE: u32 = 64;
-/// Invocations per workgroup of the gradient kernel (GROUP_SIZE in WGSL).
-const GRAD_GROUP_SIZE: u64 = 256;
-/// Workgroups per gradient dispatch at most; the kernel strides over the rest.
-const GRAD_MAX_GROUPS: u64 = 4096;
+/// Elements a workgroup of the gradient kernel should cover at least: rows are grouped
+/// until a group has this many (lavapipe pays per workgroup).
+const GRAD_ELEMENTS_PER_GROUP: u64 = 4096;
 
 /// A position in a GPU buffer: the buffer and a byte offset into it.
 #[derive(Debug, Clone, Copy)]
@@ -68,7 +67,8 @@ struct RowParams {
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct GradParams {
-    count: u32,
+    rows: u32,
+    rows_per_group: u32,
     classes: u32,
     input_offset: u32,
     targets_offset: u32,
@@ -82,7 +82,7 @@ struct GradParams {
     z_loss: f32,
     upstream: f32,
     upstream_offset: u32,
-    _pad: [u32; 2],
+    _pad: u32,
 }
 
 /// What a run computes besides the loss.
@@ -420,7 +420,8 @@ fn row_chunks(ctx: &GpuContext, rows: u64, classes: u64, layout: TargetLayout) -
     let per_chunk = items_per_binding(ctx, row_bytes)
         .min(items_per_binding(ctx, target_row_bytes))
         .min(items_per_binding(ctx, 8))
-        .min(u64::from(u32::MAX / 2) / classes.max(1));
+        .min(u64::from(u32::MAX / 2) / classes.max(1))
+        .min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
     if per_chunk == 0 {
         return Err(LossError::TooLarge {
             what: "logits",
@@ -605,6 +606,7 @@ fn encode_grad(
     let logits_kind = loss.input() == InputKind::Logits;
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Grad);
+    let rows_per_group = GRAD_ELEMENTS_PER_GROUP.div_ceil(classes).max(1);
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("cross_entropy.grad"),
         timestamp_writes: None,
@@ -641,7 +643,8 @@ fn encode_grad(
             window(ctx, "upstream", &upstream_buf, 0, 4)?
         };
         let params = GradParams {
-            count: (len * classes) as u32,
+            rows: len as u32,
+            rows_per_group: rows_per_group as u32,
             classes: classes as u32,
             input_offset: input_w.word_shift,
             targets_offset: targets_w.word_shift,
@@ -655,7 +658,7 @@ fn encode_grad(
             z_loss: loss.z_loss_value() as f32,
             upstream: upstream_scalar,
             upstream_offset: upstream_w.word_shift,
-            _pad: [0; 2],
+            _pad: 0,
         };
         let params_buf = uniform(ctx, "cross_entropy.grad.params", bytemuck::bytes_of(&params))?;
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -672,9 +675,8 @@ fn encode_grad(
                 grad_w.binding(),
             ]),
         });
-        let (x, y) = grid(ctx, (len * classes).div_ceil(GRAD_GROUP_SIZE).min(GRAD_MAX_GROUPS))?;
         pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        pass.dispatch_workgroups(1, len.div_ceil(rows_per_group) as u32, 1);
     }
     Ok(())
 }

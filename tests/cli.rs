@@ -517,3 +517,138 @@ fn loss_family_bad_input_is_one_line() {
         }
     }
 }
+
+#[test]
+fn grad_out_z_loss_and_softcap() {
+    use wgpu_loss::Upstream;
+    let f = files("grad");
+    let loss = CrossEntropy::default()
+        .label_smoothing(0.1)
+        .z_loss(0.01)
+        .softcap(5.0)
+        .weight(&f.weight);
+    let want = loss
+        .forward_backward_cpu(&f.logits, ROWS, CLASSES, &f.targets, Upstream::Scalar(1.0))
+        .expect("reference");
+    for backend in ["gpu", "cpu"] {
+        let args = [
+            "compute",
+            "--loss",
+            "cross-entropy",
+            "--input",
+            "x.npy",
+            "--target",
+            "t.npy",
+            "--weight",
+            "w.npy",
+            "--label-smoothing",
+            "0.1",
+            "--z-loss",
+            "0.01",
+            "--softcap",
+            "5",
+            "--backend",
+            backend,
+            "--grad-out",
+            "g.npy",
+        ];
+        let (ok, stdout, stderr) = run(&f.dir, &args);
+        assert!(ok, "{backend}: {stderr}");
+        let printed: f32 = stdout.trim().parse().expect("a number");
+        assert!(
+            (printed - want.loss.values()[0]).abs() < 1e-5,
+            "{backend}: {printed} vs {:?}",
+            want.loss
+        );
+        let saved = npy::read(f.dir.join("g.npy")).expect("g.npy");
+        assert_eq!(saved.shape, vec![ROWS, CLASSES]);
+        let NpyData::F32(grad) = saved.data else {
+            panic!("float32")
+        };
+        for (g, w) in grad.iter().zip(&want.grad) {
+            assert!((g - w).abs() <= 1e-6 + 2e-5 * w.abs(), "{backend}: {g} vs {w}");
+        }
+    }
+    // Elementwise losses and reduction none (upstream all ones) write the input's shape too.
+    for args in [
+        vec![
+            "--loss",
+            "mse",
+            "--input",
+            "x.npy",
+            "--target",
+            "x.npy",
+            "--reduction",
+            "none",
+        ],
+        vec![
+            "--loss",
+            "nll",
+            "--input",
+            "x.npy",
+            "--target",
+            "t.npy",
+            "--reduction",
+            "none",
+        ],
+    ] {
+        let all: Vec<&str> = ["compute"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .chain(["--grad-out", "g2.npy"])
+            .collect();
+        let (ok, _, stderr) = run(&f.dir, &all);
+        assert!(ok, "{all:?}: {stderr}");
+        assert_eq!(npy::read(f.dir.join("g2.npy")).expect("g2").shape, vec![ROWS, CLASSES]);
+    }
+    // Options that do not apply, and bad values.
+    for (args, needle) in [
+        (
+            vec!["--loss", "softmax", "--input", "x.npy", "--grad-out", "g3.npy"],
+            "does not take --grad-out",
+        ),
+        (
+            vec![
+                "--loss", "nll", "--input", "x.npy", "--target", "t.npy", "--z-loss", "0.1",
+            ],
+            "does not take --z-loss",
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--softcap",
+                "0",
+                "--grad-out",
+                "g3.npy",
+            ],
+            "softcap = 0",
+        ),
+        (
+            vec![
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x.npy",
+                "--target",
+                "t.npy",
+                "--input-kind",
+                "probs",
+                "--softcap",
+                "2",
+            ],
+            "does not take softcap",
+        ),
+    ] {
+        let all: Vec<&str> = ["compute"].into_iter().chain(args.iter().copied()).collect();
+        let (ok, _, stderr) = run(&f.dir, &all);
+        assert!(!ok, "{all:?} succeeded");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{all:?}: {stderr:?} lacks {needle:?}");
+        assert!(!f.dir.join("g3.npy").exists());
+    }
+}

@@ -202,6 +202,16 @@ fn reference_cross_entropy_gradients_match_finite_differences() {
     }
 }
 
+/// (loss, input, target, weight, pos_weight, log_target)
+type ElementCase<'a> = (
+    ElementwiseKind,
+    &'a [f64],
+    &'a [f64],
+    Option<&'a [f32]>,
+    Option<&'a [f32]>,
+    bool,
+);
+
 #[test]
 fn reference_elementwise_gradients_match_finite_differences() {
     let mut rng = Rng::new(9);
@@ -212,7 +222,7 @@ fn reference_elementwise_gradients_match_finite_differences() {
     let x: Vec<f64> = (0..n).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
     let w = [0.5_f32, 1.0, 2.0, 1.5];
     let pw = [3.0_f32, 0.5, 1.0, 2.0];
-    let cases: Vec<(ElementwiseKind, &[f64], &[f64], Option<&[f32]>, Option<&[f32]>, bool)> = vec![
+    let cases: Vec<ElementCase<'_>> = vec![
         (ElementwiseKind::Mse, &x, &y, None, None, false),
         (ElementwiseKind::Bce, &p, &y, Some(&w), None, false),
         (ElementwiseKind::BceWithLogits, &x, &y, Some(&w), Some(&pw), false),

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use wgpu_loss::npy::{self, NpyArray, NpyData};
-use wgpu_loss::{CrossEntropy, ElementwiseLoss, InputKind, LossValue, Reduction, RowOp, Targets};
+use wgpu_loss::{
+    CrossEntropy, ElementwiseLoss, ForwardBackward, InputKind, LossValue, Reduction, RowOp, Targets, Upstream,
+};
 
 use super::Backend;
 
@@ -82,6 +84,16 @@ pub struct ComputeArgs {
     /// kl-div: the target holds log-probabilities.
     #[arg(long)]
     log_target: bool,
+    /// cross-entropy: add the z-loss S·lse² to each row that is not ignored.
+    #[arg(long, allow_negative_numbers = true)]
+    z_loss: Option<f64>,
+    /// cross-entropy: soft-cap the logits, C·tanh(x / C), before the softmax.
+    #[arg(long, allow_negative_numbers = true)]
+    softcap: Option<f64>,
+    /// Write ∂loss/∂input as float32 .npy in the input's shape (upstream gradient 1; all
+    /// ones for reduction none).
+    #[arg(long)]
+    grad_out: Option<PathBuf>,
     /// Where to compute.
     #[arg(long, value_enum, default_value = "gpu")]
     backend: Backend,
@@ -129,6 +141,9 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
         ("--input-kind", args.input_kind.is_some()),
         ("--epsilon", args.epsilon.is_some()),
         ("--log-target", args.log_target),
+        ("--z-loss", args.z_loss.is_some()),
+        ("--softcap", args.softcap.is_some()),
+        ("--grad-out", args.grad_out.is_some()),
     ];
     let takes: &[&str] = match args.loss {
         CrossEntropy => &[
@@ -139,12 +154,15 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
             "--reduction",
             "--input-kind",
             "--epsilon",
+            "--z-loss",
+            "--softcap",
+            "--grad-out",
         ],
-        Nll => &["--target", "--weight", "--ignore-index", "--reduction"],
-        Bce => &["--target", "--weight", "--reduction"],
-        BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction"],
-        Mse => &["--target", "--reduction"],
-        KlDiv => &["--target", "--reduction", "--log-target"],
+        Nll => &["--target", "--weight", "--ignore-index", "--reduction", "--grad-out"],
+        Bce => &["--target", "--weight", "--reduction", "--grad-out"],
+        BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction", "--grad-out"],
+        Mse => &["--target", "--reduction", "--grad-out"],
+        KlDiv => &["--target", "--reduction", "--log-target", "--grad-out"],
         Softmax | LogSoftmax | Entropy => &[],
     };
     let name = args
@@ -186,6 +204,8 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
         Backend::Gpu => Some(super::gpu_context()?),
         Backend::Cpu => None,
     };
+    let want_grad = args.grad_out.is_some();
+    let mut grad: Vec<f32> = Vec::new();
     let value = match args.loss {
         LossName::CrossEntropy | LossName::Nll => {
             let (rows, classes) = rows_classes(&input_array, &args.input)?;
@@ -204,9 +224,12 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                     ))
                 }
             };
-            match &gpu {
-                Some(ctx) => loss.forward(ctx, input, rows, classes, targets),
-                None => loss.forward_cpu(input, rows, classes, targets),
+            let up = Upstream::Scalar(1.0);
+            match (&gpu, want_grad) {
+                (Some(ctx), false) => loss.forward(ctx, input, rows, classes, targets),
+                (None, false) => loss.forward_cpu(input, rows, classes, targets),
+                (Some(ctx), true) => loss.forward_backward(ctx, input, rows, classes, targets, up).map(|r| keep_grad(&mut grad, r)),
+                (None, true) => loss.forward_backward_cpu(input, rows, classes, targets, up).map(|r| keep_grad(&mut grad, r)),
             }
         }
         LossName::Bce | LossName::BceWithLogits | LossName::Mse | LossName::KlDiv => {
@@ -236,9 +259,16 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                 loss = loss.pos_weight(float32(&read(path, "--pos-weight")?, "--pos-weight", path)?);
             }
             let shape = &input_array.shape;
-            match &gpu {
-                Some(ctx) => loss.forward(ctx, input, target, shape),
-                None => loss.forward_cpu(input, target, shape),
+            let up = Upstream::Scalar(1.0);
+            let with_grad = |(value, g): (LossValue, Vec<f32>)| {
+                grad = g;
+                value
+            };
+            match (&gpu, want_grad) {
+                (Some(ctx), false) => loss.forward(ctx, input, target, shape),
+                (None, false) => loss.forward_cpu(input, target, shape),
+                (Some(ctx), true) => loss.forward_backward(ctx, input, target, shape, up).map(with_grad),
+                (None, true) => loss.forward_backward_cpu(input, target, shape, up).map(with_grad),
             }
         }
         LossName::Softmax | LossName::LogSoftmax | LossName::Entropy => {
@@ -257,6 +287,9 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     if let Some(out) = &args.out {
         npy::write_f32(out, &value.shape(), value.values()).map_err(|e| format!("--out: {e}"))?;
+    }
+    if let Some(path) = &args.grad_out {
+        npy::write_f32(path, &input_array.shape, &grad).map_err(|e| format!("--grad-out: {e}"))?;
     }
     println!("{}", summary(&value));
     Ok(())
@@ -284,6 +317,12 @@ fn cross_entropy(
     if let Some(e) = args.epsilon {
         loss = loss.epsilon(e);
     }
+    if let Some(z) = args.z_loss {
+        loss = loss.z_loss(z);
+    }
+    if let Some(cap) = args.softcap {
+        loss = loss.softcap(cap);
+    }
     if let Some(path) = &args.weight {
         let weight = read(path, "--weight")?;
         match (&weight.data, weight.shape.as_slice()) {
@@ -298,6 +337,12 @@ fn cross_entropy(
         }
     }
     Ok(loss)
+}
+
+/// Keeps the gradient of a fused call and returns its loss.
+fn keep_grad(grad: &mut Vec<f32>, result: ForwardBackward) -> LossValue {
+    *grad = result.grad;
+    result.loss
 }
 
 /// The scalar, or a one-line summary of a tensor.

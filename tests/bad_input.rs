@@ -277,7 +277,7 @@ fn gpu_buffers_too_small_or_misaligned() {
     let err = CrossEntropy::default()
         .forward_buffers(gpu(), &logits, 3, 3, t)
         .expect_err("too small");
-    assert!(matches!(err, LossError::BadBuffer { what: "logits", .. }), "{err}");
+    assert!(matches!(err, LossError::BadBuffer { what: "input", .. }), "{err}");
     assert!(err.to_string().contains("36 bytes"), "{err}");
     let err = CrossEntropy::default()
         .forward_buffers(
@@ -291,7 +291,7 @@ fn gpu_buffers_too_small_or_misaligned() {
             t,
         )
         .expect_err("misaligned");
-    assert!(matches!(err, LossError::BadBuffer { what: "logits", .. }), "{err}");
+    assert!(matches!(err, LossError::BadBuffer { what: "input", .. }), "{err}");
     let err = CrossEntropy::default()
         .forward_buffers(
             gpu(),

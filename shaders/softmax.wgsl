@@ -3,17 +3,23 @@
 // pass of RowStats; phase 2 reads the row again to write (or sum) the outputs.
 
 override OUTPUT: u32 = 0u;   // 0: softmax [N, C], 1: log_softmax [N, C], 2: entropy [N]
+override GRAD: bool = false; // write the vector-Jacobian product with `upstream` instead
 
 struct Params {
     rows: u32,
     classes: u32,
-    in_offset: u32,    // element offset of row 0 inside the input binding
-    out_offset: u32,   // element offset of row 0's output inside the output binding
+    in_offset: u32,       // element offset of row 0 inside the input binding
+    out_offset: u32,      // element offset of row 0's output inside the output binding
+    upstream_offset: u32, // GRAD: offset of row 0's upstream ([N, C], or [N] for entropy)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> upstream: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
     var s = stats_empty();
@@ -32,6 +38,55 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
     return s;
 }
 
+// Entropy's Σ_c e^(x-shift)·(x-shift) over the team; masked (-inf) classes add 0.
+fn entropy_sum(row_start: u32, lane: u32, width: u32, shift: f32, inv: TeamInvocation) -> f32 {
+    var partial = 0.0;
+    for (var c = lane; c < params.classes; c += width) {
+        let d = logits[row_start + c] - shift;
+        partial += select(exp(d) * d, 0.0, d == negative_infinity());
+    }
+    return team_sum2(vec2(partial, 0.0), inv).x;
+}
+
+// Phase 2-3 (GRAD): the vector-Jacobian product with the upstream u of this row.
+//   softmax:     ∂_j = p_j·(u_j - Σ_c u_c p_c)
+//   log_softmax: ∂_j = u_j - p_j·Σ_c u_c
+//   entropy:     ∂_j = -u_n·p_j·(lp_j + H)   (0 for masked classes)
+fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: f32, z: f32, inv: TeamInvocation) {
+    let classes = params.classes;
+    let up_start = params.upstream_offset + row * classes;
+    let out_start = params.out_offset + row * classes;
+    var row_term = 0.0;   // Σ u p, Σ u, or H
+    if (OUTPUT == 2u) {
+        row_term = log_z - entropy_sum(row_start, lane, width, shift, inv) / z;
+    } else {
+        var partial = 0.0;
+        for (var c = lane; c < classes; c += width) {
+            let u = upstream[up_start + c];
+            if (OUTPUT == 0u) {
+                partial += u * (exp(logits[row_start + c] - shift) / z);
+            } else {
+                partial += u;
+            }
+        }
+        row_term = team_sum2(vec2(partial, 0.0), inv).x;
+    }
+    for (var c = lane; c < classes; c += width) {
+        let d = logits[row_start + c] - shift;
+        let p = exp(d) / z;
+        var g: f32;
+        switch OUTPUT {
+            case 0u: { g = p * (upstream[up_start + c] - row_term); }
+            case 1u: { g = upstream[up_start + c] - p * row_term; }
+            default: {
+                let u = upstream[params.upstream_offset + row];
+                g = select(-u * p * ((d - log_z) + row_term), 0.0, d == negative_infinity());
+            }
+        }
+        out[out_start + c] = g;
+    }
+}
+
 @compute @workgroup_size(TEAM_GROUP_SIZE)
 fn softmax_rows(inv: TeamInvocation) {
     let lane = team_lane(inv);
@@ -45,15 +100,12 @@ fn softmax_rows(inv: TeamInvocation) {
         let stats = team_reduce(row_stats(row_start, lane, width), inv);
         let shift = stats_shift(stats.row_max);
         let log_z = log(stats.exp_sum);
-        if (OUTPUT == 2u) {
+        if (GRAD) {
+            grad_row(row, row_start, lane, width, shift, log_z, stats.exp_sum, inv);
+        } else if (OUTPUT == 2u) {
             // Phase 2 (entropy): H = log Z - Σ e^(x-shift)·(x-shift) / Z; masked (-inf)
             // classes add 0, as PyTorch's Categorical.entropy clamps them.
-            var partial = 0.0;
-            for (var c = lane; c < params.classes; c += width) {
-                let d = logits[row_start + c] - shift;
-                partial += select(exp(d) * d, 0.0, d == negative_infinity());
-            }
-            let total = team_sum2(vec2(partial, 0.0), inv).x;
+            let total = entropy_sum(row_start, lane, width, shift, inv);
             if (lane == 0u) {
                 out[params.out_offset + row] = log_z - total / stats.exp_sum;
             }

@@ -220,12 +220,14 @@ pub enum Kernel {
         /// Gradient of reduction none: one upstream value per element.
         per_element_upstream: bool,
     },
-    /// Softmax, log-softmax or entropy per row.
+    /// Softmax, log-softmax or entropy per row, or their vector-Jacobian product.
     SoftmaxRows {
         /// Team strategy.
         team: Team,
         /// What is written.
         output: RowOutput,
+        /// The vector-Jacobian product with an upstream gradient instead.
+        grad: bool,
     },
     /// One pass of the fixed-order pair sum.
     ReducePairs,
@@ -336,13 +338,13 @@ impl Kernel {
                     ("PER_ELEMENT_UPSTREAM", flag(per_element_upstream)),
                 ]
             }
-            Kernel::SoftmaxRows { output, .. } => {
+            Kernel::SoftmaxRows { output, grad, .. } => {
                 let code = match output {
                     RowOutput::Softmax => 0.0,
                     RowOutput::LogSoftmax => 1.0,
                     RowOutput::Entropy => 2.0,
                 };
-                vec![("OUTPUT", code)]
+                vec![("OUTPUT", code), ("GRAD", flag(grad))]
             }
             Kernel::ReducePairs | Kernel::Finish => Vec::new(),
         }
@@ -360,7 +362,7 @@ pub(crate) enum Layout {
     Reduce,
     /// Elementwise losses: params, input, target, weight, pos_weight, upstream | out.
     Elementwise,
-    /// Row maps (softmax family): params, input | out.
+    /// Row maps (softmax family): params, input, upstream | out.
     Map,
     /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
     /// upstream, reduced | grad.
@@ -381,7 +383,7 @@ impl Layout {
             Layout::Rows => (3, 5),
             Layout::Reduce => (2, 2),
             Layout::Elementwise => (5, 1),
-            Layout::Map => (1, 1),
+            Layout::Map => (2, 1),
             Layout::Grad => (6, 1),
         }
     }

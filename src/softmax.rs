@@ -20,6 +20,8 @@ struct Params {
     classes: u32,
     in_offset: u32,
     out_offset: u32,
+    upstream_offset: u32,
+    _pad: [u32; 3],
 }
 
 impl RowOp {
@@ -64,14 +66,91 @@ impl RowOp {
                 values: Vec::new(),
             });
         }
+        let values = self.run(ctx, logits, rows, classes, None)?;
+        Ok(LossValue::Tensor { shape, values })
+    }
+
+    /// The vector-Jacobian product on the GPU: `upstream` has the output's shape (`[N, C]`,
+    /// or `[N]` for the entropy); the result has the input's, `[N, C]`.
+    pub fn backward(
+        self,
+        ctx: &GpuContext,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+        upstream: &[f32],
+    ) -> Result<Vec<f32>> {
+        self.validate(logits, rows, classes)?;
+        self.validate_upstream(rows, classes, upstream)?;
+        if rows == 0 {
+            return Ok(Vec::new());
+        }
+        self.run(ctx, logits, rows, classes, Some(upstream))
+    }
+
+    /// The vector-Jacobian product with the f64 CPU reference.
+    pub fn backward_cpu(self, logits: &[f32], rows: usize, classes: usize, upstream: &[f32]) -> Result<Vec<f32>> {
+        self.validate(logits, rows, classes)?;
+        self.validate_upstream(rows, classes, upstream)?;
+        let per_row = self.per_row(classes);
+        let mut grad = Vec::with_capacity(logits.len());
+        for (n, row) in logits.chunks_exact(classes).enumerate() {
+            let row64: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
+            let up: Vec<f64> = upstream[n * per_row..(n + 1) * per_row]
+                .iter()
+                .map(|&u| f64::from(u))
+                .collect();
+            grad.extend(cpu::row_op_vjp(self, &row64, &up).iter().map(|&g| g as f32));
+        }
+        Ok(grad)
+    }
+
+    fn validate_upstream(self, rows: usize, classes: usize, upstream: &[f32]) -> Result<()> {
+        let expected = rows.saturating_mul(self.per_row(classes));
+        if upstream.len() != expected {
+            return Err(LossError::LengthMismatch {
+                what: "upstream",
+                shape: format!("{:?} (the output's shape)", self.shape(rows, classes)),
+                expected,
+                actual: upstream.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the row kernel (or its VJP) chunk by chunk and reads the output back.
+    fn run(
+        self,
+        ctx: &GpuContext,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
         let device = &ctx.device;
-        let per_row = self.per_row(classes) as u64;
+        let grad = upstream.is_some();
+        // Output elements per row: the VJP has the input's shape.
+        let per_row = if grad {
+            classes as u64
+        } else {
+            self.per_row(classes) as u64
+        };
+        let per_row_up = self.per_row(classes) as u64;
         let input = upload(
             ctx,
             "softmax.input",
             bytemuck::cast_slice(logits),
             wgpu::BufferUsages::empty(),
         )?;
+        let upstream_buf = match upstream {
+            Some(u) => upload(
+                ctx,
+                "softmax.upstream",
+                bytemuck::cast_slice(u),
+                wgpu::BufferUsages::empty(),
+            )?,
+            None => storage(ctx, "softmax.upstream", 4)?,
+        };
         let out = storage(ctx, "softmax.out", rows as u64 * per_row * 4)?;
         let row_bytes = classes as u64 * 4;
         let rows_per_chunk = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
@@ -85,7 +164,11 @@ impl RowOp {
             });
         }
         let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
-        let pipeline = ctx.pipelines.get(Kernel::SoftmaxRows { team, output: self })?;
+        let pipeline = ctx.pipelines.get(Kernel::SoftmaxRows {
+            team,
+            output: self,
+            grad,
+        })?;
         let layout = ctx.pipelines.bind_group_layout(Layout::Map);
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmax") });
         let mut begin = 0_u64;
@@ -93,17 +176,35 @@ impl RowOp {
             let chunk = rows_per_chunk.min(rows as u64 - begin);
             let in_w = window(ctx, "input", &input, begin * row_bytes, chunk * row_bytes)?;
             let out_w = window(ctx, "output", &out, begin * per_row * 4, chunk * per_row * 4)?;
+            let up_w = if grad {
+                window(
+                    ctx,
+                    "upstream",
+                    &upstream_buf,
+                    begin * per_row_up * 4,
+                    chunk * per_row_up * 4,
+                )?
+            } else {
+                window(ctx, "upstream", &upstream_buf, 0, 4)?
+            };
             let params = Params {
                 rows: chunk as u32,
                 classes: classes as u32,
                 in_offset: in_w.word_shift,
                 out_offset: out_w.word_shift,
+                upstream_offset: up_w.word_shift,
+                _pad: [0; 3],
             };
             let params = uniform(ctx, "softmax.params", bytemuck::bytes_of(&params))?;
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("softmax.softmax_rows"),
                 layout,
-                entries: &entries(vec![params.as_entire_binding(), in_w.binding(), out_w.binding()]),
+                entries: &entries(vec![
+                    params.as_entire_binding(),
+                    in_w.binding(),
+                    up_w.binding(),
+                    out_w.binding(),
+                ]),
             });
             let (x, y) = grid(ctx, chunk.div_ceil(teams_per_group))?;
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -117,10 +218,7 @@ impl RowOp {
             begin += chunk;
         }
         let bytes = finish_and_read(ctx, encoder, &out, 0, rows as u64 * per_row * 4)?;
-        Ok(LossValue::Tensor {
-            shape,
-            values: bytemuck::pod_collect_to_vec(&bytes),
-        })
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Computes the operation with the f64 CPU reference (rounded to f32 at the end).

@@ -604,8 +604,17 @@ fn grad_out_z_loss_and_softcap() {
     // Options that do not apply, and bad values.
     for (args, needle) in [
         (
-            vec!["--loss", "softmax", "--input", "x.npy", "--grad-out", "g3.npy"],
-            "does not take --grad-out",
+            vec![
+                "--loss",
+                "softmax",
+                "--input",
+                "x.npy",
+                "--z-loss",
+                "0.1",
+                "--grad-out",
+                "g3.npy",
+            ],
+            "does not take --z-loss",
         ),
         (
             vec![

@@ -523,3 +523,43 @@ fn z_loss_and_softcap_forward_values() {
         .expect("cap");
     assert_close("softcap", with_cap.values(), &[lse_c - capped[2]], common::ROW_LOSS);
 }
+
+#[test]
+fn row_op_vector_jacobian_products() {
+    use wgpu_loss::RowOp;
+    // The f64 VJP against finite differences of u · op(x).
+    let mut rng = Rng::new(31);
+    let row: Vec<f64> = (0..7).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
+    for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+        let outputs = if op == RowOp::Entropy { 1 } else { 7 };
+        let up: Vec<f64> = (0..outputs).map(|_| f64::from(rng.uniform(-1.0, 1.0))).collect();
+        let analytic = cpu::row_op_vjp(op, &row, &up);
+        let numeric = finite_differences(&row, |x| cpu::row_op(op, x).iter().zip(&up).map(|(o, u)| o * u).sum());
+        for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
+            assert!(
+                common::close(*a, *n, FINITE_DIFF),
+                "{op:?} [{i}]: analytic {a}, numeric {n}"
+            );
+        }
+    }
+    // The GPU VJP against the reference, with masked classes.
+    let ctx = gpu();
+    for (rows, classes) in [(1, 1), (7, 3), (257, 31), (33, 4099)] {
+        let mut logits = rng.logits(rows * classes, 5.0);
+        if classes > 1 {
+            logits[1] = f32::NEG_INFINITY;
+        }
+        for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+            let outputs = if op == RowOp::Entropy { rows } else { rows * classes };
+            let up: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let want: Vec<f64> = op
+                .backward_cpu(&logits, rows, classes, &up)
+                .expect("cpu")
+                .iter()
+                .map(|&g| f64::from(g))
+                .collect();
+            let got = op.backward(ctx, &logits, rows, classes, &up).expect("gpu");
+            assert_close(&format!("{op:?} vjp {rows}x{classes}"), &got, &want, GRAD);
+        }
+    }
+}

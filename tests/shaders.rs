@@ -102,6 +102,7 @@ fn override_constants_match_the_rust_side() {
         Kernel::SoftmaxRows {
             team: Team::Subgroup,
             output: RowOutput::Entropy,
+            grad: true,
         },
         Kernel::ReducePairs,
         Kernel::Finish,

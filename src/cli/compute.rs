@@ -163,7 +163,7 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
         BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction", "--grad-out"],
         Mse => &["--target", "--reduction", "--grad-out"],
         KlDiv => &["--target", "--reduction", "--log-target", "--grad-out"],
-        Softmax | LogSoftmax | Entropy => &[],
+        Softmax | LogSoftmax | Entropy => &["--grad-out"],
     };
     let name = args
         .loss
@@ -278,6 +278,15 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                 LossName::LogSoftmax => RowOp::LogSoftmax,
                 _ => RowOp::Entropy,
             };
+            if want_grad {
+                // Upstream all ones, in the output's shape.
+                let ones = vec![1.0; if op == RowOp::Entropy { rows } else { rows * classes }];
+                grad = match &gpu {
+                    Some(ctx) => op.backward(ctx, input, rows, classes, &ones),
+                    None => op.backward_cpu(input, rows, classes, &ones),
+                }
+                .map_err(|e| e.to_string())?;
+            }
             match &gpu {
                 Some(ctx) => op.forward(ctx, input, rows, classes),
                 None => op.forward_cpu(input, rows, classes),

@@ -5,6 +5,8 @@
 mod cross_entropy;
 mod elementwise;
 
+use crate::kernels::RowOutput;
+
 pub use cross_entropy::{reference_grad, reference_rows, RefOptions, RefTargets};
 pub use elementwise::{bce, bce_with_logits, elementwise_grad, elementwise_losses, kl_div, mse};
 
@@ -112,6 +114,42 @@ pub fn cross_entropy_rows(
         ..RefOptions::default()
     };
     reference_rows(&input, classes, RefTargets::Indices(targets), &opts)
+}
+
+/// A row operation of f64 values (for finite differences): softmax, log-softmax, or the
+/// entropy (one value).
+pub fn row_op(op: RowOutput, row: &[f64]) -> Vec<f64> {
+    let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let z: f64 = row.iter().map(|x| (x - max).exp()).sum();
+    let logp: Vec<f64> = row.iter().map(|x| x - max - z.ln()).collect();
+    match op {
+        RowOutput::Softmax => logp.iter().map(|l| l.exp()).collect(),
+        RowOutput::LogSoftmax => logp,
+        RowOutput::Entropy => vec![-logp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>()],
+    }
+}
+
+/// The vector-Jacobian product of [`row_op`] with `upstream` (the output's length).
+pub fn row_op_vjp(op: RowOutput, row: &[f64], upstream: &[f64]) -> Vec<f64> {
+    let logp = row_op(RowOutput::LogSoftmax, row);
+    let p: Vec<f64> = logp.iter().map(|l| l.exp()).collect();
+    match op {
+        RowOutput::Softmax => {
+            let s: f64 = upstream.iter().zip(&p).map(|(u, p)| u * p).sum();
+            p.iter().zip(upstream).map(|(p, u)| p * (u - s)).collect()
+        }
+        RowOutput::LogSoftmax => {
+            let s: f64 = upstream.iter().sum();
+            upstream.iter().zip(&p).map(|(u, p)| u - p * s).collect()
+        }
+        RowOutput::Entropy => {
+            let h = row_op(RowOutput::Entropy, row)[0];
+            p.iter()
+                .zip(&logp)
+                .map(|(p, l)| if l.is_finite() { -upstream[0] * p * (l + h) } else { 0.0 })
+                .collect()
+        }
+    }
 }
 
 /// The entropy of `softmax(row)`: `-Σ p log p`, masked (`-inf`) classes adding 0, as

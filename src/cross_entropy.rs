@@ -377,8 +377,8 @@ impl CrossEntropy {
     ) -> Result<LossValue> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, None)?;
-        let (input64, targets64) = widen(input, &targets);
-        let losses = cpu::reference_rows(&input64, classes, targets64.as_ref(), &self.reference_options());
+        let targets64 = widen_targets(&targets);
+        let losses = cpu::reference_rows(input, classes, targets64.as_ref(), &self.reference_options());
         Ok(self.reduce_rows(rows, &losses))
     }
 
@@ -394,18 +394,18 @@ impl CrossEntropy {
     ) -> Result<ForwardBackward> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
-        let (input64, targets64) = widen(input, &targets);
+        let targets64 = widen_targets(&targets);
         let opts = self.reference_options();
-        let losses = cpu::reference_rows(&input64, classes, targets64.as_ref(), &opts);
+        let losses = cpu::reference_rows(input, classes, targets64.as_ref(), &opts);
         let scale = self.row_scale(&losses, upstream);
-        let grad = cpu::reference_grad(&input64, classes, targets64.as_ref(), &opts, &scale);
+        let grad = cpu::reference_grad(input, classes, targets64.as_ref(), &opts, &scale);
         let (lse, argmax, accuracy) = if self.row_outputs {
-            let lse: Vec<f32> = input64
+            let lse: Vec<f32> = input
                 .chunks_exact(classes.max(1))
                 .map(|row| {
                     let capped: Vec<f32> = row
                         .iter()
-                        .map(|&x| opts.softcap.map_or(x, |c| c * (x / c).tanh()) as f32)
+                        .map(|&x| opts.softcap.map_or(f64::from(x), |c| c * (f64::from(x) / c).tanh()) as f32)
                         .collect();
                     cpu::logsumexp(&capped) as f32
                 })
@@ -624,14 +624,12 @@ pub(crate) fn check_weights(what: &'static str, weight: &[f32], classes: usize, 
     Ok(())
 }
 
-/// The input and targets in f64, for the reference.
-fn widen(input: &[f32], targets: &Targets<'_>) -> (Vec<f64>, OwnedTargets) {
-    let input64 = input.iter().map(|&x| f64::from(x)).collect();
-    let targets64 = match targets {
+/// The targets as the reference takes them (indices as i64, probabilities as f64).
+fn widen_targets(targets: &Targets<'_>) -> OwnedTargets {
+    match targets {
         Targets::Probabilities(t) => OwnedTargets::Probabilities(t.iter().map(|&v| f64::from(v)).collect()),
         _ => OwnedTargets::Indices((0..targets.len()).filter_map(|r| targets.index(r)).collect()),
-    };
-    (input64, targets64)
+    }
 }
 
 /// Owned reference targets.

@@ -1,8 +1,13 @@
-//! Cross-entropy / NLL in f64 on f64 inputs, with every option (weights, ignore_index,
-//! label smoothing, input kinds, soft-cap, z-loss), and its gradient. The f64 inputs let
-//! tests take central finite differences with steps far below f32's resolution.
+//! Cross-entropy / NLL in f64, with every option (weights, ignore_index, label smoothing,
+//! input kinds, soft-cap, z-loss), and its gradient. Inputs are f32 (read in place) or f64
+//! (so tests can take central finite differences with steps below f32's resolution).
 
 use crate::kernels::InputKind;
+
+/// An input element: f32 or f64, computed with in f64.
+pub trait Real: Copy + Into<f64> {}
+impl Real for f32 {}
+impl Real for f64 {}
 
 /// Targets of the reference.
 #[derive(Debug, Clone, Copy)]
@@ -64,19 +69,19 @@ impl RefOptions<'_> {
     }
 
     /// lp of a row (after the soft-cap for logits) and, for logits, its lse.
-    fn log_probs(&self, row: &[f64]) -> (Vec<f64>, f64) {
+    fn log_probs<T: Real>(&self, row: &[T]) -> (Vec<f64>, f64) {
         match self.kind {
             InputKind::Logits => {
-                let x: Vec<f64> = row.iter().map(|&v| self.capped(v)).collect();
+                let x: Vec<f64> = row.iter().map(|&v| self.capped(v.into())).collect();
                 let lse = logsumexp64(&x);
                 (x.iter().map(|v| v - lse).collect(), lse)
             }
-            InputKind::Probabilities => (row.iter().map(|p| (p + self.epsilon).ln()).collect(), f64::NAN),
-            InputKind::LogProbabilities => (row.to_vec(), f64::NAN),
+            InputKind::Probabilities => (row.iter().map(|&p| (p.into() + self.epsilon).ln()).collect(), f64::NAN),
+            InputKind::LogProbabilities => (row.iter().map(|&x| x.into()).collect(), f64::NAN),
         }
     }
 
-    fn row_terms(&self, row: &[f64], target: Result<i64, &[f64]>) -> RowTerms {
+    fn row_terms<T: Real>(&self, row: &[T], target: Result<i64, &[f64]>) -> RowTerms {
         let classes = row.len();
         let eps = self.label_smoothing;
         let coefficients: Vec<f64> = match target {
@@ -136,20 +141,21 @@ impl RefOptions<'_> {
     }
 }
 
-fn logsumexp64(x: &[f64]) -> f64 {
+fn logsumexp64<T: Real>(x: &[T]) -> f64 {
     let mut max = f64::NEG_INFINITY;
     for &v in x {
+        let v: f64 = v.into();
         if v.is_nan() {
             return f64::NAN;
         }
         max = max.max(v);
     }
-    max + x.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
+    max + x.iter().map(|&v| (v.into() - max).exp()).sum::<f64>().ln()
 }
 
 /// Row losses `l_n` and mean weights (0 for ignored rows), plus each row's lse (logits).
-pub fn reference_rows(
-    input: &[f64],
+pub fn reference_rows<T: Real>(
+    input: &[T],
     classes: usize,
     targets: RefTargets<'_>,
     opts: &RefOptions<'_>,
@@ -159,18 +165,31 @@ pub fn reference_rows(
         loss: Vec::with_capacity(rows),
         weight: Vec::with_capacity(rows),
     };
+    let plain = opts.kind == InputKind::Logits && opts.softcap.is_none() && opts.label_smoothing == 0.0;
     for (row, target) in input.chunks_exact(classes).zip(opts.rows(classes, targets, rows)) {
-        let terms = opts.row_terms(row, target);
-        out.loss.push(terms.loss);
-        out.weight.push(terms.weight);
+        match target {
+            // The common case without building a_c: -w_y (x_y - lse) (+ z lse²).
+            Ok(y) if plain && y != opts.ignore_index => {
+                let lse = logsumexp64(row);
+                let w_y = opts.class_weight(y as usize);
+                let x_y: f64 = row[y as usize].into();
+                out.loss.push(-w_y * (x_y - lse) + opts.z_loss * lse * lse);
+                out.weight.push(w_y);
+            }
+            _ => {
+                let terms = opts.row_terms(row, target);
+                out.loss.push(terms.loss);
+                out.weight.push(terms.weight);
+            }
+        }
     }
     out
 }
 
 /// `∂(Σ_n g_n l_n)/∂input`: the gradient for per-row upstream scales `g_n` (for `sum`,
 /// all g; for `mean`, g / Σ weights; for `none`, the upstream values).
-pub fn reference_grad(
-    input: &[f64],
+pub fn reference_grad<T: Real>(
+    input: &[T],
     classes: usize,
     targets: RefTargets<'_>,
     opts: &RefOptions<'_>,
@@ -189,7 +208,7 @@ pub fn reference_grad(
         };
         match opts.kind {
             InputKind::Logits => {
-                let x: Vec<f64> = row.iter().map(|&v| opts.capped(v)).collect();
+                let x: Vec<f64> = row.iter().map(|&v| opts.capped(v.into())).collect();
                 let lse = logsumexp64(&x);
                 let a_sum: f64 = a.iter().sum();
                 for c in 0..classes {
@@ -202,7 +221,9 @@ pub fn reference_grad(
                     grad.push(g * d);
                 }
             }
-            InputKind::Probabilities => grad.extend((0..classes).map(|c| -g * a[c] / (row[c] + opts.epsilon))),
+            InputKind::Probabilities => {
+                grad.extend((0..classes).map(|c| -g * a[c] / (Into::<f64>::into(row[c]) + opts.epsilon)))
+            }
             InputKind::LogProbabilities => grad.extend(a.iter().map(|ac| -g * ac)),
         }
     }

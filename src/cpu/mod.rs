@@ -7,7 +7,7 @@ mod elementwise;
 
 use crate::kernels::RowOutput;
 
-pub use cross_entropy::{reference_grad, reference_rows, RefOptions, RefTargets};
+pub use cross_entropy::{reference_grad, reference_rows, Real, RefOptions, RefTargets};
 pub use elementwise::{bce, bce_with_logits, elementwise_grad, elementwise_losses, kl_div, mse};
 
 /// The row maximum, propagating NaN (`f64::max` would drop it).
@@ -106,14 +106,13 @@ pub fn cross_entropy_rows(
     ignore_index: i64,
     label_smoothing: f64,
 ) -> RowLosses {
-    let input: Vec<f64> = logits.iter().map(|&x| f64::from(x)).collect();
     let opts = RefOptions {
         weight,
         ignore_index,
         label_smoothing,
         ..RefOptions::default()
     };
-    reference_rows(&input, classes, RefTargets::Indices(targets), &opts)
+    reference_rows(logits, classes, RefTargets::Indices(targets), &opts)
 }
 
 /// A row operation of f64 values (for finite differences): softmax, log-softmax, or the

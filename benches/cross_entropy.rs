@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, TargetWidth, Upstream};
+use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, GpuUpstream, TargetWidth};
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
@@ -121,7 +121,7 @@ fn cross_entropy_forward_backward(c: &mut Criterion) {
                 .expect("forward");
         };
         let fused = || {
-            loss.forward_backward_in_place(&ctx, &logits_buf, rows, classes, gpu_targets, Upstream::Scalar(1.0))
+            loss.forward_backward_in_place(&ctx, &logits_buf, rows, classes, gpu_targets, GpuUpstream::Scalar(1.0))
                 .expect("forward + backward");
         };
         println!(

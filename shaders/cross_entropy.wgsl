@@ -22,7 +22,7 @@ struct Params {
     classes: u32,
     logits_offset: u32,   // element offset of row 0 inside the logits binding
     targets_offset: u32,  // u32-word offset of row 0 inside the targets binding
-    out_offset: u32,      // element offset of row 0 inside the row_loss/row_weight bindings
+    out_offset: u32,      // element offset of row 0 inside the row_loss binding
     row_base: u32,        // global index of row 0, for error reports
     ignore_lo: u32,       // ignore_index as i64, low and high words
     ignore_hi: u32,
@@ -31,16 +31,14 @@ struct Params {
     softcap: f32,         // cap (SOFTCAP)
     z_loss: f32,          // z (Z_LOSS)
     lse_offset: u32,      // offset of row 0 inside the row_lse binding (in vec2s)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    status_offset: u32,   // index of the status word inside the status binding
+    weight_offset: u32,   // offset of row 0 inside the row_weight binding
+    argmax_offset: u32,   // offset of row 0 inside the row_argmax binding
 }
 
-// status: 0xffffffff - (global index of the first row whose target is out of range),
-// kept with atomicMax so that a zero-cleared buffer means "none" (no host write needed).
-struct Status {
-    first_bad_row: atomic<u32>,
-}
+// status[params.status_offset]: 0xffffffff - (global index of the first row whose target
+// is out of range), kept with atomicMax so that a zero-cleared word means "none" (no host
+// write needed). An array so that the word can sit at any offset of a caller's buffer.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
@@ -48,7 +46,7 @@ struct Status {
 @group(0) @binding(3) var<storage, read> class_weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_weight: array<f32>;
-@group(0) @binding(6) var<storage, read_write> status: Status;
+@group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>>;
 @group(0) @binding(7) var<storage, read_write> row_lse: array<vec2<f32>>; // logits: (lse, A = Σ a_c) per row
 @group(0) @binding(8) var<storage, read_write> row_argmax: array<u32>;  // ARGMAX: each row's argmax
 
@@ -218,7 +216,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                 if (!ignored) {
                     if (hi != 0u || lo >= params.classes) {
                         // Never read out of bounds: flag the row, poison its loss.
-                        atomicMax(&status.first_bad_row, 0xffffffffu - (params.row_base + row));
+                        atomicMax(&status[params.status_offset], 0xffffffffu - (params.row_base + row));
                         loss = bitcast<f32>(0x7fc00000u);
                         weight = loss;
                     } else {
@@ -247,7 +245,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                 loss += params.z_loss * lse * lse;
             }
             row_loss[params.out_offset + row] = loss;
-            row_weight[params.out_offset + row] = weight;
+            row_weight[params.weight_offset + row] = weight;
             if (INPUT_KIND == 0u) {
                 // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
                 var a_sum = stats.w_sum;
@@ -260,7 +258,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                 row_lse[params.lse_offset + row] = vec2(lse, a_sum);
             }
             if (ARGMAX) {
-                row_argmax[params.out_offset + row] = best_index;
+                row_argmax[params.argmax_offset + row] = best_index;
             }
         }
     }

@@ -40,7 +40,7 @@ struct GradParams {
     z_loss: f32,
     upstream: f32,        // the scalar upstream gradient of a reduced loss
     upstream_offset: u32, // offset of row 0 in the row_upstream binding
-    _pad0: u32,
+    reduced_offset: u32,  // index of [loss, divisor] in the reduced binding
 }
 
 @group(0) @binding(0) var<uniform> params: GradParams;
@@ -82,7 +82,7 @@ fn grad_row(row: u32, lane: u32) {
     if (PER_ROW_UPSTREAM) {
         g = row_upstream[params.upstream_offset + row];
     } else {
-        g = params.upstream / reduced[1];
+        g = params.upstream / reduced[params.reduced_offset + 1u];
     }
     var target_class = 0xffffffffu;   // class-index targets: y (or none)
     var poisoned = false;             // out of range: NaN gradient (pass 1 reports it)

@@ -79,18 +79,20 @@ fn finish(@builtin(local_invocation_index) lane: u32) {
     let total = in_loss[reduce_params.in_offset];
     let weight = in_weight[reduce_params.in_offset];
     // out_loss[1]: the divisor used, so that gradients can scale by upstream / divisor.
+    // The result goes to out_loss[out_offset] (a caller's buffer at any offset).
+    let at = reduce_params.out_offset;
     switch reduce_params.mode {
         case 1u: {
-            out_loss[0] = ieee_divide(total, weight);
-            out_loss[1] = weight;
+            out_loss[at] = ieee_divide(total, weight);
+            out_loss[at + 1u] = weight;
         }
         case 2u: {
-            out_loss[0] = ieee_divide(total, reduce_params.denominator);
-            out_loss[1] = reduce_params.denominator;
+            out_loss[at] = ieee_divide(total, reduce_params.denominator);
+            out_loss[at + 1u] = reduce_params.denominator;
         }
         default: {
-            out_loss[0] = total;
-            out_loss[1] = 1.0;
+            out_loss[at] = total;
+            out_loss[at + 1u] = 1.0;
         }
     }
 }

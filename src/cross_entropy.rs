@@ -3,7 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::cpu;
-use crate::cross_entropy_gpu::{self, BufferAt, GpuTargets};
+use crate::cross_entropy_gpu::{self, BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto};
 use crate::error::{LossError, Result};
 use crate::kernels::{InputKind, TargetLayout, TargetWidth};
 use crate::reduction::{LossValue, Reduction};
@@ -356,15 +356,66 @@ impl CrossEntropy {
         rows: usize,
         classes: usize,
         targets: GpuTargets<'_>,
-        upstream: Upstream<'_>,
+        upstream: GpuUpstream<'_>,
     ) -> Result<ForwardBackward> {
-        self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, Some(upstream))?;
-        let request = cross_entropy_gpu::GradRequest {
-            upstream,
-            in_place: true,
-            read_back: false,
+        self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, None)?;
+        let grad = Some((GradInto::InPlace, upstream));
+        cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets, grad)
+    }
+
+    /// Records the loss (and, if `outputs.grad` says so, the gradient) into the caller's
+    /// `encoder`, reading the caller's buffers and writing `outputs`; submits nothing and
+    /// copies nothing to the host. Class-index targets are checked on the GPU: read
+    /// `outputs.status` after the submission to learn of a bad one. Validates shapes and
+    /// buffer sizes first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode<'b>(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: impl Into<BufferAt<'b>>,
+        rows: usize,
+        classes: usize,
+        targets: GpuTargets<'_>,
+        outputs: &CrossEntropyOutputs<'_>,
+    ) -> Result<()> {
+        self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, None)?;
+        let inputs = cross_entropy_gpu::Inputs {
+            input: input.into(),
+            rows,
+            classes,
+            targets: (targets.at, TargetLayout::Indices(targets.width)),
         };
-        cross_entropy_gpu::forward_buffers(ctx, self, input.into(), rows, classes, targets, Some(request))
+        if rows == 0 {
+            return Ok(());
+        }
+        cross_entropy_gpu::encode(ctx, encoder, self, &inputs, outputs)
+    }
+
+    /// [`CrossEntropy::encode`] with probability targets `[N, C]` (f32) in a GPU buffer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_with_probabilities<'b>(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: impl Into<BufferAt<'b>>,
+        rows: usize,
+        classes: usize,
+        targets: BufferAt<'_>,
+        outputs: &CrossEntropyOutputs<'_>,
+    ) -> Result<()> {
+        let elements = rows.saturating_mul(classes);
+        self.validate_shape(elements, rows, classes, elements, true, None)?;
+        let inputs = cross_entropy_gpu::Inputs {
+            input: input.into(),
+            rows,
+            classes,
+            targets: (targets, TargetLayout::Probabilities),
+        };
+        if rows == 0 {
+            return Ok(());
+        }
+        cross_entropy_gpu::encode(ctx, encoder, self, &inputs, outputs)
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).

@@ -43,6 +43,56 @@ pub struct GpuTargets<'a> {
     pub width: TargetWidth,
 }
 
+/// The upstream gradient of a recorded backward pass.
+#[derive(Debug, Clone, Copy)]
+pub enum GpuUpstream<'a> {
+    /// `∂L/∂loss` of a reduced loss; for reduction `none`, the same for every row.
+    Scalar(f32),
+    /// Reduction `none`: N f32, one per row, in a GPU buffer.
+    PerRow(BufferAt<'a>),
+}
+
+/// Where a recorded gradient goes.
+#[derive(Debug, Clone, Copy)]
+pub enum GradInto<'a> {
+    /// Over the input itself (f32 input only): no second `[N, C]` buffer.
+    InPlace,
+    /// Into `[N, C]` f32 at this position.
+    Buffer(BufferAt<'a>),
+}
+
+/// Where a recorded cross-entropy writes. Every position is a caller's buffer (with
+/// `STORAGE` usage) at a byte offset that is a multiple of 4.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossEntropyOutputs<'a> {
+    /// `sum` / `mean`: two f32, `[loss, divisor]` (the divisor is 1 for a sum, Σ w[y] or N
+    /// for a mean). `none`: the N row losses.
+    pub loss: BufferAt<'a>,
+    /// One u32: 0 when every class-index target was in range, else `u32::MAX - row` of the
+    /// first bad row (whose loss and gradient are then NaN). Cleared by the recording. Also
+    /// needs `COPY_DST` usage.
+    pub status: Option<BufferAt<'a>>,
+    /// With [`CrossEntropy::row_outputs`]: N pairs of f32, `(lse, Σ_c a_c)` per row.
+    pub row_stats: Option<BufferAt<'a>>,
+    /// With [`CrossEntropy::row_outputs`]: N u32, each row's argmax.
+    pub argmax: Option<BufferAt<'a>>,
+    /// The gradient `∂loss/∂input`: where, and with which upstream.
+    pub grad: Option<(GradInto<'a>, GpuUpstream<'a>)>,
+}
+
+impl<'a> CrossEntropyOutputs<'a> {
+    /// Only the loss, at `loss`.
+    pub fn loss(loss: impl Into<BufferAt<'a>>) -> Self {
+        Self {
+            loss: loss.into(),
+            status: None,
+            row_stats: None,
+            argmax: None,
+            grad: None,
+        }
+    }
+}
+
 /// The uniform of `cross_entropy_rows` (the WGSL `Params`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -60,7 +110,9 @@ struct RowParams {
     softcap: f32,
     z_loss: f32,
     lse_offset: u32,
-    _pad: [u32; 3],
+    status_offset: u32,
+    weight_offset: u32,
+    argmax_offset: u32,
 }
 
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
@@ -82,17 +134,7 @@ struct GradParams {
     z_loss: f32,
     upstream: f32,
     upstream_offset: u32,
-    _pad: u32,
-}
-
-/// What a run computes besides the loss.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GradRequest<'a> {
-    pub upstream: Upstream<'a>,
-    /// Overwrite the input buffer with the gradient instead of allocating one.
-    pub in_place: bool,
-    /// Read the gradient back to the host.
-    pub read_back: bool,
+    reduced_offset: u32,
 }
 
 /// The result for an empty batch, as PyTorch gives it: `none` is empty, `sum` is 0,
@@ -142,39 +184,38 @@ pub(crate) fn forward_host(
             ),
         });
     }
-    let input_buf = upload(
-        ctx,
-        "cross_entropy.input",
-        bytemuck::cast_slice(input),
-        wgpu::BufferUsages::COPY_SRC,
-    )?;
-    let targets_buf = upload(
-        ctx,
-        "cross_entropy.targets",
-        targets.bytes(),
-        wgpu::BufferUsages::COPY_SRC,
-    )?;
-    let request = grad.map(|upstream| GradRequest {
-        upstream,
-        in_place: true,
-        read_back: true,
-    });
+    let usage = wgpu::BufferUsages::COPY_SRC;
+    let input_buf = upload(ctx, "cross_entropy.input", bytemuck::cast_slice(input), usage)?;
+    let targets_buf = upload(ctx, "cross_entropy.targets", targets.bytes(), usage)?;
+    let upstream_buf = match grad {
+        Some(Upstream::Values(v)) => Some(upload(ctx, "cross_entropy.upstream", bytemuck::cast_slice(v), usage)?),
+        _ => None,
+    };
+    let upstream = match (grad, &upstream_buf) {
+        (Some(Upstream::Scalar(g)), _) => Some(GpuUpstream::Scalar(g)),
+        (Some(_), Some(buffer)) => Some(GpuUpstream::PerRow(buffer.into())),
+        _ => None,
+    };
     let host_targets = targets
         .index(0)
         .map(|_| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
+    let inputs = Inputs {
+        input: (&input_buf).into(),
+        rows,
+        classes,
+        targets: ((&targets_buf).into(), targets.layout()),
+    };
     run(
         ctx,
         loss,
-        (&input_buf).into(),
-        rows,
-        classes,
-        ((&targets_buf).into(), targets.layout()),
-        request,
+        &inputs,
+        upstream.map(|u| (GradInto::InPlace, u)),
+        true,
         host_targets.as_deref(),
     )
 }
 
-/// Runs on buffers the caller owns; checks that they are large enough first.
+/// Runs on buffers the caller owns and reads back the small results (never `[N, C]`).
 pub(crate) fn forward_buffers(
     ctx: &GpuContext,
     loss: &CrossEntropy,
@@ -182,133 +223,78 @@ pub(crate) fn forward_buffers(
     rows: usize,
     classes: usize,
     targets: GpuTargets<'_>,
-    grad: Option<GradRequest<'_>>,
+    grad: Option<(GradInto<'_>, GpuUpstream<'_>)>,
 ) -> Result<ForwardBackward> {
     if rows == 0 {
         return Ok(empty_result(loss));
     }
-    let needs = |what: &'static str, at: BufferAt<'_>, bytes: u64| -> Result<()> {
-        if !at.offset.is_multiple_of(4) || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
-            return Err(LossError::BadBuffer {
-                what,
-                detail: format!(
-                    "[{rows}, {classes}] needs {bytes} bytes at byte offset {} (a multiple of 4), but the buffer has {} bytes",
-                    at.offset,
-                    at.buffer.size()
-                ),
-            });
-        }
-        Ok(())
+    let inputs = Inputs {
+        input,
+        rows,
+        classes,
+        targets: (targets.at, TargetLayout::Indices(targets.width)),
     };
-    needs("input", input, rows as u64 * classes as u64 * 4)?;
-    needs("targets", targets.at, rows as u64 * targets.width.bytes())?;
-    let layout = TargetLayout::Indices(targets.width);
-    run(ctx, loss, input, rows, classes, (targets.at, layout), grad, None)
+    run(ctx, loss, &inputs, grad, false, None)
 }
 
-/// Per-row buffers of one run.
-struct RowBuffers {
-    loss: wgpu::Buffer,
-    weight: wgpu::Buffer,
-    status: wgpu::Buffer,
-    lse: wgpu::Buffer,
-    argmax: wgpu::Buffer,
+/// The inputs of one recording.
+pub(crate) struct Inputs<'a> {
+    pub input: BufferAt<'a>,
+    pub rows: usize,
+    pub classes: usize,
+    pub targets: (BufferAt<'a>, TargetLayout),
 }
 
-/// Records pass 1, the reduction and pass 2, submits once, and reads back.
-#[allow(clippy::too_many_arguments)]
+/// Fails unless `at` holds `bytes` bytes from a 4-aligned offset.
+pub(crate) fn check_room(what: &'static str, at: BufferAt<'_>, bytes: u64, shape: &str) -> Result<()> {
+    if !at.offset.is_multiple_of(4) || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
+        return Err(LossError::BadBuffer {
+            what,
+            detail: format!(
+                "{shape} needs {bytes} bytes at byte offset {} (a multiple of 4), but the buffer has {} bytes",
+                at.offset,
+                at.buffer.size()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Allocates the outputs, records, submits once, and reads back the small results (and,
+/// with `read_grad`, the gradient).
 fn run(
     ctx: &GpuContext,
     loss: &CrossEntropy,
-    input: BufferAt<'_>,
-    rows: usize,
-    classes: usize,
-    targets: (BufferAt<'_>, TargetLayout),
-    grad: Option<GradRequest<'_>>,
+    inputs: &Inputs<'_>,
+    grad: Option<(GradInto<'_>, GpuUpstream<'_>)>,
+    read_grad: bool,
     host_targets: Option<&[i64]>,
 ) -> Result<ForwardBackward> {
+    let (rows, classes) = (inputs.rows, inputs.classes);
     let rows64 = rows as u64;
-    let weight_bytes: &[u8] = loss.weights().map_or(&[0; 4], bytemuck::cast_slice);
-    let weight_buf = upload(ctx, "cross_entropy.weight", weight_bytes, wgpu::BufferUsages::empty())?;
-    let logits_kind = loss.input() == InputKind::Logits;
-    let row_bufs = RowBuffers {
-        loss: storage(ctx, "cross_entropy.row_loss", rows64 * 4)?,
-        weight: storage(ctx, "cross_entropy.row_weight", rows64 * 4)?,
-        status: storage(ctx, "cross_entropy.status", 4)?,
-        lse: storage(ctx, "cross_entropy.row_lse", if logits_kind { rows64 * 8 } else { 8 })?,
-        argmax: storage(
-            ctx,
-            "cross_entropy.row_argmax",
-            if loss.wants_row_outputs() { rows64 * 4 } else { 4 },
-        )?,
+    let reduction = loss.reduction_kind();
+    let loss_bytes = if reduction == Reduction::None { rows64 * 4 } else { 8 };
+    let loss_out = storage(ctx, "cross_entropy.loss", loss_bytes)?;
+    let status = storage(ctx, "cross_entropy.status", 4)?;
+    let rows_out = loss.wants_row_outputs();
+    let row_stats = storage(ctx, "cross_entropy.row_stats", if rows_out { rows64 * 8 } else { 4 })?;
+    let argmax = storage(ctx, "cross_entropy.argmax", if rows_out { rows64 * 4 } else { 4 })?;
+    let outputs = CrossEntropyOutputs {
+        loss: (&loss_out).into(),
+        status: Some((&status).into()),
+        row_stats: rows_out.then(|| (&row_stats).into()),
+        argmax: rows_out.then(|| (&argmax).into()),
+        grad,
     };
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("cross_entropy"),
     });
-    encoder.clear_buffer(&row_bufs.status, 0, None);
-    let chunks = row_chunks(ctx, rows64, classes as u64, targets.1)?;
-    encode_rows(
-        ctx,
-        &mut encoder,
-        loss,
-        input,
-        classes,
-        targets,
-        &weight_buf,
-        &row_bufs,
-        &chunks,
-    )?;
-    let reduced = storage(ctx, "cross_entropy.result", 8)?;
-    let reduction = loss.reduction_kind();
-    if reduction != Reduction::None {
-        let finish = if reduction == Reduction::Sum {
-            Finish::Sum
-        } else {
-            Finish::WeightedMean
-        };
-        encode_batch_sum(
-            ctx,
-            &mut encoder,
-            &row_bufs.loss,
-            Some(&row_bufs.weight),
-            rows64,
-            finish,
-            &reduced,
-        )?;
-    }
-    let mut grad_buf = None;
-    if let Some(request) = grad {
-        let out = if request.in_place {
-            input.buffer.clone()
-        } else {
-            storage(ctx, "cross_entropy.grad", rows64 * classes as u64 * 4)?
-        };
-        let out_at = if request.in_place { input.offset } else { 0 };
-        let grad_args = GradArgs {
-            loss,
-            input,
-            classes,
-            targets,
-            weight: &weight_buf,
-            lse: &row_bufs.lse,
-            reduced: &reduced,
-            grad: BufferAt {
-                buffer: &out,
-                offset: out_at,
-            },
-            request,
-        };
-        encode_grad(ctx, &mut encoder, &grad_args, &chunks)?;
-        grad_buf = Some((out, out_at));
-    }
-    // One staging buffer: status, [loss, divisor], then the per-row outputs asked for.
-    let mut layout = vec![(&row_bufs.status, 4_u64), (&reduced, 8)];
-    if reduction == Reduction::None {
-        layout.push((&row_bufs.loss, rows64 * 4));
-    }
-    if loss.wants_row_outputs() {
-        layout.push((&row_bufs.lse, rows64 * 8));
-        layout.push((&row_bufs.argmax, rows64 * 4));
+    encode(ctx, &mut encoder, loss, inputs, &outputs)?;
+    // One staging buffer: status, the loss, then the per-row outputs asked for.
+    let mut layout = vec![(&status, 4_u64), (&loss_out, loss_bytes)];
+    if rows_out {
+        layout.push((&row_stats, rows64 * 8));
+        layout.push((&argmax, rows64 * 4));
     }
     let total: u64 = layout.iter().map(|(_, len)| len).sum();
     let stage = staging(ctx, "cross_entropy.readback", total)?;
@@ -318,10 +304,14 @@ fn run(
         at += len;
     }
     let grad_bytes = rows64 * classes as u64 * 4;
-    let grad_stage = match (&grad_buf, grad) {
-        (Some((buffer, offset)), Some(request)) if request.read_back => {
+    let grad_stage = match grad {
+        Some((into, _)) if read_grad => {
+            let source = match into {
+                GradInto::InPlace => inputs.input,
+                GradInto::Buffer(at) => at,
+            };
             let stage = staging(ctx, "cross_entropy.grad_readback", grad_bytes)?;
-            encoder.copy_buffer_to_buffer(buffer, *offset, &stage, 0, grad_bytes);
+            encoder.copy_buffer_to_buffer(source.buffer, source.offset, &stage, 0, grad_bytes);
             Some(stage)
         }
         _ => None,
@@ -329,43 +319,29 @@ fn run(
     submit_and_wait(&ctx.device, &ctx.queue, encoder)?;
     let bytes = pollster::block_on(read_mapped(&ctx.device, &stage, total))?;
     let word = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
-    let flagged = word(0);
-    if let (true, (at, TargetLayout::Indices(width))) = (flagged != 0, targets) {
-        // The kernel stores u32::MAX - row with atomicMax, so 0 means no bad row.
-        let row = (u32::MAX - flagged) as usize;
-        let size = width.bytes();
-        let raw = read_buffer(ctx, at.buffer, at.offset + row as u64 * size, size)?;
-        let value = match width {
-            TargetWidth::I32 => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
-            TargetWidth::I64 => i64::from_le_bytes(raw[..8].try_into().unwrap_or([0; 8])),
-        };
-        return Err(LossError::TargetOutOfRange {
-            row,
-            value,
-            classes,
-            ignore_index: loss.ignored_index(),
-        });
-    }
+    check_status(ctx, loss, word(0), inputs)?;
     let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
-    let mut next = 3;
-    let loss_value = if reduction == Reduction::None {
-        next += rows;
-        LossValue::Tensor {
+    let loss_value = match reduction {
+        Reduction::None => LossValue::Tensor {
             shape: vec![rows],
-            values: floats[3..3 + rows].to_vec(),
-        }
-    } else {
-        LossValue::Scalar(floats[1])
+            values: floats[1..1 + rows].to_vec(),
+        },
+        _ => LossValue::Scalar(floats[1]),
     };
-    let (lse, argmax, accuracy) = if loss.wants_row_outputs() {
+    let (lse, argmax, accuracy) = if rows_out {
+        let next = 1 + (loss_bytes / 4) as usize;
         let lse: Vec<f32> = (0..rows).map(|r| floats[next + 2 * r]).collect();
         let argmax: Vec<u32> = (0..rows).map(|r| word(next + 2 * rows + r)).collect();
-        let targets_host = match host_targets {
-            Some(t) => t.to_vec(),
-            None => read_targets(ctx, targets, rows)?,
+        let accuracy = match (inputs.targets.1, host_targets) {
+            (TargetLayout::Probabilities, _) => None,
+            (_, Some(t)) => Some(accuracy_of(&argmax, t, loss.ignored_index())),
+            (_, None) => Some(accuracy_of(
+                &argmax,
+                &read_targets(ctx, inputs.targets, rows)?,
+                loss.ignored_index(),
+            )),
         };
-        let accuracy = accuracy_of(&argmax, &targets_host, loss.ignored_index());
-        (Some(lse), Some(argmax), Some(accuracy))
+        (Some(lse), Some(argmax), accuracy)
     } else {
         (None, None, None)
     };
@@ -380,6 +356,176 @@ fn run(
         argmax,
         accuracy,
     })
+}
+
+/// Turns a non-zero status word into [`LossError::TargetOutOfRange`], reading the value.
+pub(crate) fn check_status(ctx: &GpuContext, loss: &CrossEntropy, status: u32, inputs: &Inputs<'_>) -> Result<()> {
+    let (at, TargetLayout::Indices(width)) = inputs.targets else {
+        return Ok(());
+    };
+    if status == 0 {
+        return Ok(());
+    }
+    // The kernel stores u32::MAX - row with atomicMax, so 0 means no bad row.
+    let row = (u32::MAX - status) as usize;
+    let size = width.bytes();
+    let raw = read_buffer(ctx, at.buffer, at.offset + row as u64 * size, size)?;
+    let value = match width {
+        TargetWidth::I32 => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
+        TargetWidth::I64 => i64::from_le_bytes(raw[..8].try_into().unwrap_or([0; 8])),
+    };
+    Err(LossError::TargetOutOfRange {
+        row,
+        value,
+        classes: inputs.classes,
+        ignore_index: loss.ignored_index(),
+    })
+}
+
+/// Records pass 1, the reduction and pass 2 into `encoder`, reading `inputs` and writing
+/// `outputs`; submits nothing. Temporary buffers (O(N)) are created here and kept alive
+/// by the recorded commands.
+pub(crate) fn encode(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    loss: &CrossEntropy,
+    inputs: &Inputs<'_>,
+    outputs: &CrossEntropyOutputs<'_>,
+) -> Result<()> {
+    let (rows, classes) = (inputs.rows, inputs.classes);
+    let rows64 = rows as u64;
+    let classes64 = classes as u64;
+    let shape = format!("[{rows}, {classes}]");
+    let target_bytes = match inputs.targets.1 {
+        TargetLayout::Indices(width) => rows64 * width.bytes(),
+        TargetLayout::Probabilities => rows64 * classes64 * 4,
+    };
+    let reduction = loss.reduction_kind();
+    check_room("input", inputs.input, rows64 * classes64 * 4, &shape)?;
+    check_room("targets", inputs.targets.0, target_bytes, &shape)?;
+    check_room(
+        "loss",
+        outputs.loss,
+        if reduction == Reduction::None { rows64 * 4 } else { 8 },
+        &shape,
+    )?;
+    for (what, at, bytes) in [
+        ("status", outputs.status, 4),
+        ("row_stats", outputs.row_stats, rows64 * 8),
+        ("argmax", outputs.argmax, rows64 * 4),
+    ] {
+        if let Some(at) = at {
+            check_room(what, at, bytes, &shape)?;
+        }
+    }
+    if let Some((into, upstream)) = outputs.grad {
+        if let GradInto::Buffer(at) = into {
+            check_room("grad", at, rows64 * classes64 * 4, &shape)?;
+        }
+        if let GpuUpstream::PerRow(at) = upstream {
+            if reduction != Reduction::None {
+                return Err(LossError::Unsupported {
+                    loss: "cross-entropy",
+                    option: "a per-row upstream gradient with a reduced loss (use GpuUpstream::Scalar)",
+                });
+            }
+            check_room("upstream", at, rows64 * 4, &shape)?;
+        }
+    }
+    let weight_bytes: &[u8] = loss.weights().map_or(&[0; 4], bytemuck::cast_slice);
+    let weight_buf = upload(ctx, "cross_entropy.weight", weight_bytes, wgpu::BufferUsages::empty())?;
+    let logits_kind = loss.input() == InputKind::Logits;
+    // Internal O(N) buffers where the caller gave no output.
+    let row_loss_own = (reduction != Reduction::None)
+        .then(|| storage(ctx, "cross_entropy.row_loss", rows64 * 4))
+        .transpose()?;
+    let row_weight = storage(ctx, "cross_entropy.row_weight", rows64 * 4)?;
+    let status_own = outputs
+        .status
+        .is_none()
+        .then(|| storage(ctx, "cross_entropy.status", 4))
+        .transpose()?;
+    // Pass 1 writes (lse, A) for every row of logits: an own O(N) buffer unless given one.
+    let stats_own = (outputs.row_stats.is_none())
+        .then(|| storage(ctx, "cross_entropy.row_stats", if logits_kind { rows64 * 8 } else { 8 }))
+        .transpose()?;
+    let argmax_own = outputs
+        .argmax
+        .is_none()
+        .then(|| storage(ctx, "cross_entropy.argmax", 4))
+        .transpose()?;
+    let row_bufs = RowBuffers {
+        loss: match &row_loss_own {
+            Some(b) => b.into(),
+            None => outputs.loss,
+        },
+        weight: (&row_weight).into(),
+        status: outputs
+            .status
+            .unwrap_or_else(|| status_own.as_ref().map(BufferAt::from).expect("allocated above")),
+        stats: outputs
+            .row_stats
+            .unwrap_or_else(|| stats_own.as_ref().map(BufferAt::from).expect("allocated above")),
+        stats_per_row: logits_kind,
+        argmax: outputs
+            .argmax
+            .unwrap_or_else(|| argmax_own.as_ref().map(BufferAt::from).expect("allocated above")),
+        argmax_per_row: outputs.argmax.is_some() && loss.wants_row_outputs(),
+    };
+    encoder.clear_buffer(row_bufs.status.buffer, row_bufs.status.offset, Some(4));
+    let chunks = row_chunks(ctx, rows64, classes64, inputs.targets.1)?;
+    encode_rows(ctx, encoder, loss, inputs, &weight_buf, &row_bufs, &chunks)?;
+    // The reduced loss, or for `none` a constant [0, 1] so that pass 2 scales by upstream / 1.
+    let unit_divisor;
+    let reduced: BufferAt<'_> = if reduction != Reduction::None {
+        let finish = if reduction == Reduction::Sum {
+            Finish::Sum
+        } else {
+            Finish::WeightedMean
+        };
+        let losses = row_bufs.loss.buffer;
+        encode_batch_sum(ctx, encoder, losses, Some(&row_weight), rows64, finish, outputs.loss)?;
+        outputs.loss
+    } else {
+        unit_divisor = upload(
+            ctx,
+            "cross_entropy.unit_divisor",
+            bytemuck::cast_slice(&[0.0_f32, 1.0]),
+            wgpu::BufferUsages::empty(),
+        )?;
+        (&unit_divisor).into()
+    };
+    if let Some((into, upstream)) = outputs.grad {
+        let grad_at = match into {
+            GradInto::InPlace => inputs.input,
+            GradInto::Buffer(at) => at,
+        };
+        let grad_args = GradArgs {
+            loss,
+            inputs,
+            weight: &weight_buf,
+            stats: row_bufs.stats,
+            reduced,
+            grad: grad_at,
+            in_place: matches!(into, GradInto::InPlace),
+            upstream,
+        };
+        encode_grad(ctx, encoder, &grad_args, &chunks)?;
+    }
+    Ok(())
+}
+
+/// Per-row positions of one recording.
+struct RowBuffers<'a> {
+    loss: BufferAt<'a>,
+    weight: BufferAt<'a>,
+    status: BufferAt<'a>,
+    stats: BufferAt<'a>,
+    /// `stats` holds one (lse, A) pair per row (else it is a placeholder).
+    stats_per_row: bool,
+    argmax: BufferAt<'a>,
+    /// `argmax` holds one u32 per row (else it is a placeholder).
+    argmax_per_row: bool,
 }
 
 /// Class-index targets from a GPU buffer, widened to i64 (for the accuracy).
@@ -460,17 +606,16 @@ fn target_window<'a>(
 
 /// Records `cross_entropy_rows` over all rows, chunk by chunk.
 #[allow(clippy::too_many_arguments)]
-fn encode_rows(
+fn encode_rows<'a>(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     loss: &CrossEntropy,
-    input: BufferAt<'_>,
-    classes: usize,
-    targets: (BufferAt<'_>, TargetLayout),
+    inputs: &Inputs<'_>,
     weight: &wgpu::Buffer,
-    bufs: &RowBuffers,
+    bufs: &RowBuffers<'a>,
     chunks: &[(u64, u64)],
 ) -> Result<()> {
+    let (input, classes, targets) = (inputs.input, inputs.classes, inputs.targets);
     let classes64 = classes as u64;
     let row_bytes = classes64 * 4;
     let logits_kind = loss.input() == InputKind::Logits;
@@ -483,10 +628,19 @@ fn encode_rows(
         input: loss.input(),
         softcap: loss.softcap_value().is_some(),
         z_loss: loss.z_loss_value() != 0.0,
-        argmax: loss.wants_row_outputs(),
+        argmax: bufs.argmax_per_row,
     })?;
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Rows);
+    // A position and a per-row stride, as a window of chunk rows (or a placeholder).
+    let rows_window =
+        |what, at: BufferAt<'a>, stride: u64, per_row: bool, begin: u64, len: u64| -> Result<Window<'a>> {
+            if per_row {
+                window(ctx, what, at.buffer, at.offset + begin * stride, len * stride)
+            } else {
+                window(ctx, what, at.buffer, at.offset, stride)
+            }
+        };
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("cross_entropy.rows"),
         timestamp_writes: None,
@@ -501,19 +655,13 @@ fn encode_rows(
             len * row_bytes,
         )?;
         let targets_w = target_window(ctx, targets, classes64, begin, len)?;
-        let loss_w = window(ctx, "row losses", &bufs.loss, begin * 4, len * 4)?;
-        let weight_w = window(ctx, "row weights", &bufs.weight, begin * 4, len * 4)?;
-        let lse_w = if logits_kind {
-            window(ctx, "row lse", &bufs.lse, begin * 8, len * 8)?
-        } else {
-            window(ctx, "row lse", &bufs.lse, 0, 8)?
-        };
-        let argmax_w = if loss.wants_row_outputs() {
-            window(ctx, "row argmax", &bufs.argmax, begin * 4, len * 4)?
-        } else {
-            window(ctx, "row argmax", &bufs.argmax, 0, 4)?
-        };
-        // Row loss, weight and argmax (4 bytes a row) share one shift; lse (8) has its own.
+        let loss_w = rows_window("row losses", bufs.loss, 4, true, begin, len)?;
+        let weight_w = rows_window("row weights", bufs.weight, 4, true, begin, len)?;
+        let stats_w = rows_window("row stats", bufs.stats, 8, bufs.stats_per_row, begin, len)?;
+        let argmax_w = rows_window("argmax", bufs.argmax, 4, bufs.argmax_per_row, begin, len)?;
+        let status_w = window(ctx, "status", bufs.status.buffer, bufs.status.offset, 4)?;
+        debug_assert!(!logits_kind || bufs.stats_per_row);
+        // Each per-row binding has its own shift (caller's buffers sit at any offset).
         let row_shift = loss_w.word_shift;
         let params = RowParams {
             rows: len as u32,
@@ -528,8 +676,10 @@ fn encode_rows(
             epsilon: loss.epsilon_value() as f32,
             softcap: loss.softcap_value().unwrap_or(1.0) as f32,
             z_loss: loss.z_loss_value() as f32,
-            lse_offset: lse_w.word_shift / 2,
-            _pad: [0; 3],
+            lse_offset: stats_w.word_shift / 2,
+            status_offset: status_w.word_shift,
+            weight_offset: weight_w.word_shift,
+            argmax_offset: argmax_w.word_shift,
         };
         let params_buf = uniform(ctx, "cross_entropy.params", bytemuck::bytes_of(&params))?;
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -542,8 +692,8 @@ fn encode_rows(
                 weight.as_entire_binding(),
                 loss_w.binding(),
                 weight_w.binding(),
-                bufs.status.as_entire_binding(),
-                lse_w.binding(),
+                status_w.binding(),
+                stats_w.binding(),
                 argmax_w.binding(),
             ]),
         });
@@ -557,14 +707,13 @@ fn encode_rows(
 /// The buffers and options of pass 2.
 struct GradArgs<'a> {
     loss: &'a CrossEntropy,
-    input: BufferAt<'a>,
-    classes: usize,
-    targets: (BufferAt<'a>, TargetLayout),
+    inputs: &'a Inputs<'a>,
     weight: &'a wgpu::Buffer,
-    lse: &'a wgpu::Buffer,
-    reduced: &'a wgpu::Buffer,
+    stats: BufferAt<'a>,
+    reduced: BufferAt<'a>,
     grad: BufferAt<'a>,
-    request: GradRequest<'a>,
+    in_place: bool,
+    upstream: GpuUpstream<'a>,
 }
 
 /// Records `cross_entropy_grad` over all rows, chunk by chunk.
@@ -575,25 +724,16 @@ fn encode_grad(
     chunks: &[(u64, u64)],
 ) -> Result<()> {
     let loss = args.loss;
-    let classes = args.classes as u64;
+    let classes = args.inputs.classes as u64;
     let row_bytes = classes * 4;
-    let per_row_upstream = matches!(args.request.upstream, Upstream::Values(_));
-    let upstream_buf = match args.request.upstream {
-        Upstream::Values(values) => upload(
-            ctx,
-            "cross_entropy.upstream",
-            bytemuck::cast_slice(values),
-            wgpu::BufferUsages::empty(),
-        )?,
-        Upstream::Scalar(_) => storage(ctx, "cross_entropy.upstream", 4)?,
+    let placeholder = storage(ctx, "cross_entropy.grad.placeholder", 4)?;
+    let (per_row_upstream, upstream_at, upstream_scalar) = match args.upstream {
+        GpuUpstream::PerRow(at) => (true, at, 0.0),
+        GpuUpstream::Scalar(g) => (false, BufferAt::from(&placeholder), g),
     };
-    let upstream_scalar = match args.request.upstream {
-        Upstream::Scalar(g) => g,
-        Upstream::Values(_) => 0.0,
-    };
-    let in_place = args.request.in_place;
+    let in_place = args.in_place;
     let pipeline = ctx.pipelines.get(Kernel::CrossEntropyGrad {
-        targets: args.targets.1,
+        targets: args.inputs.targets.1,
         weighted: loss.weights().is_some(),
         smoothing: loss.smoothing() > 0.0,
         input: loss.input(),
@@ -602,10 +742,10 @@ fn encode_grad(
         in_place,
         per_row_upstream,
     })?;
-    let placeholder = storage(ctx, "cross_entropy.grad.placeholder", 4)?;
     let logits_kind = loss.input() == InputKind::Logits;
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Grad);
+    let reduced_w = window(ctx, "reduced", args.reduced.buffer, args.reduced.offset, 8)?;
     let rows_per_group = GRAD_ELEMENTS_PER_GROUP.div_ceil(classes).max(1);
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("cross_entropy.grad"),
@@ -623,24 +763,32 @@ fn encode_grad(
         let input_w = if in_place {
             window(ctx, "input", &placeholder, 0, 4)?
         } else {
+            let input = args.inputs.input;
             window(
                 ctx,
                 "input",
-                args.input.buffer,
-                args.input.offset + begin * row_bytes,
+                input.buffer,
+                input.offset + begin * row_bytes,
                 len * row_bytes,
             )?
         };
-        let targets_w = target_window(ctx, args.targets, classes, begin, len)?;
+        let targets_w = target_window(ctx, args.inputs.targets, classes, begin, len)?;
+        let stats = args.stats;
         let lse_w = if logits_kind {
-            window(ctx, "row lse", args.lse, begin * 8, len * 8)?
+            window(ctx, "row stats", stats.buffer, stats.offset + begin * 8, len * 8)?
         } else {
-            window(ctx, "row lse", args.lse, 0, 8)?
+            window(ctx, "row stats", stats.buffer, stats.offset, 8)?
         };
         let upstream_w = if per_row_upstream {
-            window(ctx, "upstream", &upstream_buf, begin * 4, len * 4)?
+            window(
+                ctx,
+                "upstream",
+                upstream_at.buffer,
+                upstream_at.offset + begin * 4,
+                len * 4,
+            )?
         } else {
-            window(ctx, "upstream", &upstream_buf, 0, 4)?
+            window(ctx, "upstream", upstream_at.buffer, upstream_at.offset, 4)?
         };
         let params = GradParams {
             rows: len as u32,
@@ -658,7 +806,7 @@ fn encode_grad(
             z_loss: loss.z_loss_value() as f32,
             upstream: upstream_scalar,
             upstream_offset: upstream_w.word_shift,
-            _pad: 0,
+            reduced_offset: reduced_w.word_shift,
         };
         let params_buf = uniform(ctx, "cross_entropy.grad.params", bytemuck::bytes_of(&params))?;
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -671,7 +819,7 @@ fn encode_grad(
                 args.weight.as_entire_binding(),
                 lse_w.binding(),
                 upstream_w.binding(),
-                args.reduced.as_entire_binding(),
+                reduced_w.binding(),
                 grad_w.binding(),
             ]),
         });

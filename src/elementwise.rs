@@ -294,7 +294,7 @@ impl ElementwiseLoss {
             None => (out.clone(), count as u64 * 4),
             Some(finish) => {
                 let result = storage(ctx, "elementwise.result", 8)?;
-                encode_batch_sum(ctx, &mut encoder, &out, None, count as u64, finish, &result)?;
+                encode_batch_sum(ctx, &mut encoder, &out, None, count as u64, finish, (&result).into())?;
                 (result, 4)
             }
         };

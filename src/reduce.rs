@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::binding::{entries, grid, items_per_binding, window};
 use crate::context::GpuContext;
+use crate::cross_entropy_gpu::BufferAt;
 use crate::device_io::{storage, uniform};
 use crate::error::Result;
 use crate::kernels::{Kernel, Layout};
@@ -37,7 +38,7 @@ struct ReduceParams {
 }
 
 /// Records the reduction of `count` losses (with their weights, if given) into
-/// `result[0]` as `finish` says. `count` must be at least 1. Every pass runs in chunks
+/// `result` as `finish` says: two f32, the result and the divisor it used (1 for a sum). `count` must be at least 1. Every pass runs in chunks
 /// whose bindings fit the device.
 pub(crate) fn encode_batch_sum(
     ctx: &GpuContext,
@@ -46,8 +47,9 @@ pub(crate) fn encode_batch_sum(
     weight: Option<&wgpu::Buffer>,
     count: u64,
     finish: Finish,
-    result: &wgpu::Buffer,
+    result: BufferAt<'_>,
 ) -> Result<()> {
+    let result = window(ctx, "result", result.buffer, result.offset, 8)?;
     let layout = ctx.pipelines.bind_group_layout(Layout::Reduce);
     let placeholder;
     let weight_buf = match weight {
@@ -127,7 +129,7 @@ pub(crate) fn encode_batch_sum(
     let params = ReduceParams {
         count: 1,
         in_offset: 0,
-        out_offset: 0,
+        out_offset: result.word_shift,
         has_weight,
         mode,
         denominator,
@@ -142,7 +144,7 @@ pub(crate) fn encode_batch_sum(
             params.as_entire_binding(),
             window(ctx, "loss sum", &inputs.0, 0, 4)?.binding(),
             window(ctx, "weight sum", &inputs.1, 0, 4)?.binding(),
-            result.as_entire_binding(),
+            result.binding(),
             unused.as_entire_binding(),
         ]),
     });

@@ -297,6 +297,7 @@ fn gpu_cross_entropy_gradients_match_the_reference() {
                 (Reduction::Mean, Upstream::Scalar(1.0)),
                 (Reduction::Sum, Upstream::Scalar(0.5)),
                 (Reduction::None, Upstream::Values(&upstream)),
+                (Reduction::None, Upstream::Scalar(2.0)),
             ] {
                 let loss = ce_loss(&case, &weights, reduction);
                 let want = loss
@@ -412,7 +413,7 @@ fn in_place_gradient_lands_in_the_callers_buffer_with_o_n_extra_memory() {
                 at: (&targets_buf).into(),
                 width: TargetWidth::I64,
             },
-            Upstream::Scalar(1.0),
+            wgpu_loss::GpuUpstream::Scalar(1.0),
         )
         .expect("in place");
     let extra = ctx.bytes_allocated() - before;

@@ -73,6 +73,14 @@ pub const REDUCED: Tolerance = Tolerance {
     rtol: 3e-5,
 };
 
+/// Gradients, GPU (f32) against the f64 reference: p = exp(x - lse) in f32 with lse from an
+/// f32 sum (relative error ~1e-6 of p), times scales of at most a few units.
+pub const GRAD_TOLERANCE: Tolerance = Tolerance {
+    name: "grad",
+    atol: 2e-6,
+    rtol: 2e-5,
+};
+
 /// NaN matches NaN, infinities match by sign; otherwise `|got - want| <= atol + rtol*|want|`.
 pub fn close(got: f64, want: f64, tol: Tolerance) -> bool {
     if want.is_nan() || got.is_nan() {

@@ -1,0 +1,212 @@
+//! A wgpu app's own device, buffers and encoder: the crate records into the app's encoder,
+//! reads the app's buffers at byte offsets, writes into the app's output buffers at byte
+//! offsets, submits nothing, and allocates nothing the size of the input.
+
+mod common;
+
+use common::{assert_close, gpu, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
+use wgpu_loss::wgpu::{self, util::DeviceExt};
+use wgpu_loss::{
+    BufferAt, CrossEntropy, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto, Reduction, TargetWidth, Upstream,
+};
+
+fn app_buffer(contents: &[u8]) -> wgpu::Buffer {
+    gpu().device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("app"),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// The app's own readback of a whole buffer.
+fn read_all(buffer: &wgpu::Buffer) -> Vec<f32> {
+    let ctx = gpu();
+    let staging = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("app.staging"),
+        size: buffer.size(),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, buffer.size());
+    ctx.queue().submit(Some(encoder.finish()));
+    staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    ctx.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
+    let values = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().expect("mapped"));
+    staging.unmap();
+    values
+}
+
+#[test]
+fn recorded_into_the_apps_encoder_and_buffers() {
+    let ctx = gpu();
+    let (rows, classes) = (257, 1000);
+    let mut rng = Rng::new(8);
+    let logits = rng.logits(rows * classes, 4.0);
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| if r % 6 == 0 { -100 } else { rng.below(classes) as i64 })
+        .collect();
+    // The app's buffers: logits after 40 floats of other data, targets after 3 others,
+    // outputs in one "results" buffer at offsets, the gradient after 8 floats.
+    let mut logits_contents = vec![-1.0_f32; 40];
+    logits_contents.extend_from_slice(&logits);
+    let logits_buf = app_buffer(bytemuck::cast_slice(&logits_contents));
+    let mut target_contents = vec![5_i64; 3];
+    target_contents.extend_from_slice(&targets);
+    let targets_buf = app_buffer(bytemuck::cast_slice(&target_contents));
+    let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 12 + 3 * rows]));
+    let grad_buf = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 8 + rows * classes]));
+    let loss = CrossEntropy::default().label_smoothing(0.1).row_outputs(true);
+    let outputs = CrossEntropyOutputs {
+        loss: BufferAt {
+            buffer: &results,
+            offset: 4,
+        }, // [loss, divisor] at floats 1-2
+        status: Some(BufferAt {
+            buffer: &results,
+            offset: 20,
+        }), // float 5
+        row_stats: Some(BufferAt {
+            buffer: &results,
+            offset: 48,
+        }), // floats 12.. (N pairs)
+        argmax: Some(BufferAt {
+            buffer: &results,
+            offset: 48 + 8 * rows as u64,
+        }),
+        grad: Some((
+            GradInto::Buffer(BufferAt {
+                buffer: &grad_buf,
+                offset: 32,
+            }),
+            GpuUpstream::Scalar(1.0),
+        )),
+    };
+    let before = ctx.bytes_allocated();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(
+        ctx,
+        &mut encoder,
+        BufferAt {
+            buffer: &logits_buf,
+            offset: 160,
+        },
+        rows,
+        classes,
+        GpuTargets {
+            at: BufferAt {
+                buffer: &targets_buf,
+                offset: 24,
+            },
+            width: TargetWidth::I64,
+        },
+        &outputs,
+    )
+    .expect("encode");
+    let extra = ctx.bytes_allocated() - before;
+    let input_bytes = (rows * classes * 4) as u64;
+    assert!(
+        extra < input_bytes / 20,
+        "the crate allocated {extra} bytes for a {input_bytes}-byte input"
+    );
+    // Nothing was submitted: the app's outputs still hold their old contents.
+    assert!(
+        read_all(&results).iter().all(|&v| v == 42.0),
+        "the crate submitted work itself"
+    );
+    ctx.queue().submit(Some(encoder.finish()));
+    let out = read_all(&results);
+    let grad = read_all(&grad_buf);
+    let want = loss
+        .forward_backward_cpu(&logits, rows, classes, &targets, Upstream::Scalar(1.0))
+        .expect("cpu");
+    assert_eq!(out[0], 42.0, "bytes before the loss untouched");
+    assert_close(
+        "loss at offset 4",
+        &out[1..2],
+        &[f64::from(want.loss.values()[0])],
+        REDUCED,
+    );
+    let counted = targets.iter().filter(|&&t| t != -100).count() as f64;
+    assert_close("divisor", &out[2..3], &[counted], REDUCED);
+    assert_eq!(out[5].to_bits(), 0, "status: every target in range");
+    let lse: Vec<f32> = (0..rows).map(|r| out[12 + 2 * r]).collect();
+    let want_lse: Vec<f64> = want.lse.expect("lse").iter().map(|&v| f64::from(v)).collect();
+    assert_close("lse at offset", &lse, &want_lse, ROW_LOSS);
+    let argmax: Vec<u32> = out[12 + 2 * rows..12 + 3 * rows].iter().map(|v| v.to_bits()).collect();
+    assert_eq!(Some(argmax), want.argmax);
+    assert!(
+        grad[..8].iter().all(|&v| v == 42.0),
+        "bytes before the gradient untouched"
+    );
+    let want_grad: Vec<f64> = want.grad.iter().map(|&g| f64::from(g)).collect();
+    assert_close("grad at offset 32", &grad[8..], &want_grad, GRAD_TOLERANCE);
+    // The input was only read.
+    assert_eq!(&read_all(&logits_buf)[40..], &logits[..]);
+}
+
+#[test]
+fn bad_targets_in_the_apps_buffer_show_in_its_status_word() {
+    let ctx = gpu();
+    let (rows, classes) = (100, 10);
+    let logits = app_buffer(bytemuck::cast_slice(&vec![0.5_f32; rows * classes]));
+    let mut targets: Vec<i32> = (0..rows as i32).map(|r| r % 10).collect();
+    targets[61] = 10;
+    targets[70] = -5;
+    let targets_buf = app_buffer(bytemuck::cast_slice(&targets));
+    let results = app_buffer(&[0; 64]);
+    let outputs = CrossEntropyOutputs {
+        status: Some(BufferAt {
+            buffer: &results,
+            offset: 8,
+        }),
+        ..CrossEntropyOutputs::loss(&results)
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    CrossEntropy::default()
+        .reduction(Reduction::Sum)
+        .encode(
+            ctx,
+            &mut encoder,
+            &logits,
+            rows,
+            classes,
+            GpuTargets {
+                at: (&targets_buf).into(),
+                width: TargetWidth::I32,
+            },
+            &outputs,
+        )
+        .expect("encode");
+    ctx.queue().submit(Some(encoder.finish()));
+    let out = read_all(&results);
+    assert_eq!(u32::MAX - out[2].to_bits(), 61, "the first bad row");
+    assert!(out[0].is_nan(), "the sum includes a poisoned row");
+}
+
+#[test]
+fn encode_refuses_output_buffers_that_are_too_small() {
+    let ctx = gpu();
+    let logits = app_buffer(&[0; 4 * 6]);
+    let targets = app_buffer(&[0; 8 * 2]);
+    let small = app_buffer(&[0; 4]);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let err = CrossEntropy::default()
+        .encode(
+            ctx,
+            &mut encoder,
+            &logits,
+            2,
+            3,
+            GpuTargets {
+                at: (&targets).into(),
+                width: TargetWidth::I64,
+            },
+            &CrossEntropyOutputs::loss(&small),
+        )
+        .expect_err("4 bytes cannot hold [loss, divisor]");
+    assert!(
+        matches!(err, wgpu_loss::LossError::BadBuffer { what: "loss", .. }),
+        "{err}"
+    );
+}

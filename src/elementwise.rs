@@ -3,16 +3,35 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::binding::{entries, grid, items_per_binding, window};
+use crate::binding::{entries, grid, items_per_binding, window, Window};
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::cross_entropy::check_weights;
 use crate::cross_entropy::Upstream;
+use crate::cross_entropy_gpu::{check_room, BufferAt};
 use crate::device_io::{finish_and_read, read_mapped, staging, storage, uniform, upload};
 use crate::error::{LossError, Result};
 use crate::kernels::{ElementwiseKind, Kernel, Layout};
 use crate::reduce::{encode_batch_sum, Finish};
 use crate::reduction::{LossValue, Reduction};
+
+/// The upstream gradient of a recorded elementwise backward pass.
+#[derive(Debug, Clone, Copy)]
+pub enum ElementUpstream<'a> {
+    /// `∂L/∂loss` of a reduced loss; for reduction `none`, the same for every element.
+    Scalar(f32),
+    /// Reduction `none`: one f32 per element, in a GPU buffer.
+    PerElement(BufferAt<'a>),
+}
+
+/// Where a recorded elementwise loss writes (caller's buffers, 4-aligned byte offsets).
+#[derive(Debug, Clone, Copy)]
+pub struct ElementwiseOutputs<'a> {
+    /// Reduced: two f32, `[loss, divisor]`; `none`: one f32 per element.
+    pub loss: BufferAt<'a>,
+    /// The gradient (one f32 per element) and its upstream.
+    pub grad: Option<(BufferAt<'a>, ElementUpstream<'a>)>,
+}
 
 /// The bytes of optional per-class values; a 4-byte placeholder when absent.
 fn bytes_or_placeholder(values: &Option<Vec<f32>>) -> &[u8] {
@@ -195,21 +214,56 @@ impl ElementwiseLoss {
         }
     }
 
-    /// Records the loss (and gradient) kernels chunk by chunk, reduces, reads back.
-    fn run(
+    /// Records the loss (and, with `outputs.grad`, the gradient) into the caller's
+    /// `encoder`, reading `input` and `target` (f32, `shape`) from the caller's buffers and
+    /// writing `outputs`; submits nothing and copies nothing to the host.
+    pub fn encode(
         &self,
         ctx: &GpuContext,
-        input: &[f32],
-        target: &[f32],
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferAt<'_>,
+        target: BufferAt<'_>,
         shape: &[usize],
-        grad: Option<Upstream<'_>>,
-    ) -> Result<(LossValue, Vec<f32>)> {
-        let count = input.len();
+        outputs: &ElementwiseOutputs<'_>,
+    ) -> Result<()> {
+        let count = self.validate_shape(shape, None)?;
+        let text = format!("{shape:?}");
+        let bytes = count as u64 * 4;
+        check_room("input", input, bytes, &text)?;
+        check_room("target", target, bytes, &text)?;
+        let loss_bytes = if self.reduction == Reduction::None { bytes } else { 8 };
+        check_room("loss", outputs.loss, loss_bytes, &text)?;
+        if let Some((at, upstream)) = outputs.grad {
+            check_room("grad", at, bytes, &text)?;
+            if let ElementUpstream::PerElement(u) = upstream {
+                if self.reduction != Reduction::None {
+                    return Err(LossError::Unsupported {
+                        loss: self.name(),
+                        option: "a per-element upstream gradient with a reduced loss",
+                    });
+                }
+                check_room("upstream", u, bytes, &text)?;
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        self.encode_unchecked(ctx, encoder, input, target, shape, outputs)
+    }
+
+    fn encode_unchecked(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferAt<'_>,
+        target: BufferAt<'_>,
+        shape: &[usize],
+        outputs: &ElementwiseOutputs<'_>,
+    ) -> Result<()> {
+        let count: usize = shape.iter().product();
         let last_dim = shape.last().copied().unwrap_or(1);
         let device = &ctx.device;
         let empty = wgpu::BufferUsages::empty();
-        let input_buf = upload(ctx, "elementwise.input", bytemuck::cast_slice(input), empty)?;
-        let target_buf = upload(ctx, "elementwise.target", bytemuck::cast_slice(target), empty)?;
         let weight_buf = upload(ctx, "elementwise.weight", bytes_or_placeholder(&self.weight), empty)?;
         let pos_buf = upload(
             ctx,
@@ -217,20 +271,21 @@ impl ElementwiseLoss {
             bytes_or_placeholder(&self.pos_weight),
             empty,
         )?;
-        let upstream_buf = match grad {
-            Some(Upstream::Values(v)) => upload(ctx, "elementwise.upstream", bytemuck::cast_slice(v), empty)?,
-            _ => storage(ctx, "elementwise.upstream", 4)?,
+        let placeholder = storage(ctx, "elementwise.placeholder", 4)?;
+        let (per_element, upstream_at, scale) = match outputs.grad.map(|(_, u)| u) {
+            Some(ElementUpstream::PerElement(at)) => (true, at, 0.0),
+            Some(ElementUpstream::Scalar(g)) => (
+                false,
+                BufferAt::from(&placeholder),
+                self.element_scale(shape, count, Upstream::Scalar(g), 0) as f32,
+            ),
+            None => (false, BufferAt::from(&placeholder), 0.0),
         };
-        let per_element = matches!(grad, Some(Upstream::Values(_)));
-        let scale = grad.map_or(0.0, |u| self.element_scale(shape, count, u, 0) as f32);
-        let out = storage(ctx, "elementwise.out", count as u64 * 4)?;
-        let grad_buf = match grad {
-            Some(_) => Some(storage(ctx, "elementwise.grad", count as u64 * 4)?),
-            None => None,
-        };
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("elementwise"),
-        });
+        // Losses per element: the caller's output for `none`, else an own buffer to reduce.
+        let own = (self.reduction != Reduction::None)
+            .then(|| storage(ctx, "elementwise.out", count as u64 * 4))
+            .transpose()?;
+        let values_at = own.as_ref().map_or(outputs.loss, BufferAt::from);
         let kernel = |grad: bool| Kernel::Elementwise {
             loss: self.kind,
             weighted: self.weight.is_some(),
@@ -244,16 +299,25 @@ impl ElementwiseLoss {
         let mut begin = 0_u64;
         while begin < count as u64 {
             let len = per_chunk.min(count as u64 - begin);
-            let input_w = window(ctx, "input", &input_buf, begin * 4, len * 4)?;
-            let target_w = window(ctx, "target", &target_buf, begin * 4, len * 4)?;
+            fn span<'b>(
+                ctx: &GpuContext,
+                what: &'static str,
+                at: BufferAt<'b>,
+                begin: u64,
+                len: u64,
+            ) -> Result<Window<'b>> {
+                window(ctx, what, at.buffer, at.offset + begin * 4, len * 4)
+            }
+            let input_w = span(ctx, "input", input, begin, len)?;
+            let target_w = span(ctx, "target", target, begin, len)?;
             let upstream_w = if per_element {
-                window(ctx, "upstream", &upstream_buf, begin * 4, len * 4)?
+                span(ctx, "upstream", upstream_at, begin, len)?
             } else {
-                window(ctx, "upstream", &upstream_buf, 0, 4)?
+                window(ctx, "upstream", upstream_at.buffer, upstream_at.offset, 4)?
             };
-            let outputs = std::iter::once((false, &out)).chain(grad_buf.as_ref().map(|g| (true, g)));
-            for (is_grad, destination) in outputs {
-                let out_w = window(ctx, "output", destination, begin * 4, len * 4)?;
+            let destinations = std::iter::once((false, values_at)).chain(outputs.grad.map(|(at, _)| (true, at)));
+            for (is_grad, destination) in destinations {
+                let out_w = span(ctx, "output", destination, begin, len)?;
                 let params = Params {
                     count: len as u32,
                     last_dim: last_dim as u32,
@@ -290,26 +354,73 @@ impl ElementwiseLoss {
             }
             begin += len;
         }
-        let (loss_source, loss_len) = match self.finish(shape, count) {
-            None => (out.clone(), count as u64 * 4),
-            Some(finish) => {
-                let result = storage(ctx, "elementwise.result", 8)?;
-                encode_batch_sum(ctx, &mut encoder, &out, None, count as u64, finish, (&result).into())?;
-                (result, 4)
-            }
+        if let (Some(values), Some(finish)) = (&own, self.finish(shape, count)) {
+            encode_batch_sum(ctx, encoder, values, None, count as u64, finish, outputs.loss)?;
+        }
+        Ok(())
+    }
+
+    /// Uploads, records, submits and reads back (the host-slice path).
+    fn run(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        grad: Option<Upstream<'_>>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let count = input.len() as u64;
+        let empty = wgpu::BufferUsages::empty();
+        let input_buf = upload(ctx, "elementwise.input", bytemuck::cast_slice(input), empty)?;
+        let target_buf = upload(ctx, "elementwise.target", bytemuck::cast_slice(target), empty)?;
+        let upstream_buf = match grad {
+            Some(Upstream::Values(v)) => Some(upload(ctx, "elementwise.upstream", bytemuck::cast_slice(v), empty)?),
+            _ => None,
         };
-        let grad_stage = match &grad_buf {
+        let loss_bytes = if self.reduction == Reduction::None {
+            count * 4
+        } else {
+            8
+        };
+        let loss_out = storage(ctx, "elementwise.loss", loss_bytes)?;
+        let grad_out = grad.map(|_| storage(ctx, "elementwise.grad", count * 4)).transpose()?;
+        let upstream = match (grad, &upstream_buf) {
+            (Some(Upstream::Scalar(g)), _) => Some(ElementUpstream::Scalar(g)),
+            (Some(_), Some(b)) => Some(ElementUpstream::PerElement(b.into())),
+            _ => None,
+        };
+        let outputs = ElementwiseOutputs {
+            loss: (&loss_out).into(),
+            grad: grad_out.as_ref().zip(upstream).map(|(b, u)| (b.into(), u)),
+        };
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("elementwise"),
+        });
+        self.encode_unchecked(
+            ctx,
+            &mut encoder,
+            (&input_buf).into(),
+            (&target_buf).into(),
+            shape,
+            &outputs,
+        )?;
+        let grad_stage = match &grad_out {
             Some(g) => {
-                let stage = staging(ctx, "elementwise.grad_readback", count as u64 * 4)?;
-                encoder.copy_buffer_to_buffer(g, 0, &stage, 0, count as u64 * 4);
+                let stage = staging(ctx, "elementwise.grad_readback", count * 4)?;
+                encoder.copy_buffer_to_buffer(g, 0, &stage, 0, count * 4);
                 Some(stage)
             }
             None => None,
         };
-        let bytes = finish_and_read(ctx, encoder, &loss_source, 0, loss_len)?;
+        let loss_len = if self.reduction == Reduction::None {
+            count * 4
+        } else {
+            4
+        };
+        let bytes = finish_and_read(ctx, encoder, &loss_out, 0, loss_len)?;
         let grad_values = match grad_stage {
             Some(stage) => {
-                bytemuck::pod_collect_to_vec(&pollster::block_on(read_mapped(device, &stage, count as u64 * 4))?)
+                bytemuck::pod_collect_to_vec(&pollster::block_on(read_mapped(&ctx.device, &stage, count * 4))?)
             }
             None => Vec::new(),
         };
@@ -373,6 +484,30 @@ impl ElementwiseLoss {
         shape: &[usize],
         upstream: Option<Upstream<'_>>,
     ) -> Result<usize> {
+        let count = self.validate_shape(shape, upstream)?;
+        for (what, len) in [("input", input.len()), ("target", target.len())] {
+            if len != count {
+                return Err(LossError::LengthMismatch {
+                    what,
+                    shape: format!("{shape:?}"),
+                    expected: count,
+                    actual: len,
+                });
+            }
+        }
+        if self.kind == ElementwiseKind::Bce {
+            // PyTorch refuses inputs outside [0, 1] (NaN included); targets must be too.
+            for (what, values) in [("input", input), ("target", target)] {
+                if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+                    return Err(LossError::NotAProbability { what, index, value });
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Shape and options (values on the GPU are not inspected); returns the element count.
+    fn validate_shape(&self, shape: &[usize], upstream: Option<Upstream<'_>>) -> Result<usize> {
         let loss = self.name();
         let shape_text = format!("{shape:?}");
         let count = shape
@@ -382,16 +517,6 @@ impl ElementwiseLoss {
                 what: "input",
                 detail: format!("shape {shape_text} overflows usize"),
             })?;
-        for (what, len) in [("input", input.len()), ("target", target.len())] {
-            if len != count {
-                return Err(LossError::LengthMismatch {
-                    what,
-                    shape: shape_text.clone(),
-                    expected: count,
-                    actual: len,
-                });
-            }
-        }
         let last_dim = shape.last().copied().unwrap_or(1);
         let takes_weight = matches!(self.kind, ElementwiseKind::Bce | ElementwiseKind::BceWithLogits);
         if let Some(weight) = &self.weight {
@@ -420,14 +545,6 @@ impl ElementwiseLoss {
                 loss,
                 option: "reduction batchmean",
             });
-        }
-        if self.kind == ElementwiseKind::Bce {
-            // PyTorch refuses inputs outside [0, 1] (NaN included); targets must be too.
-            for (what, values) in [("input", input), ("target", target)] {
-                if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
-                    return Err(LossError::NotAProbability { what, index, value });
-                }
-            }
         }
         match upstream {
             Some(Upstream::Values(_)) if self.reduction != Reduction::None => Err(LossError::Unsupported {

@@ -46,7 +46,7 @@ mod softmax;
 pub use context::GpuContext;
 pub use cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream, DEFAULT_EPSILON};
 pub use cross_entropy_gpu::{BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto};
-pub use elementwise::ElementwiseLoss;
+pub use elementwise::{ElementUpstream, ElementwiseLoss, ElementwiseOutputs};
 pub use error::{LossError, Result};
 pub use kernels::{ElementwiseKind, InputKind, TargetWidth};
 pub use reduction::{LossValue, Reduction};

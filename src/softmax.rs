@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::binding::{entries, grid, items_per_binding, window};
 use crate::context::GpuContext;
 use crate::cpu;
-use crate::cross_entropy_gpu::TEAM_GROUP_SIZE;
+use crate::cross_entropy_gpu::{check_room, BufferAt, TEAM_GROUP_SIZE};
 use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
 pub use crate::kernels::RowOutput as RowOp;
@@ -118,15 +118,81 @@ impl RowOp {
         Ok(())
     }
 
-    /// Records the row kernel (or its VJP) chunk by chunk and reads the output back.
-    fn run(
+    /// Records the operation into the caller's `encoder`: `input` `[N, C]` f32 from the
+    /// caller's buffer, the output (`[N, C]`, or `[N]` for the entropy) into `out`.
+    /// Submits nothing and copies nothing to the host.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode(
         self,
         ctx: &GpuContext,
-        logits: &[f32],
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferAt<'_>,
         rows: usize,
         classes: usize,
-        upstream: Option<&[f32]>,
-    ) -> Result<Vec<f32>> {
+        out: BufferAt<'_>,
+    ) -> Result<()> {
+        self.check_buffers(rows, classes, input, None, out)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.encode_unchecked(ctx, encoder, input, rows, classes, None, out)
+    }
+
+    /// Records the vector-Jacobian product: `upstream` in the output's shape, the gradient
+    /// `[N, C]` into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn encode_backward(
+        self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferAt<'_>,
+        rows: usize,
+        classes: usize,
+        upstream: BufferAt<'_>,
+        out: BufferAt<'_>,
+    ) -> Result<()> {
+        self.check_buffers(rows, classes, input, Some(upstream), out)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.encode_unchecked(ctx, encoder, input, rows, classes, Some(upstream), out)
+    }
+
+    fn check_buffers(
+        self,
+        rows: usize,
+        classes: usize,
+        input: BufferAt<'_>,
+        upstream: Option<BufferAt<'_>>,
+        out: BufferAt<'_>,
+    ) -> Result<()> {
+        if classes == 0 {
+            return Err(LossError::ZeroClasses { rows });
+        }
+        let shape = format!("[{rows}, {classes}]");
+        let elements = rows as u64 * classes as u64;
+        let outputs = rows as u64 * self.per_row(classes) as u64;
+        check_room("input", input, elements * 4, &shape)?;
+        match upstream {
+            Some(u) => {
+                check_room("upstream", u, outputs * 4, &shape)?;
+                check_room("grad", out, elements * 4, &shape)
+            }
+            None => check_room("output", out, outputs * 4, &shape),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn encode_unchecked(
+        self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        input: BufferAt<'_>,
+        rows: usize,
+        classes: usize,
+        upstream: Option<BufferAt<'_>>,
+        out: BufferAt<'_>,
+    ) -> Result<()> {
         let device = &ctx.device;
         let grad = upstream.is_some();
         // Output elements per row: the VJP has the input's shape.
@@ -136,22 +202,8 @@ impl RowOp {
             self.per_row(classes) as u64
         };
         let per_row_up = self.per_row(classes) as u64;
-        let input = upload(
-            ctx,
-            "softmax.input",
-            bytemuck::cast_slice(logits),
-            wgpu::BufferUsages::empty(),
-        )?;
-        let upstream_buf = match upstream {
-            Some(u) => upload(
-                ctx,
-                "softmax.upstream",
-                bytemuck::cast_slice(u),
-                wgpu::BufferUsages::empty(),
-            )?,
-            None => storage(ctx, "softmax.upstream", 4)?,
-        };
-        let out = storage(ctx, "softmax.out", rows as u64 * per_row * 4)?;
+        let placeholder = storage(ctx, "softmax.placeholder", 4)?;
+        let upstream_at = upstream.unwrap_or_else(|| BufferAt::from(&placeholder));
         let row_bytes = classes as u64 * 4;
         let rows_per_chunk = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
         if rows_per_chunk == 0 {
@@ -170,22 +222,28 @@ impl RowOp {
             grad,
         })?;
         let layout = ctx.pipelines.bind_group_layout(Layout::Map);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmax") });
         let mut begin = 0_u64;
         while begin < rows as u64 {
             let chunk = rows_per_chunk.min(rows as u64 - begin);
-            let in_w = window(ctx, "input", &input, begin * row_bytes, chunk * row_bytes)?;
-            let out_w = window(ctx, "output", &out, begin * per_row * 4, chunk * per_row * 4)?;
+            let in_w = window(
+                ctx,
+                "input",
+                input.buffer,
+                input.offset + begin * row_bytes,
+                chunk * row_bytes,
+            )?;
+            let out_w = window(
+                ctx,
+                "output",
+                out.buffer,
+                out.offset + begin * per_row * 4,
+                chunk * per_row * 4,
+            )?;
             let up_w = if grad {
-                window(
-                    ctx,
-                    "upstream",
-                    &upstream_buf,
-                    begin * per_row_up * 4,
-                    chunk * per_row_up * 4,
-                )?
+                let at = upstream_at.offset + begin * per_row_up * 4;
+                window(ctx, "upstream", upstream_at.buffer, at, chunk * per_row_up * 4)?
             } else {
-                window(ctx, "upstream", &upstream_buf, 0, 4)?
+                window(ctx, "upstream", upstream_at.buffer, upstream_at.offset, 4)?
             };
             let params = Params {
                 rows: chunk as u32,
@@ -217,6 +275,42 @@ impl RowOp {
             drop(pass);
             begin += chunk;
         }
+        Ok(())
+    }
+
+    /// Uploads, records, submits and reads the output back (the host-slice path).
+    fn run(
+        self,
+        ctx: &GpuContext,
+        logits: &[f32],
+        rows: usize,
+        classes: usize,
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
+        let empty = wgpu::BufferUsages::empty();
+        let input = upload(ctx, "softmax.input", bytemuck::cast_slice(logits), empty)?;
+        let upstream_buf = upstream
+            .map(|u| upload(ctx, "softmax.upstream", bytemuck::cast_slice(u), empty))
+            .transpose()?;
+        let per_row = if upstream.is_some() {
+            classes
+        } else {
+            self.per_row(classes)
+        } as u64;
+        let out = storage(ctx, "softmax.out", rows as u64 * per_row * 4)?;
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmax") });
+        let upstream_at = upstream_buf.as_ref().map(BufferAt::from);
+        self.encode_unchecked(
+            ctx,
+            &mut encoder,
+            (&input).into(),
+            rows,
+            classes,
+            upstream_at,
+            (&out).into(),
+        )?;
         let bytes = finish_and_read(ctx, encoder, &out, 0, rows as u64 * per_row * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

@@ -210,3 +210,114 @@ fn encode_refuses_output_buffers_that_are_too_small() {
         "{err}"
     );
 }
+
+#[test]
+fn elementwise_and_row_ops_record_into_the_apps_buffers() {
+    use wgpu_loss::{ElementUpstream, ElementwiseLoss, ElementwiseOutputs, RowOp};
+    let ctx = gpu();
+    let (rows, classes) = (33, 257);
+    let n = rows * classes;
+    let mut rng = Rng::new(2);
+    let x = rng.logits(n, 3.0);
+    let y: Vec<f32> = (0..n).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let pad = |v: &[f32], front: usize| {
+        let mut out = vec![42.0_f32; front];
+        out.extend_from_slice(v);
+        out
+    };
+    let x_buf = app_buffer(bytemuck::cast_slice(&pad(&x, 3)));
+    let y_buf = app_buffer(bytemuck::cast_slice(&pad(&y, 5)));
+    let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 4 + n]));
+    let grad_buf = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 7 + n]));
+    let loss = ElementwiseLoss::bce_with_logits();
+    let outputs = ElementwiseOutputs {
+        loss: BufferAt {
+            buffer: &results,
+            offset: 4,
+        },
+        grad: Some((
+            BufferAt {
+                buffer: &grad_buf,
+                offset: 28,
+            },
+            ElementUpstream::Scalar(1.0),
+        )),
+    };
+    let before = ctx.bytes_allocated();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let at = |buffer, floats: u64| BufferAt {
+        buffer,
+        offset: 4 * floats,
+    };
+    loss.encode(
+        ctx,
+        &mut encoder,
+        at(&x_buf, 3),
+        at(&y_buf, 5),
+        &[rows, classes],
+        &outputs,
+    )
+    .expect("encode");
+    assert!(
+        ctx.bytes_allocated() - before < (n as u64 * 4) * 3 / 2,
+        "one O(n) buffer of losses to reduce at most"
+    );
+    ctx.queue().submit(Some(encoder.finish()));
+    let (want_loss, want_grad) = loss
+        .forward_backward_cpu(&x, &y, &[rows, classes], Upstream::Scalar(1.0))
+        .expect("cpu");
+    let out = read_all(&results);
+    assert_close(
+        "elementwise loss at offset",
+        &out[1..2],
+        &[f64::from(want_loss.values()[0])],
+        REDUCED,
+    );
+    let grad = read_all(&grad_buf);
+    assert!(grad[..7].iter().all(|&v| v == 42.0));
+    let want: Vec<f64> = want_grad.iter().map(|&g| f64::from(g)).collect();
+    assert_close("elementwise grad at offset", &grad[7..], &want, GRAD_TOLERANCE);
+
+    // Softmax into the results buffer at float 4; its backward into the grad buffer at 7.
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    RowOp::Softmax
+        .encode(ctx, &mut encoder, at(&x_buf, 3), rows, classes, at(&results, 4))
+        .expect("softmax");
+    RowOp::Softmax
+        .encode_backward(
+            ctx,
+            &mut encoder,
+            at(&x_buf, 3),
+            rows,
+            classes,
+            at(&y_buf, 5),
+            at(&grad_buf, 7),
+        )
+        .expect("vjp");
+    ctx.queue().submit(Some(encoder.finish()));
+    let want: Vec<f64> = RowOp::Softmax
+        .forward_cpu(&x, rows, classes)
+        .expect("cpu")
+        .values()
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    let softmax_tol = common::Tolerance {
+        name: "softmax",
+        atol: 1e-7,
+        rtol: 2e-5,
+    };
+    assert_close("softmax at offset", &read_all(&results)[4..4 + n], &want, softmax_tol);
+    let want: Vec<f64> = RowOp::Softmax
+        .backward_cpu(&x, rows, classes, &y)
+        .expect("cpu")
+        .iter()
+        .map(|&v| f64::from(v))
+        .collect();
+    assert_close(
+        "softmax vjp at offset",
+        &read_all(&grad_buf)[7..],
+        &want,
+        GRAD_TOLERANCE,
+    );
+}

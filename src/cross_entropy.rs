@@ -4,6 +4,7 @@
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::cross_entropy_gpu::{self, BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto};
+use crate::device_io::Waiting;
 use crate::error::{LossError, Result};
 use crate::kernels::{InputKind, TargetLayout, TargetWidth};
 use crate::reduction::{LossValue, Reduction};
@@ -309,7 +310,26 @@ impl CrossEntropy {
     ) -> Result<LossValue> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, None)?;
-        Ok(cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None)?.loss)
+        let run = cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None, Waiting::Block);
+        Ok(pollster::block_on(run)?.loss)
+    }
+
+    /// [`CrossEntropy::forward`] without blocking: the upload and the kernels are submitted,
+    /// and the result's mapping completes through a futures-intrusive channel when the
+    /// device is polled — by the app (its frame loop or a polling thread). Use `forward`
+    /// in programs that do not poll.
+    pub async fn forward_async<'t>(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+    ) -> Result<LossValue> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, None)?;
+        let run = cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None, Waiting::AppPolls);
+        Ok(run.await?.loss)
     }
 
     /// The loss and `∂loss/∂input` on the GPU in one call: pass 1 computes the row
@@ -327,7 +347,16 @@ impl CrossEntropy {
     ) -> Result<ForwardBackward> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
-        cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, Some(upstream))
+        pollster::block_on(cross_entropy_gpu::forward_host(
+            ctx,
+            self,
+            input,
+            rows,
+            classes,
+            &targets,
+            Some(upstream),
+            Waiting::Block,
+        ))
     }
 
     /// Computes the loss on an input and class-index targets already in GPU buffers.

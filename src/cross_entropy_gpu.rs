@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::binding::{entries, grid, items_per_binding, window, Window};
 use crate::context::GpuContext;
 use crate::cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream};
-use crate::device_io::{read_buffer, read_mapped, staging, storage, submit_and_wait, uniform, upload};
+use crate::device_io::{read_buffer, read_mapped_with, staging, storage, submit, uniform, upload, Waiting};
 use crate::error::{LossError, Result};
 use crate::kernels::{InputKind, Kernel, Layout, TargetLayout, TargetWidth};
 use crate::reduce::{encode_batch_sum, Finish};
@@ -162,7 +162,8 @@ fn empty_result(loss: &CrossEntropy) -> ForwardBackward {
 
 /// Uploads host data and runs. Inputs are already validated. With a gradient, the
 /// uploaded input buffer is overwritten by it (no second `[N, C]` buffer) and read back.
-pub(crate) fn forward_host(
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn forward_host(
     ctx: &GpuContext,
     loss: &CrossEntropy,
     input: &[f32],
@@ -170,6 +171,7 @@ pub(crate) fn forward_host(
     classes: usize,
     targets: &Targets<'_>,
     grad: Option<Upstream<'_>>,
+    waiting: Waiting,
 ) -> Result<ForwardBackward> {
     if rows == 0 {
         return Ok(empty_result(loss));
@@ -205,14 +207,8 @@ pub(crate) fn forward_host(
         classes,
         targets: ((&targets_buf).into(), targets.layout()),
     };
-    run(
-        ctx,
-        loss,
-        &inputs,
-        upstream.map(|u| (GradInto::InPlace, u)),
-        true,
-        host_targets.as_deref(),
-    )
+    let grad = upstream.map(|u| (GradInto::InPlace, u));
+    run(ctx, loss, &inputs, grad, true, host_targets.as_deref(), waiting).await
 }
 
 /// Runs on buffers the caller owns and reads back the small results (never `[N, C]`).
@@ -234,7 +230,7 @@ pub(crate) fn forward_buffers(
         classes,
         targets: (targets.at, TargetLayout::Indices(targets.width)),
     };
-    run(ctx, loss, &inputs, grad, false, None)
+    pollster::block_on(run(ctx, loss, &inputs, grad, false, None, Waiting::Block))
 }
 
 /// The inputs of one recording.
@@ -261,14 +257,15 @@ pub(crate) fn check_room(what: &'static str, at: BufferAt<'_>, bytes: u64, shape
 }
 
 /// Allocates the outputs, records, submits once, and reads back the small results (and,
-/// with `read_grad`, the gradient).
-fn run(
+/// with `read_grad`, the gradient), waiting as `waiting` says.
+async fn run(
     ctx: &GpuContext,
     loss: &CrossEntropy,
     inputs: &Inputs<'_>,
     grad: Option<(GradInto<'_>, GpuUpstream<'_>)>,
     read_grad: bool,
     host_targets: Option<&[i64]>,
+    waiting: Waiting,
 ) -> Result<ForwardBackward> {
     let (rows, classes) = (inputs.rows, inputs.classes);
     let rows64 = rows as u64;
@@ -316,8 +313,8 @@ fn run(
         }
         _ => None,
     };
-    submit_and_wait(&ctx.device, &ctx.queue, encoder)?;
-    let bytes = pollster::block_on(read_mapped(&ctx.device, &stage, total))?;
+    submit(ctx, encoder)?;
+    let bytes = read_mapped_with(&ctx.device, &stage, total, waiting).await?;
     let word = |i: usize| u32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]);
     check_status(ctx, loss, word(0), inputs)?;
     let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
@@ -346,7 +343,7 @@ fn run(
         (None, None, None)
     };
     let grad = match grad_stage {
-        Some(stage) => bytemuck::pod_collect_to_vec(&pollster::block_on(read_mapped(&ctx.device, &stage, grad_bytes))?),
+        Some(stage) => bytemuck::pod_collect_to_vec(&read_mapped_with(&ctx.device, &stage, grad_bytes, waiting).await?),
         None => Vec::new(),
     };
     Ok(ForwardBackward {

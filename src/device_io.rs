@@ -98,22 +98,39 @@ pub(crate) fn submit_and_wait(device: &wgpu::Device, queue: &wgpu::Queue, encode
     Ok(())
 }
 
-/// Maps `staging` (already filled by a finished submission) and returns its first
-/// `len` bytes. The completion of `map_async` travels through a futures-intrusive
-/// channel; the device is polled until it arrives.
-pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+/// How a readback waits for the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// Block in `Device::poll(wait)` (simple programs).
+    Block,
+    /// Only await the mapping callback: the app polls the device itself.
+    AppPolls,
+}
+
+/// Maps `staging` and returns its first `len` bytes. The completion of `map_async` travels
+/// through a futures-intrusive channel; with [`Waiting::Block`] the device is polled until
+/// the work is done, with [`Waiting::AppPolls`] the future resolves when the app's own
+/// polling runs the callback.
+pub(crate) async fn read_mapped_with(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    len: u64,
+    waiting: Waiting,
+) -> Result<Vec<u8>> {
     let slice = staging.slice(..len.max(4).next_multiple_of(4));
     let (sender, receiver) = oneshot_channel();
     slice.map_async(wgpu::MapMode::Read, move |result| {
         // The receiver only goes away if the caller was dropped; nothing to report then.
         let _ = sender.send(result);
     });
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|err| LossError::Device {
-            during: "waiting for a buffer mapping",
-            reason: err.to_string(),
-        })?;
+    let poll = match waiting {
+        Waiting::Block => wgpu::PollType::wait_indefinitely(),
+        Waiting::AppPolls => wgpu::PollType::Poll,
+    };
+    device.poll(poll).map_err(|err| LossError::Device {
+        during: "waiting for a buffer mapping",
+        reason: err.to_string(),
+    })?;
     let mapped = receiver.receive().await.ok_or(LossError::Device {
         during: "reading back",
         reason: "the mapping callback was dropped".into(),
@@ -131,6 +148,16 @@ pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, l
     };
     staging.unmap();
     Ok(bytes)
+}
+
+/// [`read_mapped_with`], blocking on the device.
+pub(crate) async fn read_mapped(device: &wgpu::Device, staging: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    read_mapped_with(device, staging, len, Waiting::Block).await
+}
+
+/// Submits `encoder` (no wait).
+pub(crate) fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
+    scoped(&ctx.device, "submit", || ctx.queue.submit(Some(encoder.finish())))
 }
 
 /// Reads `len` bytes of `source` from `offset`: copy to a staging buffer, submit, map.
@@ -155,4 +182,28 @@ pub(crate) fn finish_and_read(
     encoder.copy_buffer_to_buffer(source, offset, &stage, 0, padded);
     submit_and_wait(&ctx.device, &ctx.queue, encoder)?;
     pollster::block_on(read_mapped(&ctx.device, &stage, len))
+}
+
+/// Reads `count` f32 from a position in a GPU buffer (which needs `COPY_SRC` usage): a copy
+/// to a staging buffer, one submission, and the mapping awaited through a futures-intrusive
+/// channel. It does not block: the future resolves when the device is polled, by the app
+/// (e.g. `device.poll(PollType::Poll)` in its frame loop, or a thread that waits).
+pub async fn read_f32_async(ctx: &GpuContext, at: crate::BufferAt<'_>, count: usize) -> Result<Vec<f32>> {
+    let len = count as u64 * 4;
+    let padded = len.max(4).next_multiple_of(4);
+    let stage = staging(ctx, "wgpu-loss.readback", padded)?;
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("wgpu-loss.readback"),
+    });
+    encoder.copy_buffer_to_buffer(at.buffer, at.offset, &stage, 0, padded);
+    submit(ctx, encoder)?;
+    let bytes = read_mapped_with(&ctx.device, &stage, len, Waiting::AppPolls).await?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes))
+}
+
+/// [`read_f32_async`] for simple programs: polls the device itself and blocks (pollster).
+pub fn read_f32(ctx: &GpuContext, at: crate::BufferAt<'_>, count: usize) -> Result<Vec<f32>> {
+    let len = count as u64 * 4;
+    let bytes = read_buffer(ctx, at.buffer, at.offset, len)?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes))
 }

@@ -35,6 +35,7 @@ pub mod cpu;
 mod cross_entropy;
 mod cross_entropy_gpu;
 mod device_io;
+pub use device_io::{read_f32, read_f32_async};
 mod elementwise;
 mod error;
 pub mod kernels;

@@ -321,3 +321,55 @@ fn elementwise_and_row_ops_record_into_the_apps_buffers() {
         GRAD_TOLERANCE,
     );
 }
+
+#[test]
+fn async_results_arrive_when_the_app_polls() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ctx = gpu();
+    let (rows, classes) = (300, 777);
+    let mut rng = Rng::new(6);
+    let logits = rng.logits(rows * classes, 4.0);
+    let targets: Vec<i64> = (0..rows).map(|_| rng.below(classes) as i64).collect();
+    // The app's poll loop, on its own thread; the futures only await their channels.
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (device, stop) = (ctx.device().clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = device.poll(wgpu::PollType::Poll);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        })
+    };
+    let loss = CrossEntropy::default().label_smoothing(0.05);
+    let got = pollster::block_on(loss.forward_async(ctx, &logits, rows, classes, &targets)).expect("async");
+    let want = loss.forward_cpu(&logits, rows, classes, &targets).expect("cpu");
+    assert_close("forward_async", got.values(), &[f64::from(want.values()[0])], REDUCED);
+    let buffer = app_buffer(bytemuck::cast_slice(&logits));
+    let read = pollster::block_on(wgpu_loss::read_f32_async(
+        ctx,
+        BufferAt {
+            buffer: &buffer,
+            offset: 40,
+        },
+        5,
+    ))
+    .expect("read");
+    assert_eq!(read, &logits[10..15]);
+    stop.store(true, Ordering::Relaxed);
+    poller.join().expect("poller");
+    // The blocking twin for programs that do not poll.
+    assert_eq!(
+        wgpu_loss::read_f32(
+            ctx,
+            BufferAt {
+                buffer: &buffer,
+                offset: 40
+            },
+            5
+        )
+        .expect("read"),
+        &logits[10..15]
+    );
+}

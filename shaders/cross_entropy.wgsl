@@ -16,6 +16,7 @@ override INPUT_KIND: u32 = 0u;      // 0: logits, 1: probabilities, 2: log-proba
 override SOFTCAP: bool = false;     // logits: x -> cap·tanh(x / cap) before the softmax (Gemma 2)
 override Z_LOSS: bool = false;      // logits: add z·lse² to each counted row (PaLM)
 override ARGMAX: bool = false;      // logits: write each row's argmax
+override FORMAT: u32 = 0u;          // the input's element type: 0 f32, 1 f16, 2 bf16
 
 struct Params {
     rows: u32,            // rows in this dispatch
@@ -41,7 +42,7 @@ struct Params {
 // write needed). An array so that the word can sit at any offset of a caller's buffer.
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<u32>;   // FORMAT elements
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> class_weight: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
@@ -50,9 +51,14 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> row_lse: array<vec2<f32>>; // logits: (lse, A = Σ a_c) per row
 @group(0) @binding(8) var<storage, read_write> row_argmax: array<u32>;  // ARGMAX: each row's argmax
 
+// Element `at` of the input binding, as f32.
+fn load_x(at: u32) -> f32 {
+    return unpack_element(logits[element_word(at, FORMAT)], at, FORMAT);
+}
+
 // Logit `at` of the logits binding, soft-capped when SOFTCAP.
 fn logit(at: u32) -> f32 {
-    let x = logits[at];
+    let x = load_x(at);
     if (SOFTCAP) {
         return params.softcap * tanh(x / params.softcap);
     }
@@ -97,7 +103,7 @@ struct RowScan {
 fn scan_best(scan: ptr<function, RowScan>, row_start: u32, cols: vec4<u32>, valid: vec4<bool>) {
     for (var k = 0u; k < 4u; k++) {
         if (valid[k]) {
-            let x = logits[row_start + cols[k]];
+            let x = load_x(row_start + cols[k]);
             if (argmax_before(x, cols[k], (*scan).best, (*scan).best_index)) {
                 (*scan).best = x;
                 (*scan).best_index = cols[k];
@@ -157,7 +163,7 @@ fn log_prob(x: f32) -> f32 {
 fn row_weighted_log_probs(row_start: u32, row_t: u32, lane: u32, width: u32) -> f32 {
     var sum = 0.0;
     for (var c = lane; c < params.classes; c += width) {
-        sum += coefficient(row_t, c) * log_prob(logits[row_start + c]);
+        sum += coefficient(row_t, c) * log_prob(load_x(row_start + c));
     }
     return sum;
 }
@@ -228,7 +234,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
                             nll = log_z - (logit(row_start + lo) - shift);
                             smoothing_sum = stats.w_sum * log_z - stats.wx_sum;
                         } else {
-                            nll = -log_prob(logits[row_start + lo]);
+                            nll = -log_prob(load_x(row_start + lo));
                             smoothing_sum = -weighted_sum;
                         }
                         if (SMOOTHING) {

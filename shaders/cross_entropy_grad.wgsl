@@ -21,6 +21,7 @@ override SOFTCAP: bool = false;
 override Z_LOSS: bool = false;
 override IN_PLACE: bool = false;         // read the input from `grad` and overwrite it
 override PER_ROW_UPSTREAM: bool = false; // reduction none: g_n = upstream[n]
+override FORMAT: u32 = 0u;               // the input's element type: 0 f32, 1 f16, 2 bf16
 
 const GROUP_SIZE: u32 = 256u;
 
@@ -44,7 +45,7 @@ struct GradParams {
 }
 
 @group(0) @binding(0) var<uniform> params: GradParams;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<u32>;   // FORMAT elements
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> class_weight: array<f32>;
 @group(0) @binding(4) var<storage, read> row_lse: array<vec2<f32>>;   // (lse, A) per row
@@ -123,7 +124,8 @@ fn grad_row(row: u32, lane: u32) {
         if (IN_PLACE) {
             x = grad[params.grad_offset + at];
         } else {
-            x = input[params.input_offset + at];
+            let i = params.input_offset + at;
+            x = unpack_element(input[element_word(i, FORMAT)], i, FORMAT);
         }
         // a_c of this element.
         var a: f32;

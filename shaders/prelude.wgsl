@@ -83,3 +83,40 @@ fn argmax_before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
     }
     return a > b;
 }
+
+// Inputs are bound as u32 words so that one kernel reads f32, f16 and bf16 (FORMAT 0, 1, 2):
+// f32 is one element a word; f16 and bf16 are two, the even element in the low half
+// (little-endian). f16 is decoded from its bits: `unpack2x16float` would need naga's
+// SHADER_FLOAT16_IN_FLOAT32 capability (a downlevel flag) in every module, f32 kernels too.
+// bf16 is the high half of an f32.
+fn element_word(index: u32, format: u32) -> u32 {
+    return select(index, index >> 1u, format != 0u);
+}
+
+// The f32 value of IEEE half bits (exact).
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let exponent = (h >> 10u) & 0x1fu;
+    let mantissa = h & 0x3ffu;
+    if (exponent == 0u) {
+        // zero or subnormal: mantissa · 2^-24
+        let magnitude = f32(mantissa) * 5.9604644775390625e-8;
+        return select(magnitude, -magnitude, sign != 0u);
+    }
+    if (exponent == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (mantissa << 13u));
+    }
+    return bitcast<f32>(sign | ((exponent + 112u) << 23u) | (mantissa << 13u));
+}
+
+fn unpack_element(word: u32, index: u32, format: u32) -> f32 {
+    let odd = (index & 1u) == 1u;
+    let half = select(word & 0xffffu, word >> 16u, odd);
+    if (format == 1u) {
+        return f16_bits_to_f32(half);
+    }
+    if (format == 2u) {
+        return bitcast<f32>(half << 16u);
+    }
+    return bitcast<f32>(word);
+}

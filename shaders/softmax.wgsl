@@ -4,6 +4,7 @@
 
 override OUTPUT: u32 = 0u;   // 0: softmax [N, C], 1: log_softmax [N, C], 2: entropy [N]
 override GRAD: bool = false; // write the vector-Jacobian product with `upstream` instead
+override FORMAT: u32 = 0u;   // the input's element type: 0 f32, 1 f16, 2 bf16
 
 struct Params {
     rows: u32,
@@ -17,7 +18,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<u32>;   // FORMAT elements
+
+fn load_x(at: u32) -> f32 {
+    return unpack_element(logits[element_word(at, FORMAT)], at, FORMAT);
+}
 @group(0) @binding(2) var<storage, read> upstream: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
@@ -30,7 +35,7 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
         var x = vec4(negative_infinity());
         for (var k = 0u; k < 4u; k++) {
             if (valid[k]) {
-                x[k] = logits[row_start + cols[k]];
+                x[k] = load_x(row_start + cols[k]);
             }
         }
         s = stats_push4(s, x, vec4(0.0), valid);
@@ -42,7 +47,7 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
 fn entropy_sum(row_start: u32, lane: u32, width: u32, shift: f32, inv: TeamInvocation) -> f32 {
     var partial = 0.0;
     for (var c = lane; c < params.classes; c += width) {
-        let d = logits[row_start + c] - shift;
+        let d = load_x(row_start + c) - shift;
         partial += select(exp(d) * d, 0.0, d == negative_infinity());
     }
     return team_sum2(vec2(partial, 0.0), inv).x;
@@ -64,7 +69,7 @@ fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: 
         for (var c = lane; c < classes; c += width) {
             let u = upstream[up_start + c];
             if (OUTPUT == 0u) {
-                partial += u * (exp(logits[row_start + c] - shift) / z);
+                partial += u * (exp(load_x(row_start + c) - shift) / z);
             } else {
                 partial += u;
             }
@@ -72,7 +77,7 @@ fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: 
         row_term = team_sum2(vec2(partial, 0.0), inv).x;
     }
     for (var c = lane; c < classes; c += width) {
-        let d = logits[row_start + c] - shift;
+        let d = load_x(row_start + c) - shift;
         let p = exp(d) / z;
         var g: f32;
         switch OUTPUT {
@@ -113,7 +118,7 @@ fn softmax_rows(inv: TeamInvocation) {
             // Phase 2 (softmax / log-softmax): one output per element.
             let out_start = params.out_offset + row * params.classes;
             for (var c = lane; c < params.classes; c += width) {
-                let d = logits[row_start + c] - shift;
+                let d = load_x(row_start + c) - shift;
                 if (OUTPUT == 0u) {
                     out[out_start + c] = exp(d) / stats.exp_sum;
                 } else {

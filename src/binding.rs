@@ -13,7 +13,8 @@ pub(crate) struct Window<'a> {
     pub offset: u64,
     /// Bytes bound (a multiple of 4).
     pub size: u64,
-    /// 4-byte words between the binding's start and the first wanted element.
+    /// Elements (4-byte words unless made by `window_of`) between the binding's start and
+    /// the first wanted element.
     pub word_shift: u32,
 }
 
@@ -25,6 +26,40 @@ impl<'a> Window<'a> {
             size: wgpu::BufferSize::new(self.size),
         })
     }
+}
+
+/// The binding that covers bytes `[start, start + len)` of `buffer`, with `word_shift`
+/// counted in elements of `elem_bytes` (2 for f16/bf16) instead of 4-byte words.
+pub(crate) fn window_of<'a>(
+    ctx: &GpuContext,
+    what: &'static str,
+    buffer: &'a wgpu::Buffer,
+    start: u64,
+    len: u64,
+    elem_bytes: u64,
+) -> Result<Window<'a>> {
+    if elem_bytes == 4 {
+        return window(ctx, what, buffer, start, len);
+    }
+    if !start.is_multiple_of(elem_bytes) {
+        return Err(LossError::BadBuffer {
+            what,
+            detail: format!("byte offset {start} is not a multiple of {elem_bytes}"),
+        });
+    }
+    // Bind from the 4-byte word below and round the length up to whole words.
+    let word_start = start - start % 4;
+    let mut w = window(
+        ctx,
+        what,
+        buffer,
+        word_start,
+        (start - word_start + len)
+            .next_multiple_of(4)
+            .min(buffer.size() - word_start),
+    )?;
+    w.word_shift = (w.word_shift * 4 + (start - word_start) as u32) / elem_bytes as u32;
+    Ok(w)
 }
 
 /// The binding that covers bytes `[start, start + len)` of `buffer`.

@@ -3,7 +3,9 @@
 
 use crate::context::GpuContext;
 use crate::cpu;
-use crate::cross_entropy_gpu::{self, BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto};
+use crate::cross_entropy_gpu::{
+    self, BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto, HalfInput, HostInput, InputAt,
+};
 use crate::device_io::Waiting;
 use crate::error::{LossError, Result};
 use crate::kernels::{InputKind, TargetLayout, TargetWidth};
@@ -310,7 +312,16 @@ impl CrossEntropy {
     ) -> Result<LossValue> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, None)?;
-        let run = cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None, Waiting::Block);
+        let run = cross_entropy_gpu::forward_host(
+            ctx,
+            self,
+            HostInput::F32(input),
+            rows,
+            classes,
+            &targets,
+            None,
+            Waiting::Block,
+        );
         Ok(pollster::block_on(run)?.loss)
     }
 
@@ -328,8 +339,68 @@ impl CrossEntropy {
     ) -> Result<LossValue> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, None)?;
-        let run = cross_entropy_gpu::forward_host(ctx, self, input, rows, classes, &targets, None, Waiting::AppPolls);
+        let run = cross_entropy_gpu::forward_host(
+            ctx,
+            self,
+            HostInput::F32(input),
+            rows,
+            classes,
+            &targets,
+            None,
+            Waiting::AppPolls,
+        );
         Ok(run.await?.loss)
+    }
+
+    /// [`CrossEntropy::forward`] on f16 or bf16 input (raw bits). The GPU reads the halves
+    /// and accumulates in f32; compare with [`CrossEntropy::forward_cpu`] on
+    /// [`HalfInput::to_f32`], the same rounded values.
+    pub fn forward_half<'t>(
+        &self,
+        ctx: &GpuContext,
+        input: HalfInput<'_>,
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+    ) -> Result<LossValue> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, None)?;
+        let run = cross_entropy_gpu::forward_host(
+            ctx,
+            self,
+            HostInput::Half(input),
+            rows,
+            classes,
+            &targets,
+            None,
+            Waiting::Block,
+        );
+        Ok(pollster::block_on(run)?.loss)
+    }
+
+    /// [`CrossEntropy::forward_backward`] on f16 or bf16 input; the gradient is f32.
+    pub fn forward_backward_half<'t>(
+        &self,
+        ctx: &GpuContext,
+        input: HalfInput<'_>,
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+        upstream: Upstream<'_>,
+    ) -> Result<ForwardBackward> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
+        let run = cross_entropy_gpu::forward_host(
+            ctx,
+            self,
+            HostInput::Half(input),
+            rows,
+            classes,
+            &targets,
+            Some(upstream),
+            Waiting::Block,
+        );
+        pollster::block_on(run)
     }
 
     /// The loss and `∂loss/∂input` on the GPU in one call: pass 1 computes the row
@@ -350,7 +421,7 @@ impl CrossEntropy {
         pollster::block_on(cross_entropy_gpu::forward_host(
             ctx,
             self,
-            input,
+            HostInput::F32(input),
             rows,
             classes,
             &targets,
@@ -365,7 +436,7 @@ impl CrossEntropy {
     pub fn forward_buffers<'b>(
         &self,
         ctx: &GpuContext,
-        input: impl Into<BufferAt<'b>>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         targets: GpuTargets<'_>,
@@ -381,7 +452,7 @@ impl CrossEntropy {
     pub fn forward_backward_in_place<'b>(
         &self,
         ctx: &GpuContext,
-        input: impl Into<BufferAt<'b>>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         targets: GpuTargets<'_>,
@@ -402,15 +473,17 @@ impl CrossEntropy {
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: impl Into<BufferAt<'b>>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         targets: GpuTargets<'_>,
         outputs: &CrossEntropyOutputs<'_>,
     ) -> Result<()> {
         self.validate_shape(rows.saturating_mul(classes), rows, classes, rows, false, None)?;
+        let input: InputAt<'_> = input.into();
         let inputs = cross_entropy_gpu::Inputs {
-            input: input.into(),
+            input: input.at,
+            format: input.format,
             rows,
             classes,
             targets: (targets.at, TargetLayout::Indices(targets.width)),
@@ -427,7 +500,7 @@ impl CrossEntropy {
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: impl Into<BufferAt<'b>>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         targets: BufferAt<'_>,
@@ -435,8 +508,10 @@ impl CrossEntropy {
     ) -> Result<()> {
         let elements = rows.saturating_mul(classes);
         self.validate_shape(elements, rows, classes, elements, true, None)?;
+        let input: InputAt<'_> = input.into();
         let inputs = cross_entropy_gpu::Inputs {
-            input: input.into(),
+            input: input.at,
+            format: input.format,
             rows,
             classes,
             targets: (targets, TargetLayout::Probabilities),

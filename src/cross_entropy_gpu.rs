@@ -4,12 +4,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::binding::{entries, grid, items_per_binding, window, Window};
+use crate::binding::{entries, grid, items_per_binding, window, window_of, Window};
 use crate::context::GpuContext;
 use crate::cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream};
 use crate::device_io::{read_buffer, read_mapped_with, staging, storage, submit, uniform, upload, Waiting};
 use crate::error::{LossError, Result};
-use crate::kernels::{InputKind, Kernel, Layout, TargetLayout, TargetWidth};
+use crate::kernels::{InputFormat, InputKind, Kernel, Layout, TargetLayout, TargetWidth};
 use crate::reduce::{encode_batch_sum, Finish};
 use crate::reduction::{LossValue, Reduction};
 
@@ -31,6 +31,96 @@ pub struct BufferAt<'a> {
 impl<'a> From<&'a wgpu::Buffer> for BufferAt<'a> {
     fn from(buffer: &'a wgpu::Buffer) -> Self {
         Self { buffer, offset: 0 }
+    }
+}
+
+/// An input in a GPU buffer: its position and element type (f32 unless said).
+#[derive(Debug, Clone, Copy)]
+pub struct InputAt<'a> {
+    /// Where the first element is (a byte offset that is a multiple of the element size).
+    pub at: BufferAt<'a>,
+    /// The element type.
+    pub format: InputFormat,
+}
+
+impl<'a> InputAt<'a> {
+    /// f16 elements at `at`.
+    pub fn f16(at: impl Into<BufferAt<'a>>) -> Self {
+        Self {
+            at: at.into(),
+            format: InputFormat::F16,
+        }
+    }
+
+    /// bf16 elements at `at`.
+    pub fn bf16(at: impl Into<BufferAt<'a>>) -> Self {
+        Self {
+            at: at.into(),
+            format: InputFormat::Bf16,
+        }
+    }
+}
+
+impl<'a> From<BufferAt<'a>> for InputAt<'a> {
+    fn from(at: BufferAt<'a>) -> Self {
+        Self {
+            at,
+            format: InputFormat::F32,
+        }
+    }
+}
+
+impl<'a> From<&'a wgpu::Buffer> for InputAt<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Self {
+        BufferAt::from(buffer).into()
+    }
+}
+
+/// Half-precision input on the host, as raw bits (see [`crate::half`] for conversions).
+#[derive(Debug, Clone, Copy)]
+pub enum HalfInput<'a> {
+    /// IEEE f16 bits.
+    F16(&'a [u16]),
+    /// bfloat16 bits.
+    Bf16(&'a [u16]),
+}
+
+impl HalfInput<'_> {
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            HalfInput::F16(v) | HalfInput::Bf16(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f32 (exact): what the GPU computes with.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            HalfInput::F16(v) => v.iter().map(|&h| crate::half::f16_to_f32(h)).collect(),
+            HalfInput::Bf16(v) => v.iter().map(|&h| crate::half::bf16_to_f32(h)).collect(),
+        }
+    }
+}
+
+/// Host input of any format.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostInput<'a> {
+    F32(&'a [f32]),
+    Half(HalfInput<'a>),
+}
+
+impl HostInput<'_> {
+    fn bytes(&self) -> (&[u8], InputFormat) {
+        match self {
+            HostInput::F32(v) => (bytemuck::cast_slice(v), InputFormat::F32),
+            HostInput::Half(HalfInput::F16(v)) => (bytemuck::cast_slice(v), InputFormat::F16),
+            HostInput::Half(HalfInput::Bf16(v)) => (bytemuck::cast_slice(v), InputFormat::Bf16),
+        }
     }
 }
 
@@ -166,7 +256,7 @@ fn empty_result(loss: &CrossEntropy) -> ForwardBackward {
 pub(crate) async fn forward_host(
     ctx: &GpuContext,
     loss: &CrossEntropy,
-    input: &[f32],
+    input: HostInput<'_>,
     rows: usize,
     classes: usize,
     targets: &Targets<'_>,
@@ -176,18 +266,23 @@ pub(crate) async fn forward_host(
     if rows == 0 {
         return Ok(empty_result(loss));
     }
-    let input_bytes = std::mem::size_of_val(input) as u64;
+    let (input_data, format) = input.bytes();
+    let input_bytes = input_data.len() as u64;
     if input_bytes > ctx.limits.max_buffer_size {
         return Err(LossError::TooLarge {
             what: "input",
             detail: format!(
-                "[{rows}, {classes}] f32 is {input_bytes} bytes; the device's largest buffer is {} bytes",
+                "[{rows}, {classes}] {format:?} is {input_bytes} bytes; the device's largest buffer is {} bytes",
                 ctx.limits.max_buffer_size
             ),
         });
     }
     let usage = wgpu::BufferUsages::COPY_SRC;
-    let input_buf = upload(ctx, "cross_entropy.input", bytemuck::cast_slice(input), usage)?;
+    let input_buf = upload(ctx, "cross_entropy.input", input_data, usage)?;
+    // f32 input takes the gradient in place; half input needs an f32 gradient buffer.
+    let grad_buf = (grad.is_some() && format != InputFormat::F32)
+        .then(|| storage(ctx, "cross_entropy.grad", rows as u64 * classes as u64 * 4))
+        .transpose()?;
     let targets_buf = upload(ctx, "cross_entropy.targets", targets.bytes(), usage)?;
     let upstream_buf = match grad {
         Some(Upstream::Values(v)) => Some(upload(ctx, "cross_entropy.upstream", bytemuck::cast_slice(v), usage)?),
@@ -203,11 +298,15 @@ pub(crate) async fn forward_host(
         .map(|_| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
     let inputs = Inputs {
         input: (&input_buf).into(),
+        format,
         rows,
         classes,
         targets: ((&targets_buf).into(), targets.layout()),
     };
-    let grad = upstream.map(|u| (GradInto::InPlace, u));
+    let into = grad_buf
+        .as_ref()
+        .map_or(GradInto::InPlace, |b| GradInto::Buffer(b.into()));
+    let grad = upstream.map(|u| (into, u));
     run(ctx, loss, &inputs, grad, true, host_targets.as_deref(), waiting).await
 }
 
@@ -215,7 +314,7 @@ pub(crate) async fn forward_host(
 pub(crate) fn forward_buffers(
     ctx: &GpuContext,
     loss: &CrossEntropy,
-    input: BufferAt<'_>,
+    input: InputAt<'_>,
     rows: usize,
     classes: usize,
     targets: GpuTargets<'_>,
@@ -225,7 +324,8 @@ pub(crate) fn forward_buffers(
         return Ok(empty_result(loss));
     }
     let inputs = Inputs {
-        input,
+        input: input.at,
+        format: input.format,
         rows,
         classes,
         targets: (targets.at, TargetLayout::Indices(targets.width)),
@@ -236,6 +336,7 @@ pub(crate) fn forward_buffers(
 /// The inputs of one recording.
 pub(crate) struct Inputs<'a> {
     pub input: BufferAt<'a>,
+    pub format: InputFormat,
     pub rows: usize,
     pub classes: usize,
     pub targets: (BufferAt<'a>, TargetLayout),
@@ -243,11 +344,22 @@ pub(crate) struct Inputs<'a> {
 
 /// Fails unless `at` holds `bytes` bytes from a 4-aligned offset.
 pub(crate) fn check_room(what: &'static str, at: BufferAt<'_>, bytes: u64, shape: &str) -> Result<()> {
-    if !at.offset.is_multiple_of(4) || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
+    check_room_aligned(what, at, bytes, shape, 4)
+}
+
+/// Fails unless `at` holds `bytes` bytes from an offset that is a multiple of `align`.
+pub(crate) fn check_room_aligned(
+    what: &'static str,
+    at: BufferAt<'_>,
+    bytes: u64,
+    shape: &str,
+    align: u64,
+) -> Result<()> {
+    if !at.offset.is_multiple_of(align) || at.offset.checked_add(bytes).is_none_or(|end| end > at.buffer.size()) {
         return Err(LossError::BadBuffer {
             what,
             detail: format!(
-                "{shape} needs {bytes} bytes at byte offset {} (a multiple of 4), but the buffer has {} bytes",
+                "{shape} needs {bytes} bytes at byte offset {} (a multiple of {align}), but the buffer has {} bytes",
                 at.offset,
                 at.buffer.size()
             ),
@@ -398,7 +510,14 @@ pub(crate) fn encode(
         TargetLayout::Probabilities => rows64 * classes64 * 4,
     };
     let reduction = loss.reduction_kind();
-    check_room("input", inputs.input, rows64 * classes64 * 4, &shape)?;
+    let element = inputs.format.bytes();
+    check_room_aligned("input", inputs.input, rows64 * classes64 * element, &shape, element)?;
+    if inputs.format != InputFormat::F32 && matches!(outputs.grad, Some((GradInto::InPlace, _))) {
+        return Err(LossError::Unsupported {
+            loss: "cross-entropy",
+            option: "an in-place gradient over f16/bf16 input (use GradInto::Buffer, f32)",
+        });
+    }
     check_room("targets", inputs.targets.0, target_bytes, &shape)?;
     check_room(
         "loss",
@@ -612,9 +731,8 @@ fn encode_rows<'a>(
     bufs: &RowBuffers<'a>,
     chunks: &[(u64, u64)],
 ) -> Result<()> {
-    let (input, classes, targets) = (inputs.input, inputs.classes, inputs.targets);
+    let (input, classes, targets, fmt) = (inputs.input, inputs.classes, inputs.targets, inputs.format);
     let classes64 = classes as u64;
-    let row_bytes = classes64 * 4;
     let logits_kind = loss.input() == InputKind::Logits;
     let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
     let pipeline = ctx.pipelines.get(Kernel::CrossEntropyRows {
@@ -626,6 +744,7 @@ fn encode_rows<'a>(
         softcap: loss.softcap_value().is_some(),
         z_loss: loss.z_loss_value() != 0.0,
         argmax: bufs.argmax_per_row,
+        format: fmt,
     })?;
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Rows);
@@ -644,12 +763,14 @@ fn encode_rows<'a>(
     });
     pass.set_pipeline(&pipeline);
     for &(begin, len) in chunks {
-        let logits_w = window(
+        let in_row = classes64 * fmt.bytes();
+        let logits_w = window_of(
             ctx,
             "logits",
             input.buffer,
-            input.offset + begin * row_bytes,
-            len * row_bytes,
+            input.offset + begin * in_row,
+            len * in_row,
+            fmt.bytes(),
         )?;
         let targets_w = target_window(ctx, targets, classes64, begin, len)?;
         let loss_w = rows_window("row losses", bufs.loss, 4, true, begin, len)?;
@@ -738,6 +859,7 @@ fn encode_grad(
         z_loss: loss.z_loss_value() != 0.0,
         in_place,
         per_row_upstream,
+        format: args.inputs.format,
     })?;
     let logits_kind = loss.input() == InputKind::Logits;
     let ignore = loss.ignored_index() as u64;
@@ -761,12 +883,15 @@ fn encode_grad(
             window(ctx, "input", &placeholder, 0, 4)?
         } else {
             let input = args.inputs.input;
-            window(
+            let fmt = args.inputs.format;
+            let in_row = classes * fmt.bytes();
+            window_of(
                 ctx,
                 "input",
                 input.buffer,
-                input.offset + begin * row_bytes,
-                len * row_bytes,
+                input.offset + begin * in_row,
+                len * in_row,
+                fmt.bytes(),
             )?
         };
         let targets_w = target_window(ctx, args.inputs.targets, classes, begin, len)?;

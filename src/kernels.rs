@@ -77,6 +77,36 @@ impl InputKind {
     }
 }
 
+/// The element type of an input buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InputFormat {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// IEEE half precision (decoded from its bits in WGSL: no `SHADER_F16` needed).
+    F16,
+    /// bfloat16 (the high half of an f32).
+    Bf16,
+}
+
+impl InputFormat {
+    /// Bytes per element.
+    pub fn bytes(self) -> u64 {
+        match self {
+            InputFormat::F32 => 4,
+            InputFormat::F16 | InputFormat::Bf16 => 2,
+        }
+    }
+
+    fn code(self) -> f64 {
+        match self {
+            InputFormat::F32 => 0.0,
+            InputFormat::F16 => 1.0,
+            InputFormat::Bf16 => 2.0,
+        }
+    }
+}
+
 /// The losses of `elementwise.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ElementwiseKind {
@@ -185,6 +215,8 @@ pub enum Kernel {
         z_loss: bool,
         /// Write each row's argmax.
         argmax: bool,
+        /// The input's element type.
+        format: InputFormat,
     },
     /// Pass 2 of fused cross-entropy: the gradient.
     CrossEntropyGrad {
@@ -204,6 +236,8 @@ pub enum Kernel {
         in_place: bool,
         /// Reduction none: one upstream value per row.
         per_row_upstream: bool,
+        /// The input's element type.
+        format: InputFormat,
     },
     /// One loss value per element.
     Elementwise {
@@ -228,6 +262,8 @@ pub enum Kernel {
         output: RowOutput,
         /// The vector-Jacobian product with an upstream gradient instead.
         grad: bool,
+        /// The input's element type.
+        format: InputFormat,
     },
     /// One pass of the fixed-order pair sum.
     ReducePairs,
@@ -285,6 +321,7 @@ impl Kernel {
                 softcap,
                 z_loss,
                 argmax,
+                format,
                 ..
             } => vec![
                 ("TARGET_I64", flag(targets == TargetLayout::Indices(TargetWidth::I64))),
@@ -295,6 +332,7 @@ impl Kernel {
                 ("SOFTCAP", flag(softcap)),
                 ("Z_LOSS", flag(z_loss)),
                 ("ARGMAX", flag(argmax)),
+                ("FORMAT", format.code()),
             ],
             Kernel::CrossEntropyGrad {
                 targets,
@@ -305,6 +343,7 @@ impl Kernel {
                 z_loss,
                 in_place,
                 per_row_upstream,
+                format,
             } => vec![
                 ("TARGET_I64", flag(targets == TargetLayout::Indices(TargetWidth::I64))),
                 ("TARGET_PROBS", flag(targets == TargetLayout::Probabilities)),
@@ -315,6 +354,7 @@ impl Kernel {
                 ("Z_LOSS", flag(z_loss)),
                 ("IN_PLACE", flag(in_place)),
                 ("PER_ROW_UPSTREAM", flag(per_row_upstream)),
+                ("FORMAT", format.code()),
             ],
             Kernel::Elementwise {
                 loss,
@@ -338,13 +378,15 @@ impl Kernel {
                     ("PER_ELEMENT_UPSTREAM", flag(per_element_upstream)),
                 ]
             }
-            Kernel::SoftmaxRows { output, grad, .. } => {
+            Kernel::SoftmaxRows {
+                output, grad, format, ..
+            } => {
                 let code = match output {
                     RowOutput::Softmax => 0.0,
                     RowOutput::LogSoftmax => 1.0,
                     RowOutput::Entropy => 2.0,
                 };
-                vec![("OUTPUT", code), ("GRAD", flag(grad))]
+                vec![("OUTPUT", code), ("GRAD", flag(grad)), ("FORMAT", format.code())]
             }
             Kernel::ReducePairs | Kernel::Finish => Vec::new(),
         }

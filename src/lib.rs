@@ -38,6 +38,7 @@ mod device_io;
 pub use device_io::{read_f32, read_f32_async};
 mod elementwise;
 mod error;
+pub mod half;
 pub mod kernels;
 pub mod npy;
 mod reduce;
@@ -46,10 +47,10 @@ mod softmax;
 
 pub use context::GpuContext;
 pub use cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream, DEFAULT_EPSILON};
-pub use cross_entropy_gpu::{BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto};
+pub use cross_entropy_gpu::{BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto, HalfInput, InputAt};
 pub use elementwise::{ElementUpstream, ElementwiseLoss, ElementwiseOutputs};
 pub use error::{LossError, Result};
-pub use kernels::{ElementwiseKind, InputKind, TargetWidth};
+pub use kernels::{ElementwiseKind, InputFormat, InputKind, TargetWidth};
 pub use reduction::{LossValue, Reduction};
 pub use softmax::RowOp;
 /// The `wgpu` this crate is built against, so apps can name the same version.

@@ -3,14 +3,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::binding::{entries, grid, items_per_binding, window};
+use crate::binding::{entries, grid, items_per_binding, window, window_of};
 use crate::context::GpuContext;
 use crate::cpu;
-use crate::cross_entropy_gpu::{check_room, BufferAt, TEAM_GROUP_SIZE};
+use crate::cross_entropy_gpu::{check_room, check_room_aligned, BufferAt, HalfInput, InputAt, TEAM_GROUP_SIZE};
 use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
 pub use crate::kernels::RowOutput as RowOp;
-use crate::kernels::{Kernel, Layout};
+use crate::kernels::{InputFormat, Kernel, Layout};
 use crate::reduction::LossValue;
 
 #[repr(C)]
@@ -122,15 +122,16 @@ impl RowOp {
     /// caller's buffer, the output (`[N, C]`, or `[N]` for the entropy) into `out`.
     /// Submits nothing and copies nothing to the host.
     #[allow(clippy::too_many_arguments)]
-    pub fn encode(
+    pub fn encode<'b>(
         self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: BufferAt<'_>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         out: BufferAt<'_>,
     ) -> Result<()> {
+        let input = input.into();
         self.check_buffers(rows, classes, input, None, out)?;
         if rows == 0 {
             return Ok(());
@@ -141,16 +142,17 @@ impl RowOp {
     /// Records the vector-Jacobian product: `upstream` in the output's shape, the gradient
     /// `[N, C]` into `out`.
     #[allow(clippy::too_many_arguments)]
-    pub fn encode_backward(
+    pub fn encode_backward<'b>(
         self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: BufferAt<'_>,
+        input: impl Into<InputAt<'b>>,
         rows: usize,
         classes: usize,
         upstream: BufferAt<'_>,
         out: BufferAt<'_>,
     ) -> Result<()> {
+        let input = input.into();
         self.check_buffers(rows, classes, input, Some(upstream), out)?;
         if rows == 0 {
             return Ok(());
@@ -162,7 +164,7 @@ impl RowOp {
         self,
         rows: usize,
         classes: usize,
-        input: BufferAt<'_>,
+        input: InputAt<'_>,
         upstream: Option<BufferAt<'_>>,
         out: BufferAt<'_>,
     ) -> Result<()> {
@@ -172,7 +174,8 @@ impl RowOp {
         let shape = format!("[{rows}, {classes}]");
         let elements = rows as u64 * classes as u64;
         let outputs = rows as u64 * self.per_row(classes) as u64;
-        check_room("input", input, elements * 4, &shape)?;
+        let element = input.format.bytes();
+        check_room_aligned("input", input.at, elements * element, &shape, element)?;
         match upstream {
             Some(u) => {
                 check_room("upstream", u, outputs * 4, &shape)?;
@@ -187,13 +190,15 @@ impl RowOp {
         self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
-        input: BufferAt<'_>,
+        input: InputAt<'_>,
         rows: usize,
         classes: usize,
         upstream: Option<BufferAt<'_>>,
         out: BufferAt<'_>,
     ) -> Result<()> {
         let device = &ctx.device;
+        let fmt = input.format;
+        let in_row = classes as u64 * fmt.bytes();
         let grad = upstream.is_some();
         // Output elements per row: the VJP has the input's shape.
         let per_row = if grad {
@@ -220,17 +225,20 @@ impl RowOp {
             team,
             output: self,
             grad,
+            format: fmt,
         })?;
         let layout = ctx.pipelines.bind_group_layout(Layout::Map);
         let mut begin = 0_u64;
         while begin < rows as u64 {
             let chunk = rows_per_chunk.min(rows as u64 - begin);
-            let in_w = window(
+            let at = input.at;
+            let in_w = window_of(
                 ctx,
                 "input",
-                input.buffer,
-                input.offset + begin * row_bytes,
-                chunk * row_bytes,
+                at.buffer,
+                at.offset + begin * in_row,
+                chunk * in_row,
+                fmt.bytes(),
             )?;
             let out_w = window(
                 ctx,
@@ -278,6 +286,41 @@ impl RowOp {
         Ok(())
     }
 
+    /// [`RowOp::forward`] on f16 or bf16 input (raw bits); accumulation in f32.
+    pub fn forward_half(
+        self,
+        ctx: &GpuContext,
+        logits: HalfInput<'_>,
+        rows: usize,
+        classes: usize,
+    ) -> Result<LossValue> {
+        if classes == 0 {
+            return Err(LossError::ZeroClasses { rows });
+        }
+        let expected = rows.saturating_mul(classes);
+        if logits.len() != expected {
+            return Err(LossError::LengthMismatch {
+                what: "input",
+                shape: format!("[{rows}, {classes}]"),
+                expected,
+                actual: logits.len(),
+            });
+        }
+        let shape = self.shape(rows, classes);
+        if rows == 0 {
+            return Ok(LossValue::Tensor {
+                shape,
+                values: Vec::new(),
+            });
+        }
+        let (bytes, format) = match logits {
+            HalfInput::F16(v) => (bytemuck::cast_slice(v), InputFormat::F16),
+            HalfInput::Bf16(v) => (bytemuck::cast_slice(v), InputFormat::Bf16),
+        };
+        let values = self.run_bytes(ctx, bytes, format, rows, classes, None)?;
+        Ok(LossValue::Tensor { shape, values })
+    }
+
     /// Uploads, records, submits and reads the output back (the host-slice path).
     fn run(
         self,
@@ -287,8 +330,27 @@ impl RowOp {
         classes: usize,
         upstream: Option<&[f32]>,
     ) -> Result<Vec<f32>> {
+        self.run_bytes(
+            ctx,
+            bytemuck::cast_slice(logits),
+            InputFormat::F32,
+            rows,
+            classes,
+            upstream,
+        )
+    }
+
+    fn run_bytes(
+        self,
+        ctx: &GpuContext,
+        logits: &[u8],
+        format: InputFormat,
+        rows: usize,
+        classes: usize,
+        upstream: Option<&[f32]>,
+    ) -> Result<Vec<f32>> {
         let empty = wgpu::BufferUsages::empty();
-        let input = upload(ctx, "softmax.input", bytemuck::cast_slice(logits), empty)?;
+        let input = upload(ctx, "softmax.input", logits, empty)?;
         let upstream_buf = upstream
             .map(|u| upload(ctx, "softmax.upstream", bytemuck::cast_slice(u), empty))
             .transpose()?;
@@ -302,15 +364,11 @@ impl RowOp {
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("softmax") });
         let upstream_at = upstream_buf.as_ref().map(BufferAt::from);
-        self.encode_unchecked(
-            ctx,
-            &mut encoder,
-            (&input).into(),
-            rows,
-            classes,
-            upstream_at,
-            (&out).into(),
-        )?;
+        let input_at = InputAt {
+            at: (&input).into(),
+            format,
+        };
+        self.encode_unchecked(ctx, &mut encoder, input_at, rows, classes, upstream_at, (&out).into())?;
         let bytes = finish_and_read(ctx, encoder, &out, 0, rows as u64 * per_row * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }

@@ -70,6 +70,7 @@ fn override_constants_match_the_rust_side() {
             softcap: true,
             z_loss: true,
             argmax: true,
+            format: InputFormat::F16,
         },
         Kernel::CrossEntropyRows {
             team: Team::Workgroup,
@@ -80,6 +81,7 @@ fn override_constants_match_the_rust_side() {
             softcap: false,
             z_loss: false,
             argmax: false,
+            format: InputFormat::F32,
         },
         Kernel::CrossEntropyGrad {
             targets: TargetLayout::Indices(TargetWidth::I64),
@@ -90,6 +92,7 @@ fn override_constants_match_the_rust_side() {
             z_loss: false,
             in_place: true,
             per_row_upstream: false,
+            format: InputFormat::Bf16,
         },
         Kernel::Elementwise {
             loss: ElementwiseKind::Bce,
@@ -103,6 +106,7 @@ fn override_constants_match_the_rust_side() {
             team: Team::Subgroup,
             output: RowOutput::Entropy,
             grad: true,
+            format: InputFormat::Bf16,
         },
         Kernel::ReducePairs,
         Kernel::Finish,

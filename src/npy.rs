@@ -1,5 +1,5 @@
 //! NumPy `.npy` files (format versions 1.0–3.0): reading little-endian `float32`,
-//! `int64` and `int32` arrays in C order, and writing `float32` arrays atomically (to a
+//! `float16`, `int64` and `int32` arrays in C order, and writing `float32` arrays atomically (to a
 //! temporary file that is renamed into place, so a failure never leaves a partial file).
 
 use std::io::Write;
@@ -38,6 +38,8 @@ pub enum NpyData {
     I64(Vec<i64>),
     /// `<i4`.
     I32(Vec<i32>),
+    /// `<f2`: IEEE half bits (see [`crate::half`]).
+    F16(Vec<u16>),
 }
 
 impl NpyData {
@@ -47,6 +49,7 @@ impl NpyData {
             NpyData::F32(_) => "float32",
             NpyData::I64(_) => "int64",
             NpyData::I32(_) => "int32",
+            NpyData::F16(_) => "float16",
         }
     }
 }
@@ -107,11 +110,10 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
         "<f4" => (NpyData::F32(cast_le(payload, count, f32::from_le_bytes)?), 4),
         "<i8" => (NpyData::I64(cast_le(payload, count, i64::from_le_bytes)?), 8),
         "<i4" => (NpyData::I32(cast_le(payload, count, i32::from_le_bytes)?), 4),
-        other => {
-            return Err(format!(
-                "dtype {other} is not supported: expected float32 ('<f4'), int64 ('<i8') or int32 ('<i4')"
-            ))
-        }
+        "<f2" => (NpyData::F16(cast_le(payload, count, u16::from_le_bytes)?), 2),
+        other => return Err(format!(
+            "dtype {other} is not supported: expected float32 ('<f4'), float16 ('<f2'), int64 ('<i8') or int32 ('<i4')"
+        )),
     };
     if payload.len() != count * elem_size {
         return Err(format!(

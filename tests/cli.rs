@@ -661,3 +661,64 @@ fn grad_out_z_loss_and_softcap() {
         assert!(!f.dir.join("g3.npy").exists());
     }
 }
+
+#[test]
+fn float16_input() {
+    use wgpu_loss::half::{f16_to_f32, f32_to_f16};
+    let f = files("f16");
+    let bits: Vec<u16> = f.logits.iter().map(|&x| f32_to_f16(x)).collect();
+    write_npy(
+        &f.dir.join("x16.npy"),
+        "<f2",
+        &[ROWS, CLASSES],
+        bytemuck::cast_slice(&bits),
+    );
+    let rounded: Vec<f32> = bits.iter().map(|&h| f16_to_f32(h)).collect();
+    let want = CrossEntropy::default()
+        .forward_cpu(&rounded, ROWS, CLASSES, &f.targets)
+        .expect("cpu")
+        .values()[0];
+    for backend in ["gpu", "cpu"] {
+        let (ok, stdout, stderr) = run(
+            &f.dir,
+            &[
+                "compute",
+                "--loss",
+                "cross-entropy",
+                "--input",
+                "x16.npy",
+                "--target",
+                "t.npy",
+                "--backend",
+                backend,
+            ],
+        );
+        assert!(ok, "{stderr}");
+        let printed: f32 = stdout.trim().parse().expect("number");
+        assert!((printed - want).abs() < 1e-5, "{backend}: {printed} vs {want}");
+        let (ok, _, stderr) = run(
+            &f.dir,
+            &[
+                "compute",
+                "--loss",
+                "entropy",
+                "--input",
+                "x16.npy",
+                "--backend",
+                backend,
+                "--out",
+                "h.npy",
+            ],
+        );
+        assert!(ok, "{stderr}");
+        assert_eq!(npy::read(f.dir.join("h.npy")).expect("h").shape, vec![ROWS]);
+    }
+    let (ok, _, stderr) = run(
+        &f.dir,
+        &["compute", "--loss", "mse", "--input", "x16.npy", "--target", "x16.npy"],
+    );
+    assert!(
+        !ok && stderr.trim_end().lines().count() == 1 && stderr.contains("float16"),
+        "{stderr}"
+    );
+}

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use wgpu_loss::npy::{self, NpyArray, NpyData};
 use wgpu_loss::{
-    CrossEntropy, ElementwiseLoss, ForwardBackward, InputKind, LossValue, Reduction, RowOp, Targets, Upstream,
+    CrossEntropy, ElementwiseLoss, ForwardBackward, HalfInput, InputKind, LossValue, Reduction, RowOp, Targets,
+    Upstream,
 };
 
 use super::Backend;
@@ -54,7 +55,7 @@ pub struct ComputeArgs {
     /// The loss.
     #[arg(long, value_enum)]
     loss: LossName,
-    /// Input .npy (float32).
+    /// Input .npy (float32; float16 for cross-entropy, nll and the softmax family).
     #[arg(long)]
     input: PathBuf,
     /// Target .npy (int64/int32 class indices, or float32).
@@ -193,7 +194,28 @@ fn check_options(args: &ComputeArgs) -> Result<(), String> {
 pub fn run(args: ComputeArgs) -> Result<(), String> {
     check_options(&args)?;
     let input_array = read(&args.input, "--input")?;
-    let input = float32(&input_array, "--input", &args.input)?;
+    // float16 input: the GPU reads the halves; the CPU reference takes them as f32.
+    let (half_bits, widened): (Option<&[u16]>, Vec<f32>) = match &input_array.data {
+        NpyData::F16(bits) => {
+            let half_ok = matches!(
+                args.loss,
+                LossName::CrossEntropy | LossName::Nll | LossName::Softmax | LossName::LogSoftmax | LossName::Entropy
+            );
+            if !half_ok {
+                return Err(format!(
+                    "--input {} is float16, which only cross-entropy, nll, softmax, log-softmax and entropy take",
+                    args.input.display()
+                ));
+            }
+            (Some(bits), HalfInput::F16(bits).to_f32())
+        }
+        _ => (None, Vec::new()),
+    };
+    let input = match half_bits {
+        Some(_) => &widened[..],
+        None => float32(&input_array, "--input", &args.input)?,
+    };
+    let half = half_bits.map(HalfInput::F16);
     let reduction = match args.reduction.unwrap_or(ReductionArg::Mean) {
         ReductionArg::None => Reduction::None,
         ReductionArg::Sum => Reduction::Sum,
@@ -225,11 +247,19 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                 }
             };
             let up = Upstream::Scalar(1.0);
-            match (&gpu, want_grad) {
-                (Some(ctx), false) => loss.forward(ctx, input, rows, classes, targets),
-                (None, false) => loss.forward_cpu(input, rows, classes, targets),
-                (Some(ctx), true) => loss.forward_backward(ctx, input, rows, classes, targets, up).map(|r| keep_grad(&mut grad, r)),
-                (None, true) => loss.forward_backward_cpu(input, rows, classes, targets, up).map(|r| keep_grad(&mut grad, r)),
+            match (&gpu, want_grad, half) {
+                (Some(ctx), false, Some(h)) => loss.forward_half(ctx, h, rows, classes, targets),
+                (Some(ctx), true, Some(h)) => loss
+                    .forward_backward_half(ctx, h, rows, classes, targets, up)
+                    .map(|r| keep_grad(&mut grad, r)),
+                (Some(ctx), false, None) => loss.forward(ctx, input, rows, classes, targets),
+                (None, false, _) => loss.forward_cpu(input, rows, classes, targets),
+                (Some(ctx), true, None) => loss
+                    .forward_backward(ctx, input, rows, classes, targets, up)
+                    .map(|r| keep_grad(&mut grad, r)),
+                (None, true, _) => loss
+                    .forward_backward_cpu(input, rows, classes, targets, up)
+                    .map(|r| keep_grad(&mut grad, r)),
             }
         }
         LossName::Bce | LossName::BceWithLogits | LossName::Mse | LossName::KlDiv => {
@@ -287,9 +317,10 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                 }
                 .map_err(|e| e.to_string())?;
             }
-            match &gpu {
-                Some(ctx) => op.forward(ctx, input, rows, classes),
-                None => op.forward_cpu(input, rows, classes),
+            match (&gpu, half) {
+                (Some(ctx), Some(h)) => op.forward_half(ctx, h, rows, classes),
+                (Some(ctx), None) => op.forward(ctx, input, rows, classes),
+                (None, _) => op.forward_cpu(input, rows, classes),
             }
         }
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, then every test (unit, integration, doctests). The GPU
+# The test suite: formatting, lints, every test (unit, integration, doctests), the examples. The GPU
 # tests run on whatever adapter wgpu finds (lavapipe on a machine without a GPU); with no
 # adapter they fail, they never skip.
 set -euo pipefail
@@ -8,3 +8,6 @@ source scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet "$@"
+# The examples run too (each checks its own result and fails loudly).
+cargo run --quiet --example bring_your_own_device
+cargo run --quiet --example train_softmax_regression

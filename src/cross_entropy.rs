@@ -112,7 +112,7 @@ impl<'a> From<&'a Vec<f32>> for Targets<'a> {
 /// probabilities, whose log is taken of `p + epsilon` (the seeds' `-Σ t·log(y + 1e-7)`;
 /// Keras' `from_logits=False` clips to `[1e-7, 1 - 1e-7]` instead).
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> Result<(), wgpu_loss::LossError> {
 /// use wgpu_loss::{CrossEntropy, GpuContext, Reduction};
 /// let ctx = GpuContext::new_blocking()?;
@@ -122,7 +122,29 @@ impl<'a> From<&'a Vec<f32>> for Targets<'a> {
 ///     .label_smoothing(0.1)
 ///     .reduction(Reduction::Mean)
 ///     .forward(&ctx, &logits, 2, 3, &targets)?;
-/// println!("{}", loss.scalar().unwrap());
+/// let reference = CrossEntropy::default().label_smoothing(0.1).forward_cpu(&logits, 2, 3, &targets)?;
+/// assert!((loss.scalar().unwrap() - reference.scalar().unwrap()).abs() < 1e-5);
+/// # Ok(()) }
+/// ```
+///
+/// Recording into an app's own encoder and buffers (nothing copied, nothing submitted):
+///
+/// ```
+/// # fn main() -> Result<(), wgpu_loss::LossError> {
+/// use wgpu_loss::wgpu::{self, util::DeviceExt};
+/// use wgpu_loss::{CrossEntropy, CrossEntropyOutputs, GpuContext, GpuTargets, TargetWidth};
+/// let ctx = GpuContext::new_blocking()?;
+/// let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+/// let make = |bytes: &[u8]| ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor { label: None, contents: bytes, usage });
+/// let logits = make(bytemuck::cast_slice(&[2.0_f32, 0.5, -1.0, 0.0, 3.0, 0.1]));
+/// let targets = make(bytemuck::cast_slice(&[0_i64, 1]));
+/// let result = make(&[0; 8]); // [loss, divisor]
+/// let mut encoder = ctx.device().create_command_encoder(&Default::default());
+/// let targets_at = GpuTargets { at: (&targets).into(), width: TargetWidth::I64 };
+/// CrossEntropy::default().encode(&ctx, &mut encoder, &logits, 2, 3, targets_at, &CrossEntropyOutputs::loss(&result))?;
+/// ctx.queue().submit(Some(encoder.finish()));
+/// let loss = wgpu_loss::read_f32(&ctx, (&result).into(), 1)?[0];
+/// assert!((loss - 0.170_492_47).abs() < 1e-5); // (0.24131 + 0.09967) / 2
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq)]

@@ -111,9 +111,11 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
         "<i8" => (NpyData::I64(cast_le(payload, count, i64::from_le_bytes)?), 8),
         "<i4" => (NpyData::I32(cast_le(payload, count, i32::from_le_bytes)?), 4),
         "<f2" => (NpyData::F16(cast_le(payload, count, u16::from_le_bytes)?), 2),
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "dtype {other} is not supported: expected float32 ('<f4'), float16 ('<f2'), int64 ('<i8') or int32 ('<i4')"
-        )),
+        ))
+        }
     };
     if payload.len() != count * elem_size {
         return Err(format!(

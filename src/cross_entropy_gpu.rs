@@ -155,7 +155,7 @@ pub enum GradInto<'a> {
 /// `STORAGE` usage) at a byte offset that is a multiple of 4.
 #[derive(Debug, Clone, Copy)]
 pub struct CrossEntropyOutputs<'a> {
-    /// `sum` / `mean`: two f32, `[loss, divisor]` (the divisor is 1 for a sum, Σ w[y] or N
+    /// `sum` / `mean`: two f32, `[loss, divisor]` (the divisor is 1 for a sum, `Σ w[y]` or N
     /// for a mean). `none`: the N row losses.
     pub loss: BufferAt<'a>,
     /// One u32: 0 when every class-index target was in range, else `u32::MAX - row` of the

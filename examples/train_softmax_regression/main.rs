@@ -57,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let x_buf = buffer("x", bytemuck::cast_slice(&x));
     let y_buf = buffer("y", bytemuck::cast_slice(&y));
-    let w_buf = buffer("w", bytemuck::cast_slice(&vec![0.0_f32; (FEATURES + 1) * CLASSES]));
+    let w_buf = buffer("w", bytemuck::cast_slice(&[0.0_f32; (FEATURES + 1) * CLASSES]));
     let logits = buffer("logits", &vec![0; SAMPLES * CLASSES * 4]);
     let grad = buffer("grad", &vec![0; SAMPLES * CLASSES * 4]);
     let results = buffer("results", &[0; 8]);

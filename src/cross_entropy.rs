@@ -3,6 +3,7 @@
 
 use crate::context::GpuContext;
 use crate::cpu;
+use crate::cpu_fast;
 use crate::cross_entropy_gpu::{
     self, BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto, HalfInput, HostInput, InputAt,
 };
@@ -604,6 +605,69 @@ impl CrossEntropy {
             lse,
             argmax,
             accuracy,
+        })
+    }
+
+    /// The loss with the fast CPU backend: f32, vectorised exp, rows in parallel (rayon),
+    /// deterministic. Within the GPU's tolerances of [`CrossEntropy::forward_cpu`]. Soft-cap
+    /// and non-logit inputs use the reference per row (in parallel).
+    pub fn forward_cpu_fast<'t>(
+        &self,
+        input: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+    ) -> Result<LossValue> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, None)?;
+        if rows == 0 {
+            return Ok(self.reduce_rows(
+                0,
+                &cpu::RowLosses {
+                    loss: Vec::new(),
+                    weight: Vec::new(),
+                },
+            ));
+        }
+        let indices =
+            (!targets.is_probabilities()).then(|| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
+        let fast_targets = match (&targets, &indices) {
+            (Targets::Probabilities(t), _) => cpu_fast::FastTargets::Probabilities(t),
+            (_, Some(i)) => cpu_fast::FastTargets::Indices(i),
+            _ => unreachable!("class indices were collected"),
+        };
+        let losses = cpu_fast::rows(input, classes, fast_targets, &self.reference_options());
+        Ok(self.reduce_rows(rows, &losses))
+    }
+
+    /// Loss and gradient with the fast CPU backend (see [`CrossEntropy::forward_cpu_fast`]).
+    pub fn forward_backward_cpu_fast<'t>(
+        &self,
+        input: &[f32],
+        rows: usize,
+        classes: usize,
+        targets: impl Into<Targets<'t>>,
+        upstream: Upstream<'_>,
+    ) -> Result<ForwardBackward> {
+        let targets = targets.into();
+        self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
+        let indices =
+            (!targets.is_probabilities()).then(|| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
+        let fast_targets = match (&targets, &indices) {
+            (Targets::Probabilities(t), _) => cpu_fast::FastTargets::Probabilities(t),
+            (_, Some(i)) => cpu_fast::FastTargets::Indices(i),
+            _ => unreachable!("class indices were collected"),
+        };
+        let opts = self.reference_options();
+        let (losses, grad) = cpu_fast::rows_and_grad(input, classes.max(1), fast_targets, &opts, |l| {
+            self.row_scale(l, upstream)
+        });
+        Ok(ForwardBackward {
+            loss: self.reduce_rows(rows, &losses),
+            grad,
+            lse: None,
+            argmax: None,
+            accuracy: None,
         })
     }
 

@@ -32,6 +32,7 @@
 mod binding;
 mod context;
 pub mod cpu;
+mod cpu_fast;
 mod cross_entropy;
 mod cross_entropy_gpu;
 mod device_io;

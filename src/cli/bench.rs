@@ -119,6 +119,15 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let reference = f64::from(reference.scalar().unwrap_or(f32::NAN));
         let cpu_once = start.elapsed();
+        let check = |what: &str, value: f32| -> Result<f64, String> {
+            let err = (f64::from(value) - reference).abs();
+            if err.is_nan() || err > MEAN_ATOL + MEAN_RTOL * reference.abs() {
+                return Err(format!(
+                    "{shape}: {what} loss {value} differs from the CPU reference {reference} by {err:e}"
+                ));
+            }
+            Ok(err)
+        };
         if args.backend != Which::Gpu {
             let t = if args.repeat == 1 {
                 cpu_once
@@ -129,17 +138,19 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                 })?
             };
             row("cpu reference", t, None);
+            let fast_run = || {
+                loss.forward_cpu_fast(&logits, rows, classes, &targets)
+                    .map(|v| v.scalar().unwrap_or(f32::NAN))
+                    .map_err(|e| e.to_string())
+            };
+            let err = check("fast CPU", fast_run()?)?;
+            row(
+                &format!("cpu fast ({}t)", rayon::current_num_threads()),
+                time(args.repeat, fast_run)?,
+                Some(err),
+            );
         }
         let Some(ctx) = &ctx else { continue };
-        let check = |value: f32| -> Result<f64, String> {
-            let err = (f64::from(value) - reference).abs();
-            if err.is_nan() || err > MEAN_ATOL + MEAN_RTOL * reference.abs() {
-                return Err(format!(
-                    "{shape}: GPU loss {value} differs from the CPU reference {reference} by {err:e}"
-                ));
-            }
-            Ok(err)
-        };
         let (logits_buf, targets_buf) = resident(ctx, &logits, &targets);
         let gpu_targets = GpuTargets {
             at: (&targets_buf).into(),
@@ -150,14 +161,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                 .map(|v| v.scalar().unwrap_or(f32::NAN))
                 .map_err(|e| e.to_string())
         };
-        let err = check(resident_run()?)?;
+        let err = check("GPU", resident_run()?)?;
         row("gpu resident", time(args.repeat, resident_run)?, Some(err));
         let e2e_run = || {
             loss.forward(ctx, &logits, rows, classes, &targets)
                 .map(|v| v.scalar().unwrap_or(f32::NAN))
                 .map_err(|e| e.to_string())
         };
-        let err = check(e2e_run()?)?;
+        let err = check("GPU", e2e_run()?)?;
         row("gpu end-to-end", time(args.repeat, e2e_run)?, Some(err));
     }
     Ok(())

@@ -1,0 +1,398 @@
+//! The fast CPU backend for cross-entropy: f32, a branch-free vectorisable exp, two passes
+//! per row while it is in cache (max, then Σ exp and the weighted dot products), rows in
+//! parallel with rayon. Row losses are summed in f64 in row order, so results are the same
+//! from run to run. Rows whose max is NaN or ±inf, and the soft-cap and probability /
+//! log-probability input kinds, use the f64 reference for those rows (PyTorch's exact
+//! semantics), also in parallel.
+
+use rayon::prelude::*;
+
+use crate::cpu::{self, RefOptions, RefTargets, RowLosses};
+use crate::kernels::InputKind;
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// 1.5·2^23: adding it rounds to the nearest integer, and its bits then hold that integer.
+const ROUND: f32 = 12_582_912.0;
+
+/// exp(x) for x ≤ 0 (x - max or x - lse), relative error ~2e-7 (Cephes' expf polynomial).
+/// Below -87 it returns exp(-87) ≈ 1.6e-38 instead of less: where the true value is ~0
+/// (masked classes), that adds nothing visible to a sum of terms ≥ exp(0) = 1.
+#[inline(always)]
+fn exp_neg(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let exponent = (t.to_bits() as i32 - 0x4b40_0000 + 127) as u32;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4_f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    p = p * r * r + r + 1.0;
+    p * f32::from_bits(exponent << 23)
+}
+
+const LANES: usize = 8;
+
+/// The row's max, and whether a NaN is in it.
+#[inline(always)]
+fn row_max(row: &[f32]) -> (f32, bool) {
+    let mut max = [f32::NEG_INFINITY; LANES];
+    let mut nan = [false; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for i in 0..LANES {
+            max[i] = max[i].max(chunk[i]);
+            nan[i] |= chunk[i].is_nan();
+        }
+    }
+    let mut m = max.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let mut has_nan = nan.iter().any(|&b| b);
+    for &x in tail {
+        m = m.max(x);
+        has_nan |= x.is_nan();
+    }
+    (m, has_nan)
+}
+
+/// Σ exp(x - m) and Σ a_c (x_c - m) (without `coefficients`, the dot is 0). Two loops, so
+/// that neither carries a branch: a branch in the lane loop stops LLVM vectorising it.
+#[inline(always)]
+fn exp_sum_and_dot(row: &[f32], m: f32, coefficients: Option<&[f32]>) -> (f32, f32) {
+    match coefficients {
+        None => (exp_sum(row, m), 0.0),
+        Some(a) => exp_sum_dot(row, a, m),
+    }
+}
+
+#[inline(always)]
+fn exp_sum(row: &[f32], m: f32) -> f32 {
+    let mut sum = [0.0_f32; LANES];
+    let chunks = row.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for i in 0..LANES {
+            sum[i] += exp_neg(chunk[i] - m);
+        }
+    }
+    sum.iter().sum::<f32>() + tail.iter().map(|&x| exp_neg(x - m)).sum::<f32>()
+}
+
+#[inline(always)]
+fn exp_sum_dot(row: &[f32], a: &[f32], m: f32) -> (f32, f32) {
+    let mut sum = [0.0_f32; LANES];
+    let mut dot = [0.0_f32; LANES];
+    let chunks = row.chunks_exact(LANES).zip(a.chunks_exact(LANES));
+    for (x, w) in chunks {
+        for i in 0..LANES {
+            let d = x[i] - m;
+            sum[i] += exp_neg(d);
+            dot[i] += w[i] * d;
+        }
+    }
+    let n = row.len() - row.len() % LANES;
+    let (mut s, mut t): (f32, f32) = (sum.iter().sum(), dot.iter().sum());
+    for j in n..row.len() {
+        let d = row[j] - m;
+        s += exp_neg(d);
+        t += a[j] * d;
+    }
+    (s, t)
+}
+
+/// grad_c = g (A p_c - a_c) (+ g 2 z lse p_c), p_c = exp(x_c - lse).
+#[inline(always)]
+fn row_grad(row: &[f32], out: &mut [f32], lse: f32, g: f32, a_sum: f32, a: &dyn Fn(usize) -> f32, z_term: f32) {
+    for (c, (o, &x)) in out.iter_mut().zip(row).enumerate() {
+        let p = exp_neg(x - lse);
+        *o = g * ((a_sum + z_term) * p - a(c));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exp_sum_and_dot_avx2(row: &[f32], m: f32, coefficients: Option<&[f32]>) -> (f32, f32) {
+    exp_sum_and_dot(row, m, coefficients)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_max_avx2(row: &[f32]) -> (f32, bool) {
+    row_max(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_grad_avx2(
+    row: &[f32],
+    out: &mut [f32],
+    lse: f32,
+    g: f32,
+    a_sum: f32,
+    a: &dyn Fn(usize) -> f32,
+    z_term: f32,
+) {
+    row_grad(row, out, lse, g, a_sum, a, z_term)
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The kernels, with AVX2 + FMA where the CPU has them.
+#[derive(Clone, Copy)]
+struct Kernels {
+    avx2: bool,
+}
+
+impl Kernels {
+    fn max(self, row: &[f32]) -> (f32, bool) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 and FMA (checked by `has_avx2`).
+            return unsafe { row_max_avx2(row) };
+        }
+        row_max(row)
+    }
+
+    fn exp_sum(self, row: &[f32], m: f32, coefficients: Option<&[f32]>) -> (f32, f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: as above.
+            return unsafe { exp_sum_and_dot_avx2(row, m, coefficients) };
+        }
+        exp_sum_and_dot(row, m, coefficients)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn grad(self, row: &[f32], out: &mut [f32], lse: f32, g: f32, a_sum: f32, a: &dyn Fn(usize) -> f32, z_term: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: as above.
+            return unsafe { row_grad_avx2(row, out, lse, g, a_sum, a, z_term) };
+        }
+        row_grad(row, out, lse, g, a_sum, a, z_term)
+    }
+}
+
+/// Whether the fast path covers these options (else the reference runs, in parallel).
+pub(crate) fn covers(opts: &RefOptions<'_>) -> bool {
+    opts.kind == InputKind::Logits && opts.softcap.is_none()
+}
+
+/// One row: (loss, weight in the mean, lse, A = Σ a_c) or None to use the reference.
+fn fast_row(
+    k: Kernels,
+    row: &[f32],
+    target: Result<i64, &[f32]>,
+    opts: &RefOptions<'_>,
+    coefficients: &mut Vec<f32>,
+) -> Option<(f64, f64, f32, f32)> {
+    let classes = row.len();
+    let (m, nan) = k.max(row);
+    if nan || !m.is_finite() {
+        return None;
+    }
+    let eps = opts.label_smoothing as f32;
+    let weight = |c: usize| opts.weight.map_or(1.0, |w| w[c]);
+    match target {
+        Ok(y) if y == opts.ignore_index => Some((0.0, 0.0, f32::NAN, 0.0)),
+        Ok(y) => {
+            let y = y as usize;
+            let w_y = weight(y);
+            let smoothing = eps > 0.0;
+            let dot_coefficients = match (smoothing, opts.weight) {
+                (true, Some(w)) => Some(w),
+                (true, None) => {
+                    coefficients.clear();
+                    coefficients.resize(classes, 1.0);
+                    Some(&coefficients[..])
+                }
+                _ => None,
+            };
+            let (s, t) = k.exp_sum(row, m, dot_coefficients);
+            let log_s = s.ln();
+            let lse = m + log_s;
+            let nll = log_s - (row[y] - m);
+            let mut loss = f64::from(w_y) * f64::from(nll);
+            let mut a_sum = w_y;
+            if smoothing {
+                let w_sum: f32 = opts.weight.map_or(classes as f32, |w| w.iter().sum());
+                let smooth = w_sum * log_s - t; // Σ_c w_c (lse - x_c)
+                loss = (1.0 - opts.label_smoothing) * loss + opts.label_smoothing / classes as f64 * f64::from(smooth);
+                a_sum = (1.0 - eps) * w_y + eps / classes as f32 * w_sum;
+            }
+            loss += opts.z_loss * f64::from(lse) * f64::from(lse);
+            Some((loss, f64::from(w_y), lse, a_sum))
+        }
+        Err(t) => {
+            coefficients.clear();
+            coefficients.extend((0..classes).map(|c| weight(c) * (t[c] * (1.0 - eps) + eps / classes as f32)));
+            let a_sum: f32 = coefficients.iter().sum();
+            let (s, dot) = k.exp_sum(row, m, Some(coefficients));
+            let log_s = s.ln();
+            let lse = m + log_s;
+            let loss = f64::from(a_sum * log_s - dot) + opts.z_loss * f64::from(lse) * f64::from(lse);
+            Some((loss, 1.0, lse, a_sum))
+        }
+    }
+}
+
+/// Targets of the fast path: class indices, or f32 probabilities `[N, C]`.
+#[derive(Clone, Copy)]
+pub(crate) enum FastTargets<'a> {
+    Indices(&'a [i64]),
+    Probabilities(&'a [f32]),
+}
+
+impl<'a> FastTargets<'a> {
+    fn row(&self, n: usize, classes: usize) -> Result<i64, &'a [f32]> {
+        match self {
+            FastTargets::Indices(t) => Ok(t[n]),
+            FastTargets::Probabilities(t) => Err(&t[n * classes..(n + 1) * classes]),
+        }
+    }
+}
+
+/// The reference for one row (f64), with the same options.
+fn reference_row(row: &[f32], target: Result<i64, &[f32]>, opts: &RefOptions<'_>) -> (f64, f64) {
+    let classes = row.len();
+    let losses = match target {
+        Ok(y) => cpu::reference_rows(row, classes, RefTargets::Indices(&[y]), opts),
+        Err(t) => {
+            let t64: Vec<f64> = t.iter().map(|&v| f64::from(v)).collect();
+            cpu::reference_rows(row, classes, RefTargets::Probabilities(&t64), opts)
+        }
+    };
+    (losses.loss[0], losses.weight[0])
+}
+
+/// Row losses (and mean weights) of every row, in parallel.
+pub(crate) fn rows(input: &[f32], classes: usize, targets: FastTargets<'_>, opts: &RefOptions<'_>) -> RowLosses {
+    let k = Kernels { avx2: has_avx2() };
+    let fast = covers(opts);
+    let per_row: Vec<(f64, f64)> = input
+        .par_chunks(classes)
+        .enumerate()
+        .map_init(Vec::new, |scratch, (n, row)| {
+            let target = targets.row(n, classes);
+            let quick = if fast {
+                fast_row(k, row, target, opts, scratch)
+            } else {
+                None
+            };
+            quick.map_or_else(|| reference_row(row, target, opts), |(l, w, _, _)| (l, w))
+        })
+        .collect();
+    RowLosses {
+        loss: per_row.iter().map(|r| r.0).collect(),
+        weight: per_row.iter().map(|r| r.1).collect(),
+    }
+}
+
+/// Row losses and `∂(Σ g_n l_n)/∂input` with `scale(losses)` giving each row's g_n.
+pub(crate) fn rows_and_grad(
+    input: &[f32],
+    classes: usize,
+    targets: FastTargets<'_>,
+    opts: &RefOptions<'_>,
+    scale: impl Fn(&RowLosses) -> Vec<f64>,
+) -> (RowLosses, Vec<f32>) {
+    let k = Kernels { avx2: has_avx2() };
+    let losses = rows(input, classes, targets, opts);
+    let g = scale(&losses);
+    let mut grad = vec![0.0_f32; input.len()];
+    let fast = covers(opts);
+    grad.par_chunks_mut(classes)
+        .zip(input.par_chunks(classes))
+        .enumerate()
+        .for_each_init(Vec::new, |scratch, (n, (out, row))| {
+            let target = targets.row(n, classes);
+            let quick = if fast {
+                fast_row(k, row, target, opts, scratch)
+            } else {
+                None
+            };
+            match (quick, target) {
+                (Some((_, _, _, _)), Ok(y)) if y == opts.ignore_index => out.fill(0.0),
+                (Some((_, _, lse, a_sum)), _) => {
+                    let eps = opts.label_smoothing as f32;
+                    let weight = |c: usize| opts.weight.map_or(1.0, |w| w[c]);
+                    let z_term = 2.0 * opts.z_loss as f32 * lse;
+                    let gn = g[n] as f32;
+                    match target {
+                        Ok(y) => {
+                            let y = y as usize;
+                            let w_y = weight(y);
+                            let a = |c: usize| {
+                                let hit = if c == y { w_y } else { 0.0 };
+                                if eps > 0.0 {
+                                    (1.0 - eps) * hit + eps / classes as f32 * weight(c)
+                                } else {
+                                    hit
+                                }
+                            };
+                            k.grad(row, out, lse, gn, a_sum, &a, z_term);
+                        }
+                        Err(_) => {
+                            let a = |c: usize| scratch[c];
+                            k.grad(row, out, lse, gn, a_sum, &a, z_term);
+                        }
+                    }
+                }
+                (None, _) => {
+                    // The reference gradient of this row.
+                    let row_targets;
+                    let t64: Vec<f64>;
+                    let r = match target {
+                        Ok(y) => {
+                            row_targets = [y];
+                            RefTargets::Indices(&row_targets)
+                        }
+                        Err(t) => {
+                            t64 = t.iter().map(|&v| f64::from(v)).collect();
+                            RefTargets::Probabilities(&t64)
+                        }
+                    };
+                    let g64 = cpu::reference_grad(row, classes, r, opts, &[g[n]]);
+                    for (o, v) in out.iter_mut().zip(g64) {
+                        *o = v as f32;
+                    }
+                }
+            }
+        });
+    (losses, grad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_neg_is_accurate_on_its_range() {
+        // Above -80 every result is a normal f32; below, results near 2^-126 lose precision
+        // (they only ever add ~1e-35 to sums that are ≥ 1).
+        let mut worst = 0.0_f64;
+        for i in 0..=80_000 {
+            let x = -(i as f32) * 1e-3;
+            let want = f64::from(x).exp();
+            let got = f64::from(exp_neg(x));
+            worst = worst.max(((got - want) / want).abs());
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp_neg(0.0), 1.0);
+        assert!(exp_neg(f32::NEG_INFINITY) < 2e-38);
+    }
+}

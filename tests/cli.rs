@@ -79,7 +79,7 @@ fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
 #[test]
 fn compute_matches_the_library_on_both_backends() {
     let f = files("values");
-    for backend in ["gpu", "cpu"] {
+    for backend in ["gpu", "cpu", "reference"] {
         for (reduction, kind) in [("mean", Reduction::Mean), ("sum", Reduction::Sum)] {
             let args = [
                 "compute",

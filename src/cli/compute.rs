@@ -95,7 +95,7 @@ pub struct ComputeArgs {
     /// ones for reduction none).
     #[arg(long)]
     grad_out: Option<PathBuf>,
-    /// Where to compute.
+    /// Where to compute: the WGSL kernels, the fast CPU backend, or the f64 reference.
     #[arg(long, value_enum, default_value = "gpu")]
     backend: Backend,
     /// Write the result as float32 .npy: [] for sum/mean/batchmean, else the result's shape.
@@ -224,8 +224,9 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
     };
     let gpu = match args.backend {
         Backend::Gpu => Some(super::gpu_context()?),
-        Backend::Cpu => None,
+        Backend::Cpu | Backend::Reference => None,
     };
+    let fast = args.backend == Backend::Cpu;
     let want_grad = args.grad_out.is_some();
     let mut grad: Vec<f32> = Vec::new();
     let value = match args.loss {
@@ -253,9 +254,13 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                     .forward_backward_half(ctx, h, rows, classes, targets, up)
                     .map(|r| keep_grad(&mut grad, r)),
                 (Some(ctx), false, None) => loss.forward(ctx, input, rows, classes, targets),
+                (None, false, _) if fast => loss.forward_cpu_fast(input, rows, classes, targets),
                 (None, false, _) => loss.forward_cpu(input, rows, classes, targets),
                 (Some(ctx), true, None) => loss
                     .forward_backward(ctx, input, rows, classes, targets, up)
+                    .map(|r| keep_grad(&mut grad, r)),
+                (None, true, _) if fast => loss
+                    .forward_backward_cpu_fast(input, rows, classes, targets, up)
                     .map(|r| keep_grad(&mut grad, r)),
                 (None, true, _) => loss
                     .forward_backward_cpu(input, rows, classes, targets, up)

@@ -26,8 +26,11 @@ enum Command {
 pub enum Backend {
     /// The WGSL kernels through wgpu.
     Gpu,
-    /// The f64 CPU reference.
+    /// The fast CPU backend (multi-threaded f32; cross-entropy and NLL, the reference for
+    /// the other losses so far).
     Cpu,
+    /// The f64 CPU reference.
+    Reference,
 }
 
 /// Runs the command; the error is the one line to print.

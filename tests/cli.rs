@@ -722,3 +722,81 @@ fn float16_input() {
         "{stderr}"
     );
 }
+
+#[test]
+fn bench_checks_then_reports_every_loss() {
+    let dir = scratch("bench");
+    for loss in [
+        "cross-entropy",
+        "nll",
+        "mse",
+        "bce",
+        "bce-with-logits",
+        "kl-div",
+        "softmax",
+        "log-softmax",
+        "entropy",
+    ] {
+        let (ok, stdout, stderr) = run(
+            &dir,
+            &[
+                "bench",
+                "--loss",
+                loss,
+                "--rows",
+                "37",
+                "--classes",
+                "53",
+                "--repeat",
+                "1",
+                "--json",
+            ],
+        );
+        assert!(ok, "{loss}: {stderr}");
+        let line = stdout.trim();
+        assert!(line.starts_with('[') && line.ends_with(']'), "{loss}: {line}");
+        for key in [
+            "\"loss\":",
+            "\"rows\":37",
+            "\"classes\":53",
+            "\"backend\":\"gpu\"",
+            "\"mode\":\"resident\"",
+            "\"mode\":\"end-to-end\"",
+            "\"median_ms\":",
+            "\"gb_per_s\":",
+            "\"read_bandwidth_gb_per_s\":",
+            "\"adapter\":",
+            "\"max_abs_err\":",
+        ] {
+            assert!(line.contains(key), "{loss}: {key} missing in {line}");
+        }
+        assert_eq!(
+            line.matches("\"backend\":").count(),
+            4,
+            "{loss}: reference, cpu, gpu resident, gpu end-to-end"
+        );
+    }
+    let (ok, stdout, stderr) = run(
+        &dir,
+        &[
+            "bench",
+            "--rows",
+            "64",
+            "--classes",
+            "100",
+            "--repeat",
+            "2",
+            "--plot",
+            "b.svg",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("% read") && stdout.contains("gpu/cpu") && stdout.contains("memory-read bandwidth"),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(dir.join("b.svg")).expect("plot written");
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    let (ok, _, stderr) = run(&dir, &["bench", "--rows", "64"]);
+    assert!(!ok && stderr.trim_end().lines().count() == 1, "{stderr}");
+}

@@ -1,6 +1,6 @@
-//! The fast CPU backend for cross-entropy: f32, a branch-free vectorisable exp, two passes
-//! per row while it is in cache (max, then Σ exp and the weighted dot products), rows in
-//! parallel with rayon. Row losses are summed in f64 in row order, so results are the same
+//! The fast CPU backend: f32 with a branch-free vectorisable exp and ln; cross-entropy and
+//! the softmax family in two passes per row while it is in cache (max, then Σ exp and the
+//! weighted dot products), rows in parallel with rayon; elementwise losses in parallel chunks. Row losses are summed in f64 in row order, so results are the same
 //! from run to run. Rows whose max is NaN or ±inf, and the soft-cap and probability /
 //! log-probability input kinds, use the f64 reference for those rows (PyTorch's exact
 //! semantics), also in parallel.
@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::cpu::{self, RefOptions, RefTargets, RowLosses};
-use crate::kernels::InputKind;
+use crate::kernels::{ElementwiseKind, InputKind, RowOutput};
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -394,5 +394,208 @@ mod tests {
         assert!(worst < 4e-7, "worst relative error {worst}");
         assert_eq!(exp_neg(0.0), 1.0);
         assert!(exp_neg(f32::NEG_INFINITY) < 2e-38);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Elementwise losses and the softmax family.
+
+/// ln(x) for x ≥ 0, branch-free (Cephes' logf polynomial), relative error ~1e-7; 0 gives
+/// -inf and subnormals are rescaled first, so every finite non-negative input is exact to
+/// f32 precision.
+#[inline(always)]
+fn ln_nonneg(x: f32) -> f32 {
+    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    let tiny = x < f32::MIN_POSITIVE;
+    let y = if tiny { x * 16_777_216.0 } else { x }; // 2^24
+    let bits = y.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000); // [0.5, 1)
+    let small = m < SQRT_HALF;
+    e -= i32::from(small);
+    let f = if small { m + m - 1.0 } else { m - 1.0 };
+    let z = f * f;
+    let mut p = 7.037_683_6e-2_f32;
+    p = p * f - 1.151_461e-1;
+    p = p * f + 1.167_699_9e-1;
+    p = p * f - 1.242_014_1e-1;
+    p = p * f + 1.424_932_3e-1;
+    p = p * f - 1.666_805_8e-1;
+    p = p * f + 2.000_071_4e-1;
+    p = p * f - 2.499_999_4e-1;
+    p = p * f + 3.333_333_1e-1;
+    let ef = e as f32 - if tiny { 24.0 } else { 0.0 };
+    let r = f + (p * f * z - 0.5 * z) + ef * LN2_LO + ef * LN2_HI;
+    if x == 0.0 {
+        f32::NEG_INFINITY
+    } else if x.is_finite() {
+        r
+    } else {
+        x // inf or NaN
+    }
+}
+
+/// exp(x) for any x: exp_neg of -|x| inverted for x > 0 (inf above ~88).
+#[inline(always)]
+fn exp_any(x: f32) -> f32 {
+    let e = exp_neg(-x.abs());
+    if x > 0.0 {
+        if x > 88.7 {
+            f32::INFINITY
+        } else {
+            1.0 / e
+        }
+    } else {
+        e
+    }
+}
+
+/// One elementwise loss value, as `elementwise.wgsl` and PyTorch compute it.
+#[inline(always)]
+fn element_loss(kind: ElementwiseKind, x: f32, y: f32, w: f32, pw: f32, log_target: bool) -> f32 {
+    match kind {
+        ElementwiseKind::Mse => (x - y) * (x - y),
+        ElementwiseKind::Bce => {
+            // log1p(-p) through ln(1 - p): exact enough in f32 away from p ≈ 0 where -p is
+            // what matters; use the reference for p < 1e-4 (below).
+            -w * (y * ln_nonneg(x).max(-100.0) + (1.0 - y) * ln_nonneg(1.0 - x).max(-100.0))
+        }
+        ElementwiseKind::BceWithLogits => {
+            let m = (-x).max(0.0);
+            let lw = 1.0 + (pw - 1.0) * y;
+            w * ((1.0 - y) * x + lw * (ln_nonneg(exp_neg(-m) + exp_neg(-x - m)) + m))
+        }
+        ElementwiseKind::KlDiv if log_target => exp_any(y) * (y - x),
+        ElementwiseKind::KlDiv => (if y == 0.0 { 0.0 } else { y * ln_nonneg(y) }) - y * x,
+    }
+}
+
+/// One elementwise derivative before the upstream scale (PyTorch's backward formulas).
+#[inline(always)]
+fn element_grad(kind: ElementwiseKind, x: f32, y: f32, w: f32, pw: f32, log_target: bool) -> f32 {
+    match kind {
+        ElementwiseKind::Mse => 2.0 * (x - y),
+        ElementwiseKind::Bce => w * (x - y) / ((1.0 - x) * x).max(1e-12),
+        ElementwiseKind::BceWithLogits => {
+            let e = exp_neg(-x.abs());
+            let sigma = if x >= 0.0 { 1.0 / (1.0 + e) } else { e / (1.0 + e) };
+            w * (sigma * (1.0 + (pw - 1.0) * y) - pw * y)
+        }
+        ElementwiseKind::KlDiv if log_target => -exp_any(y),
+        ElementwiseKind::KlDiv => -y,
+    }
+}
+
+/// Elements per parallel task (a multiple of any small last axis does not matter: the
+/// class index is computed from the global position).
+const CHUNK: usize = 1 << 15;
+
+/// Every element's loss (or derivative, with `grad`), in parallel chunks. BCE inputs below
+/// 1e-4 or above 1 - 1e-4 take `ln_1p` exactly, as PyTorch's `log1p` does.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn elementwise(
+    kind: ElementwiseKind,
+    input: &[f32],
+    target: &[f32],
+    weight: Option<&[f32]>,
+    pos_weight: Option<&[f32]>,
+    log_target: bool,
+    last_dim: usize,
+    grad: bool,
+) -> Vec<f32> {
+    let mut out = vec![0.0_f32; input.len()];
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(chunk, out)| {
+        let start = chunk * CHUNK;
+        for (j, o) in out.iter_mut().enumerate() {
+            let i = start + j;
+            let c = i % last_dim.max(1);
+            let w = weight.map_or(1.0, |w| w[c]);
+            let pw = pos_weight.map_or(1.0, |p| p[c]);
+            let (x, y) = (input[i], target[i]);
+            *o = if grad {
+                element_grad(kind, x, y, w, pw, log_target)
+            } else if kind == ElementwiseKind::Bce && !(1e-4..=1.0 - 1e-4).contains(&x) {
+                -w * (y * x.ln().max(-100.0) + (1.0 - y) * (-x).ln_1p().max(-100.0))
+            } else {
+                element_loss(kind, x, y, w, pw, log_target)
+            };
+        }
+    });
+    out
+}
+
+/// Σ of f32 values in f64, in a fixed order (chunk sums in chunk order): deterministic.
+pub(crate) fn sum_fixed(values: &[f32]) -> f64 {
+    let partial: Vec<f64> = values
+        .par_chunks(CHUNK)
+        .map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>())
+        .collect();
+    partial.iter().sum()
+}
+
+/// Softmax, log-softmax (`[N, C]`) or entropy (`[N]`) of every row, in parallel; rows with
+/// a NaN or infinite max use the f64 reference.
+pub(crate) fn row_op(op: RowOutput, input: &[f32], classes: usize) -> Vec<f32> {
+    let k = Kernels { avx2: has_avx2() };
+    let per_row = if op == RowOutput::Entropy { 1 } else { classes };
+    let mut out = vec![0.0_f32; input.len() / classes.max(1) * per_row];
+    out.par_chunks_mut(per_row)
+        .zip(input.par_chunks(classes))
+        .for_each(|(o, row)| {
+            let (m, nan) = k.max(row);
+            if nan || !m.is_finite() {
+                let row64: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
+                for (v, r) in o.iter_mut().zip(cpu::row_op(op, &row64)) {
+                    *v = r as f32;
+                }
+                return;
+            }
+            let (s, _) = k.exp_sum(row, m, None);
+            let log_s = s.ln();
+            match op {
+                RowOutput::Softmax => {
+                    let inv = 1.0 / s;
+                    for (v, &x) in o.iter_mut().zip(row) {
+                        *v = exp_neg(x - m) * inv;
+                    }
+                }
+                RowOutput::LogSoftmax => {
+                    for (v, &x) in o.iter_mut().zip(row) {
+                        *v = x - m - log_s;
+                    }
+                }
+                RowOutput::Entropy => {
+                    let mut acc = 0.0_f32;
+                    for &x in row {
+                        let d = x - m;
+                        if d != f32::NEG_INFINITY {
+                            acc += exp_neg(d) * d;
+                        }
+                    }
+                    o[0] = log_s - acc / s;
+                }
+            }
+        });
+    out
+}
+
+#[cfg(test)]
+mod elementwise_tests {
+    use super::*;
+
+    #[test]
+    fn ln_nonneg_is_accurate_everywhere() {
+        // Every 997th bit pattern from the smallest subnormal to the largest finite f32.
+        let mut worst = 0.0_f64;
+        for bits in (1..0x7f80_0000_u32).step_by(997) {
+            let x = f32::from_bits(bits);
+            let want = f64::from(x).ln();
+            let got = f64::from(ln_nonneg(x));
+            worst = worst.max((got - want).abs() / want.abs().max(1.0));
+        }
+        assert!(worst < 3e-7, "worst error {worst}");
+        assert_eq!(ln_nonneg(0.0), f32::NEG_INFINITY);
+        assert_eq!(ln_nonneg(1.0), 0.0);
+        assert!(ln_nonneg(f32::NAN).is_nan() && ln_nonneg(f32::INFINITY) == f32::INFINITY);
     }
 }

@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::binding::{entries, grid, items_per_binding, window, Window};
 use crate::context::GpuContext;
 use crate::cpu;
+use crate::cpu_fast;
 use crate::cross_entropy::check_weights;
 use crate::cross_entropy::Upstream;
 use crate::cross_entropy_gpu::{check_room, BufferAt};
@@ -172,6 +173,64 @@ impl ElementwiseLoss {
             return Ok((self.empty(shape), Vec::new()));
         }
         self.run(ctx, input, target, shape, Some(upstream))
+    }
+
+    /// The loss with the fast CPU backend: f32 with a vectorisable exp and ln, elements in
+    /// parallel chunks (rayon), summed in f64 in a fixed order (deterministic).
+    pub fn forward_cpu_fast(&self, input: &[f32], target: &[f32], shape: &[usize]) -> Result<LossValue> {
+        let count = self.validate(input, target, shape, None)?;
+        let last_dim = shape.last().copied().unwrap_or(1);
+        let values = cpu_fast::elementwise(
+            self.kind,
+            input,
+            target,
+            self.weight.as_deref(),
+            self.pos_weight.as_deref(),
+            self.log_target,
+            last_dim,
+            false,
+        );
+        Ok(self.reduce_f32(shape, count, values))
+    }
+
+    /// Loss and gradient with the fast CPU backend.
+    pub fn forward_backward_cpu_fast(
+        &self,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        upstream: Upstream<'_>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let loss = self.forward_cpu_fast(input, target, shape)?;
+        let count = input.len();
+        let last_dim = shape.last().copied().unwrap_or(1);
+        let mut grad = cpu_fast::elementwise(
+            self.kind,
+            input,
+            target,
+            self.weight.as_deref(),
+            self.pos_weight.as_deref(),
+            self.log_target,
+            last_dim,
+            true,
+        );
+        for (i, g) in grad.iter_mut().enumerate() {
+            *g *= self.element_scale(shape, count, upstream, i) as f32;
+        }
+        Ok((loss, grad))
+    }
+
+    /// Per-element f32 values reduced as the reduction says (sums in f64, fixed order).
+    fn reduce_f32(&self, shape: &[usize], count: usize, values: Vec<f32>) -> LossValue {
+        match self.finish(shape, count) {
+            None => LossValue::Tensor {
+                shape: shape.to_vec(),
+                values,
+            },
+            Some(Finish::Sum) => LossValue::Scalar(cpu_fast::sum_fixed(&values) as f32),
+            Some(Finish::Divide(d)) => LossValue::Scalar((cpu_fast::sum_fixed(&values) / d) as f32),
+            Some(Finish::WeightedMean) => unreachable!("elementwise losses have no row weights"),
+        }
     }
 
     /// Loss and gradient with the f64 CPU reference (rounded to f32 at the end).

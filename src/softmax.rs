@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::binding::{entries, grid, items_per_binding, window, window_of};
 use crate::context::GpuContext;
 use crate::cpu;
+use crate::cpu_fast;
 use crate::cross_entropy_gpu::{check_room, check_room_aligned, BufferAt, HalfInput, InputAt, TEAM_GROUP_SIZE};
 use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
@@ -371,6 +372,15 @@ impl RowOp {
         self.encode_unchecked(ctx, &mut encoder, input_at, rows, classes, upstream_at, (&out).into())?;
         let bytes = finish_and_read(ctx, encoder, &out, 0, rows as u64 * per_row * 4)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// The operation with the fast CPU backend (f32, vectorised exp, rows in parallel).
+    pub fn forward_cpu_fast(self, logits: &[f32], rows: usize, classes: usize) -> Result<LossValue> {
+        self.validate(logits, rows, classes)?;
+        Ok(LossValue::Tensor {
+            shape: self.shape(rows, classes),
+            values: cpu_fast::row_op(self, logits, classes),
+        })
     }
 
     /// Computes the operation with the f64 CPU reference (rounded to f32 at the end).

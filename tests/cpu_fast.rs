@@ -85,3 +85,83 @@ fn results_are_bit_identical_across_runs() {
         assert_eq!(first.values()[0].to_bits(), again.values()[0].to_bits());
     }
 }
+
+#[test]
+fn elementwise_and_row_ops_match_the_reference() {
+    use wgpu_loss::{ElementwiseLoss, RowOp};
+    let (rows, classes) = (97, 301);
+    let n = rows * classes;
+    let mut rng = Rng::new(17);
+    let x = rng.logits(n, 30.0);
+    let p: Vec<f32> = (0..n)
+        .map(|i| {
+            if i % 97 == 0 {
+                0.0
+            } else if i % 89 == 0 {
+                1.0
+            } else {
+                rng.uniform(0.0, 1.0)
+            }
+        })
+        .collect();
+    let y: Vec<f32> = (0..n).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let logp: Vec<f32> = (0..n).map(|_| rng.uniform(-8.0, 0.0)).collect();
+    let w: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0)).collect();
+    // Per element: PyTorch's formulas in f32 (BCE-with-logits cancels at |x| ~ 30).
+    let element = common::Tolerance {
+        name: "elementwise",
+        atol: 1.5e-5,
+        rtol: 4e-6,
+    };
+    let cases: Vec<(ElementwiseLoss, &[f32], &[f32])> = vec![
+        (ElementwiseLoss::mse(), &x, &y),
+        (ElementwiseLoss::bce().weight(&w), &p, &y),
+        (ElementwiseLoss::bce_with_logits().weight(&w).pos_weight(&w), &x, &y),
+        (ElementwiseLoss::kl_div(), &logp, &p),
+        (ElementwiseLoss::kl_div().log_target(true), &logp, &logp),
+    ];
+    for (loss, input, target) in cases {
+        for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
+            let loss = loss.clone().reduction(reduction);
+            let what = format!("{:?} {reduction:?}", loss.kind());
+            let want = loss.forward_cpu(input, target, &[rows, classes]).expect("reference");
+            let got = loss.forward_cpu_fast(input, target, &[rows, classes]).expect("fast");
+            let tol = if reduction == Reduction::None { element } else { REDUCED };
+            assert_close(&what, got.values(), &to64(want.values()), tol);
+            let up = Upstream::Scalar(0.5);
+            let (_, want) = loss
+                .forward_backward_cpu(input, target, &[rows, classes], up)
+                .expect("reference");
+            let (_, got) = loss
+                .forward_backward_cpu_fast(input, target, &[rows, classes], up)
+                .expect("fast");
+            assert_close(
+                &format!("{what} grad"),
+                &got,
+                &to64(&want),
+                common::Tolerance {
+                    name: "grad",
+                    atol: 1e-6,
+                    rtol: 1e-5,
+                },
+            );
+        }
+    }
+    let mut logits = rng.logits(n, 6.0);
+    logits[3] = f32::NEG_INFINITY;
+    logits[classes + 5] = f32::NAN;
+    for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+        let want = op.forward_cpu(&logits, rows, classes).expect("reference");
+        let got = op.forward_cpu_fast(&logits, rows, classes).expect("fast");
+        let tol = if op == RowOp::Softmax {
+            common::Tolerance {
+                name: "softmax",
+                atol: 1e-7,
+                rtol: 2e-5,
+            }
+        } else {
+            ROW_LOSS
+        };
+        assert_close(&format!("{op:?}"), got.values(), &to64(want.values()), tol);
+    }
+}

@@ -395,13 +395,20 @@ fn cross_entropy(loss: BenchLoss) -> CrossEntropy {
     }
 }
 
-/// The CPU result: the fast backend (cross-entropy and NLL; the reference, in parallel per
-/// row, for the rest so far) or the f64 reference.
+/// The CPU result: the fast backend or the f64 reference.
 fn cpu_run(loss: BenchLoss, d: &Batch, rows: usize, classes: usize, fast: bool) -> Result<Vec<f32>, String> {
     let value: LossValue = if let Some(e) = elementwise(loss) {
-        e.forward_cpu(&d.input, &d.target, &[rows, classes])
+        if fast {
+            e.forward_cpu_fast(&d.input, &d.target, &[rows, classes])
+        } else {
+            e.forward_cpu(&d.input, &d.target, &[rows, classes])
+        }
     } else if let Some(op) = row_op(loss) {
-        op.forward_cpu(&d.input, rows, classes)
+        if fast {
+            op.forward_cpu_fast(&d.input, rows, classes)
+        } else {
+            op.forward_cpu(&d.input, rows, classes)
+        }
     } else if fast {
         cross_entropy(loss).forward_cpu_fast(&d.input, rows, classes, &d.indices)
     } else {

@@ -301,8 +301,10 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
             };
             match (&gpu, want_grad) {
                 (Some(ctx), false) => loss.forward(ctx, input, target, shape),
+                (None, false) if fast => loss.forward_cpu_fast(input, target, shape),
                 (None, false) => loss.forward_cpu(input, target, shape),
                 (Some(ctx), true) => loss.forward_backward(ctx, input, target, shape, up).map(with_grad),
+                (None, true) if fast => loss.forward_backward_cpu_fast(input, target, shape, up).map(with_grad),
                 (None, true) => loss.forward_backward_cpu(input, target, shape, up).map(with_grad),
             }
         }
@@ -325,6 +327,7 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
             match (&gpu, half) {
                 (Some(ctx), Some(h)) => op.forward_half(ctx, h, rows, classes),
                 (Some(ctx), None) => op.forward(ctx, input, rows, classes),
+                (None, _) if fast => op.forward_cpu_fast(input, rows, classes),
                 (None, _) => op.forward_cpu(input, rows, classes),
             }
         }

@@ -26,8 +26,7 @@ enum Command {
 pub enum Backend {
     /// The WGSL kernels through wgpu.
     Gpu,
-    /// The fast CPU backend (multi-threaded f32; cross-entropy and NLL, the reference for
-    /// the other losses so far).
+    /// The fast CPU backend (multi-threaded f32, vectorisable exp and ln).
     Cpu,
     /// The f64 CPU reference.
     Reference,

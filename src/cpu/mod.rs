@@ -124,7 +124,12 @@ pub fn row_op(op: RowOutput, row: &[f64]) -> Vec<f64> {
     match op {
         RowOutput::Softmax => logp.iter().map(|l| l.exp()).collect(),
         RowOutput::LogSoftmax => logp,
-        RowOutput::Entropy => vec![-logp.iter().filter(|l| l.is_finite()).map(|l| l.exp() * l).sum::<f64>()],
+        // Masked (-inf) classes add 0; a NaN propagates, as in Categorical.entropy().
+        RowOutput::Entropy => vec![-logp
+            .iter()
+            .filter(|&&l| l != f64::NEG_INFINITY)
+            .map(|l| l.exp() * l)
+            .sum::<f64>()],
     }
 }
 

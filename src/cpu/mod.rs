@@ -150,7 +150,13 @@ pub fn row_op_vjp(op: RowOutput, row: &[f64], upstream: &[f64]) -> Vec<f64> {
             let h = row_op(RowOutput::Entropy, row)[0];
             p.iter()
                 .zip(&logp)
-                .map(|(p, l)| if l.is_finite() { -upstream[0] * p * (l + h) } else { 0.0 })
+                .map(|(p, l)| {
+                    if *l != f64::NEG_INFINITY {
+                        -upstream[0] * p * (l + h)
+                    } else {
+                        0.0
+                    }
+                })
                 .collect()
         }
     }

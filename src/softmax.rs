@@ -383,6 +383,13 @@ impl RowOp {
         })
     }
 
+    /// The vector-Jacobian product with the fast CPU backend.
+    pub fn backward_cpu_fast(self, logits: &[f32], rows: usize, classes: usize, upstream: &[f32]) -> Result<Vec<f32>> {
+        self.validate(logits, rows, classes)?;
+        self.validate_upstream(rows, classes, upstream)?;
+        Ok(cpu_fast::row_op_vjp(self, logits, classes, upstream))
+    }
+
     /// Computes the operation with the f64 CPU reference (rounded to f32 at the end).
     pub fn forward_cpu(self, logits: &[f32], rows: usize, classes: usize) -> Result<LossValue> {
         self.validate(logits, rows, classes)?;

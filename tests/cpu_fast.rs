@@ -163,5 +163,10 @@ fn elementwise_and_row_ops_match_the_reference() {
             ROW_LOSS
         };
         assert_close(&format!("{op:?}"), got.values(), &to64(want.values()), tol);
+        let outputs = if op == RowOp::Entropy { rows } else { n };
+        let up: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let want = op.backward_cpu(&logits, rows, classes, &up).expect("reference");
+        let got = op.backward_cpu_fast(&logits, rows, classes, &up).expect("fast");
+        assert_close(&format!("{op:?} vjp"), &got, &to64(&want), GRAD_TOLERANCE);
     }
 }

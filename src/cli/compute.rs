@@ -320,6 +320,7 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
                 let ones = vec![1.0; if op == RowOp::Entropy { rows } else { rows * classes }];
                 grad = match &gpu {
                     Some(ctx) => op.backward(ctx, input, rows, classes, &ones),
+                    None if fast => op.backward_cpu_fast(input, rows, classes, &ones),
                     None => op.backward_cpu(input, rows, classes, &ones),
                 }
                 .map_err(|e| e.to_string())?;

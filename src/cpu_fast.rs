@@ -279,8 +279,39 @@ fn reference_row(row: &[f32], target: Result<i64, &[f32]>, opts: &RefOptions<'_>
     (losses.loss[0], losses.weight[0])
 }
 
+/// NLL and probability inputs with class indices and no smoothing need only the target's
+/// element: `-w_y·x_y` or `-w_y·ln(p_y + ε)`, O(1) a row.
+fn gather_rows(input: &[f32], classes: usize, targets: &[i64], opts: &RefOptions<'_>) -> RowLosses {
+    let per_row: Vec<(f64, f64)> = targets
+        .par_iter()
+        .enumerate()
+        .map(|(n, &y)| {
+            if y == opts.ignore_index {
+                return (0.0, 0.0);
+            }
+            let w_y = f64::from(opts.weight.map_or(1.0, |w| w[y as usize]));
+            let x = f64::from(input[n * classes + y as usize]);
+            let lp = if opts.kind == InputKind::Probabilities {
+                (x + opts.epsilon).ln()
+            } else {
+                x
+            };
+            (-w_y * lp, w_y)
+        })
+        .collect();
+    RowLosses {
+        loss: per_row.iter().map(|r| r.0).collect(),
+        weight: per_row.iter().map(|r| r.1).collect(),
+    }
+}
+
 /// Row losses (and mean weights) of every row, in parallel.
 pub(crate) fn rows(input: &[f32], classes: usize, targets: FastTargets<'_>, opts: &RefOptions<'_>) -> RowLosses {
+    if let (FastTargets::Indices(t), false, true) =
+        (targets, opts.kind == InputKind::Logits, opts.label_smoothing == 0.0)
+    {
+        return gather_rows(input, classes, t, opts);
+    }
     let k = Kernels { avx2: has_avx2() };
     let fast = covers(opts);
     let per_row: Vec<(f64, f64)> = input

@@ -62,6 +62,36 @@ fn matches_the_reference_for_every_option() {
 }
 
 #[test]
+fn nll_and_probability_inputs_match_the_reference() {
+    use wgpu_loss::InputKind;
+    let (rows, classes) = (300, 77);
+    let mut rng = Rng::new(23);
+    let probs: Vec<f32> = (0..rows * classes).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let logp: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| if r % 7 == 0 { -100 } else { rng.below(classes) as i64 })
+        .collect();
+    let weights: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0)).collect();
+    for (loss, input) in [
+        (CrossEntropy::nll().weight(&weights), &logp),
+        (CrossEntropy::default().input_kind(InputKind::Probabilities), &probs),
+        (
+            CrossEntropy::default()
+                .input_kind(InputKind::Probabilities)
+                .label_smoothing(0.1),
+            &probs,
+        ),
+    ] {
+        for reduction in [Reduction::None, Reduction::Mean] {
+            let loss = loss.clone().reduction(reduction);
+            let want = loss.forward_cpu(input, rows, classes, &targets).expect("reference");
+            let got = loss.forward_cpu_fast(input, rows, classes, &targets).expect("fast");
+            assert_close(&format!("{loss:?}"), got.values(), &to64(want.values()), REDUCED);
+        }
+    }
+}
+
+#[test]
 fn special_rows_keep_pytorch_semantics() {
     let inf = f32::INFINITY;
     let logits = [1.0, f32::NAN, 0.0, -inf, -inf, -inf, 3.0, 1.0, 2.0];

@@ -589,8 +589,7 @@ impl CrossEntropy {
                 })
                 .collect();
             let argmax: Vec<u32> = input.chunks_exact(classes.max(1)).map(cpu::argmax).collect();
-            let indices: Vec<i64> = (0..rows).filter_map(|r| targets.index(r)).collect();
-            let accuracy = cross_entropy_gpu::accuracy_of(&argmax, &indices, self.ignore_index);
+            let accuracy = cross_entropy_gpu::accuracy_of(&argmax, &widen_indices(&targets), self.ignore_index);
             (
                 Some(lse),
                 Some(argmax),
@@ -629,13 +628,8 @@ impl CrossEntropy {
                 },
             ));
         }
-        let indices =
-            (!targets.is_probabilities()).then(|| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
-        let fast_targets = match (&targets, &indices) {
-            (Targets::Probabilities(t), _) => cpu_fast::FastTargets::Probabilities(t),
-            (_, Some(i)) => cpu_fast::FastTargets::Indices(i),
-            _ => unreachable!("class indices were collected"),
-        };
+        let indices = widen_indices(&targets);
+        let fast_targets = fast_targets(&targets, &indices);
         let losses = cpu_fast::rows(input, classes, fast_targets, &self.reference_options());
         Ok(self.reduce_rows(rows, &losses))
     }
@@ -651,13 +645,8 @@ impl CrossEntropy {
     ) -> Result<ForwardBackward> {
         let targets = targets.into();
         self.validate(input.len(), rows, classes, &targets, Some(upstream))?;
-        let indices =
-            (!targets.is_probabilities()).then(|| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
-        let fast_targets = match (&targets, &indices) {
-            (Targets::Probabilities(t), _) => cpu_fast::FastTargets::Probabilities(t),
-            (_, Some(i)) => cpu_fast::FastTargets::Indices(i),
-            _ => unreachable!("class indices were collected"),
-        };
+        let indices = widen_indices(&targets);
+        let fast_targets = fast_targets(&targets, &indices);
         let opts = self.reference_options();
         let (losses, grad) = cpu_fast::rows_and_grad(input, classes.max(1), fast_targets, &opts, |l| {
             self.row_scale(l, upstream)
@@ -885,5 +874,18 @@ impl OwnedTargets {
             OwnedTargets::Indices(t) => cpu::RefTargets::Indices(t),
             OwnedTargets::Probabilities(t) => cpu::RefTargets::Probabilities(t),
         }
+    }
+}
+
+/// Class-index targets widened to i64 (empty for probabilities).
+fn widen_indices(targets: &Targets<'_>) -> Vec<i64> {
+    (0..targets.len()).filter_map(|r| targets.index(r)).collect()
+}
+
+/// The fast backend's view of the targets (`indices` from [`widen_indices`]).
+fn fast_targets<'a>(targets: &Targets<'a>, indices: &'a [i64]) -> cpu_fast::FastTargets<'a> {
+    match targets {
+        Targets::Probabilities(t) => cpu_fast::FastTargets::Probabilities(t),
+        _ => cpu_fast::FastTargets::Indices(indices),
     }
 }

@@ -42,16 +42,21 @@ impl RowOp {
     }
 
     fn validate(self, logits: &[f32], rows: usize, classes: usize) -> Result<()> {
+        Self::validate_len(logits.len(), rows, classes)
+    }
+
+    /// C > 0 and `len` = N·C (the input of any element type).
+    fn validate_len(len: usize, rows: usize, classes: usize) -> Result<()> {
         if classes == 0 {
             return Err(LossError::ZeroClasses { rows });
         }
         let expected = rows.saturating_mul(classes);
-        if logits.len() != expected {
+        if len != expected {
             return Err(LossError::LengthMismatch {
                 what: "input",
                 shape: format!("[{rows}, {classes}]"),
                 expected,
-                actual: logits.len(),
+                actual: len,
             });
         }
         Ok(())
@@ -295,18 +300,7 @@ impl RowOp {
         rows: usize,
         classes: usize,
     ) -> Result<LossValue> {
-        if classes == 0 {
-            return Err(LossError::ZeroClasses { rows });
-        }
-        let expected = rows.saturating_mul(classes);
-        if logits.len() != expected {
-            return Err(LossError::LengthMismatch {
-                what: "input",
-                shape: format!("[{rows}, {classes}]"),
-                expected,
-                actual: logits.len(),
-            });
-        }
+        Self::validate_len(logits.len(), rows, classes)?;
         let shape = self.shape(rows, classes);
         if rows == 0 {
             return Ok(LossValue::Tensor {

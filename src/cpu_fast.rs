@@ -305,16 +305,34 @@ fn gather_rows(input: &[f32], classes: usize, targets: &[i64], opts: &RefOptions
     }
 }
 
-/// Row losses (and mean weights) of every row, in parallel.
-pub(crate) fn rows(input: &[f32], classes: usize, targets: FastTargets<'_>, opts: &RefOptions<'_>) -> RowLosses {
+/// One row's result: its loss, its weight in the mean, and — when the fast path computed
+/// it — the row's (lse, A = Σ a_c), which is all its gradient needs.
+struct RowResult {
+    loss: f64,
+    weight: f64,
+    stats: Option<(f32, f32)>,
+}
+
+/// Every row's result, in parallel.
+fn row_results(input: &[f32], classes: usize, targets: FastTargets<'_>, opts: &RefOptions<'_>) -> Vec<RowResult> {
     if let (FastTargets::Indices(t), false, true) =
         (targets, opts.kind == InputKind::Logits, opts.label_smoothing == 0.0)
     {
-        return gather_rows(input, classes, t, opts);
+        let gathered = gather_rows(input, classes, t, opts);
+        return gathered
+            .loss
+            .into_iter()
+            .zip(gathered.weight)
+            .map(|(loss, weight)| RowResult {
+                loss,
+                weight,
+                stats: None,
+            })
+            .collect();
     }
     let k = Kernels { avx2: has_avx2() };
     let fast = covers(opts);
-    let per_row: Vec<(f64, f64)> = input
+    input
         .par_chunks(classes)
         .enumerate()
         .map_init(Vec::new, |scratch, (n, row)| {
@@ -324,16 +342,39 @@ pub(crate) fn rows(input: &[f32], classes: usize, targets: FastTargets<'_>, opts
             } else {
                 None
             };
-            quick.map_or_else(|| reference_row(row, target, opts), |(l, w, _, _)| (l, w))
+            match quick {
+                Some((loss, weight, lse, a_sum)) => RowResult {
+                    loss,
+                    weight,
+                    stats: Some((lse, a_sum)),
+                },
+                None => {
+                    let (loss, weight) = reference_row(row, target, opts);
+                    RowResult {
+                        loss,
+                        weight,
+                        stats: None,
+                    }
+                }
+            }
         })
-        .collect();
+        .collect()
+}
+
+fn row_losses(results: &[RowResult]) -> RowLosses {
     RowLosses {
-        loss: per_row.iter().map(|r| r.0).collect(),
-        weight: per_row.iter().map(|r| r.1).collect(),
+        loss: results.iter().map(|r| r.loss).collect(),
+        weight: results.iter().map(|r| r.weight).collect(),
     }
 }
 
-/// Row losses and `∂(Σ g_n l_n)/∂input` with `scale(losses)` giving each row's g_n.
+/// Row losses (and mean weights) of every row, in parallel.
+pub(crate) fn rows(input: &[f32], classes: usize, targets: FastTargets<'_>, opts: &RefOptions<'_>) -> RowLosses {
+    row_losses(&row_results(input, classes, targets, opts))
+}
+
+/// Row losses and `∂(Σ g_n l_n)/∂input` with `scale(losses)` giving each row's g_n. The
+/// gradient pass reuses each row's (lse, A) from the loss pass.
 pub(crate) fn rows_and_grad(
     input: &[f32],
     classes: usize,
@@ -342,46 +383,36 @@ pub(crate) fn rows_and_grad(
     scale: impl Fn(&RowLosses) -> Vec<f64>,
 ) -> (RowLosses, Vec<f32>) {
     let k = Kernels { avx2: has_avx2() };
-    let losses = rows(input, classes, targets, opts);
+    let results = row_results(input, classes, targets, opts);
+    let losses = row_losses(&results);
     let g = scale(&losses);
     let mut grad = vec![0.0_f32; input.len()];
-    let fast = covers(opts);
+    let eps = opts.label_smoothing as f32;
+    let weight = |c: usize| opts.weight.map_or(1.0, |w| w[c]);
     grad.par_chunks_mut(classes)
         .zip(input.par_chunks(classes))
         .enumerate()
-        .for_each_init(Vec::new, |scratch, (n, (out, row))| {
+        .for_each(|(n, (out, row))| {
             let target = targets.row(n, classes);
-            let quick = if fast {
-                fast_row(k, row, target, opts, scratch)
-            } else {
-                None
-            };
-            match (quick, target) {
-                (Some((_, _, _, _)), Ok(y)) if y == opts.ignore_index => out.fill(0.0),
-                (Some((_, _, lse, a_sum)), _) => {
-                    let eps = opts.label_smoothing as f32;
-                    let weight = |c: usize| opts.weight.map_or(1.0, |w| w[c]);
-                    let z_term = 2.0 * opts.z_loss as f32 * lse;
-                    let gn = g[n] as f32;
-                    match target {
-                        Ok(y) => {
-                            let y = y as usize;
-                            let w_y = weight(y);
-                            let a = |c: usize| {
-                                let hit = if c == y { w_y } else { 0.0 };
-                                if eps > 0.0 {
-                                    (1.0 - eps) * hit + eps / classes as f32 * weight(c)
-                                } else {
-                                    hit
-                                }
-                            };
-                            k.grad(row, out, lse, gn, a_sum, &a, z_term);
+            let gn = g[n] as f32;
+            match (results[n].stats, target) {
+                (_, Ok(y)) if y == opts.ignore_index => out.fill(0.0),
+                (Some((lse, a_sum)), Ok(y)) => {
+                    let y = y as usize;
+                    let w_y = weight(y);
+                    let a = |c: usize| {
+                        let hit = if c == y { w_y } else { 0.0 };
+                        if eps > 0.0 {
+                            (1.0 - eps) * hit + eps / classes as f32 * weight(c)
+                        } else {
+                            hit
                         }
-                        Err(_) => {
-                            let a = |c: usize| scratch[c];
-                            k.grad(row, out, lse, gn, a_sum, &a, z_term);
-                        }
-                    }
+                    };
+                    k.grad(row, out, lse, gn, a_sum, &a, 2.0 * opts.z_loss as f32 * lse);
+                }
+                (Some((lse, a_sum)), Err(t)) => {
+                    let a = |c: usize| weight(c) * (t[c] * (1.0 - eps) + eps / classes as f32);
+                    k.grad(row, out, lse, gn, a_sum, &a, 2.0 * opts.z_loss as f32 * lse);
                 }
                 (None, _) => {
                     // The reference gradient of this row.

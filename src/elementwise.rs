@@ -179,18 +179,7 @@ impl ElementwiseLoss {
     /// parallel chunks (rayon), summed in f64 in a fixed order (deterministic).
     pub fn forward_cpu_fast(&self, input: &[f32], target: &[f32], shape: &[usize]) -> Result<LossValue> {
         let count = self.validate(input, target, shape, None)?;
-        let last_dim = shape.last().copied().unwrap_or(1);
-        let values = cpu_fast::elementwise(
-            self.kind,
-            input,
-            target,
-            self.weight.as_deref(),
-            self.pos_weight.as_deref(),
-            self.log_target,
-            last_dim,
-            false,
-        );
-        Ok(self.reduce_f32(shape, count, values))
+        Ok(self.reduce_f32(shape, count, self.fast_values(input, target, shape, false)))
     }
 
     /// Loss and gradient with the fast CPU backend.
@@ -203,21 +192,27 @@ impl ElementwiseLoss {
     ) -> Result<(LossValue, Vec<f32>)> {
         let loss = self.forward_cpu_fast(input, target, shape)?;
         let count = input.len();
-        let last_dim = shape.last().copied().unwrap_or(1);
-        let mut grad = cpu_fast::elementwise(
-            self.kind,
-            input,
-            target,
-            self.weight.as_deref(),
-            self.pos_weight.as_deref(),
-            self.log_target,
-            last_dim,
-            true,
-        );
+        let mut grad = self.fast_values(input, target, shape, true);
         for (i, g) in grad.iter_mut().enumerate() {
             *g *= self.element_scale(shape, count, upstream, i) as f32;
         }
         Ok((loss, grad))
+    }
+
+    /// Every element's loss (or, with `grad`, derivative) on the fast CPU backend.
+    fn fast_values(&self, input: &[f32], target: &[f32], shape: &[usize], grad: bool) -> Vec<f32> {
+        let last_dim = shape.last().copied().unwrap_or(1);
+        let (weight, pos_weight) = (self.weight.as_deref(), self.pos_weight.as_deref());
+        cpu_fast::elementwise(
+            self.kind,
+            input,
+            target,
+            weight,
+            pos_weight,
+            self.log_target,
+            last_dim,
+            grad,
+        )
     }
 
     /// Per-element f32 values reduced as the reduction says (sums in f64, fixed order).

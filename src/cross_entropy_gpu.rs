@@ -293,8 +293,10 @@ pub(crate) async fn forward_host(
         (Some(_), Some(buffer)) => Some(GpuUpstream::PerRow(buffer.into())),
         _ => None,
     };
+    // Only the accuracy (row outputs, class indices) needs the targets on the host.
     let host_targets = targets
         .index(0)
+        .filter(|_| loss.wants_row_outputs())
         .map(|_| (0..rows).filter_map(|r| targets.index(r)).collect::<Vec<_>>());
     let inputs = Inputs {
         input: (&input_buf).into(),

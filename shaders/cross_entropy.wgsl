@@ -35,6 +35,12 @@ struct Params {
     status_offset: u32,   // index of the status word inside the status binding
     weight_offset: u32,   // offset of row 0 inside the row_weight binding
     argmax_offset: u32,   // offset of row 0 inside the row_argmax binding
+    // Split rows (cross_entropy_partials / cross_entropy_merge):
+    col_begin: u32,       // global column of the logits binding's first element (one row
+                          // larger than a binding is dispatched a column range at a time)
+    cols: u32,            // columns of each row in this dispatch (classes unless a range)
+    block_cols: u32,      // columns per block
+    blocks_per_row: u32,  // blocks of a whole row: partial records per row
 }
 
 // status[params.status_offset]: 0xffffffff - (global index of the first row whose target
@@ -112,16 +118,17 @@ fn scan_best(scan: ptr<function, RowScan>, row_start: u32, cols: vec4<u32>, vali
     }
 }
 
-// Logits, phase 1: each lane folds its share of the row into RowStats. The team reads 4·width
-// consecutive logits per step; lane l takes elements l, l+width, l+2·width, l+3·width,
-// so every load of the team is contiguous.
-fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowScan {
-    let classes = params.classes;
+// Logits, phase 1: each lane folds its share of columns [lo, hi) of a row into RowStats.
+// The team reads 4·width consecutive logits per step; lane l takes elements l, l+width,
+// l+2·width, l+3·width, so every load of the team is contiguous. `row_start` is the
+// binding index of the row's column 0 (wrapping u32 arithmetic when the binding starts
+// inside the row), `row_t` the same for probability targets.
+fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32) -> RowScan {
     let step = 4u * width;
-    let full_end = classes - classes % step;
+    let full_end = hi - (hi - lo) % step;
     var scan = RowScan(stats_empty(), negative_infinity(), 0xffffffffu);
     var s = stats_empty();
-    var c = lane;
+    var c = lo + lane;
     for (; c < full_end; c += step) {
         let x = vec4(logit(row_start + c), logit(row_start + c + width),
                      logit(row_start + c + 2u * width), logit(row_start + c + 3u * width));
@@ -131,9 +138,9 @@ fn row_stats(row_start: u32, row_t: u32, lane: u32, width: u32) -> RowScan {
         }
     }
     // The last, partial step: padding is x = -inf, a = 0 and masked out of Σ a·x.
-    if (full_end < classes) {
+    if (full_end < hi) {
         let cols = vec4(c, c + width, c + 2u * width, c + 3u * width);
-        let valid = cols < vec4(classes);
+        let valid = cols < vec4(hi);
         var x = vec4(negative_infinity());
         var a = vec4(0.0);
         for (var k = 0u; k < 4u; k++) {
@@ -160,112 +167,231 @@ fn log_prob(x: f32) -> f32 {
 }
 
 // Probabilities / log-probabilities: this lane's share of Σ_c a_c·lp_c.
-fn row_weighted_log_probs(row_start: u32, row_t: u32, lane: u32, width: u32) -> f32 {
+fn row_weighted_log_probs(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32) -> f32 {
     var sum = 0.0;
-    for (var c = lane; c < params.classes; c += width) {
+    for (var c = lo + lane; c < hi; c += width) {
         sum += coefficient(row_t, c) * log_prob(load_x(row_start + c));
     }
     return sum;
 }
 
-@compute @workgroup_size(TEAM_GROUP_SIZE)
-fn cross_entropy_rows(inv: TeamInvocation) {
+// A class-index target as its two u32 words (sign-extended from i32).
+fn target_words(row: u32) -> vec2<u32> {
+    if (TARGET_I64) {
+        return vec2(targets[params.targets_offset + 2u * row], targets[params.targets_offset + 2u * row + 1u]);
+    }
+    let lo = targets[params.targets_offset + row];
+    return vec2(lo, select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u));
+}
+
+// Whether a class-index target counts and is in range (so that its column can be read).
+fn target_in_range(t: vec2<u32>) -> bool {
+    let ignored = t.x == params.ignore_lo && t.y == params.ignore_hi;
+    return !ignored && t.y == 0u && t.x < params.classes;
+}
+
+// The target column's term: its logit (logits) or log-probability (probabilities / log-probs).
+fn target_term(at: u32) -> f32 {
+    if (INPUT_KIND == 0u) {
+        return logit(at);
+    }
+    return log_prob(load_x(at));
+}
+
+// Phase 3, one invocation per row: the row's loss, weight, (lse, A) and argmax from the
+// row's totals. `term` is target_term of the target column (class-index targets in range).
+fn finish_row(row: u32, stats: RowStats, weighted_sum: f32, best_index: u32, term: f32) {
+    let eps = params.label_smoothing;
+    let smoothing_scale = eps / f32(params.classes);
+    let log_z = log(stats.exp_sum);            // lse - shift
+    let shift = stats_shift(stats.row_max);
+    var loss = 0.0;
+    var weight = 1.0;
+    var counted = TARGET_PROBS;   // not ignored (and in range)
+    if (TARGET_PROBS) {
+        if (INPUT_KIND == 0u) {
+            loss = stats.w_sum * log_z - stats.wx_sum;
+        } else {
+            loss = -weighted_sum;
+        }
+    } else {
+        let t = target_words(row);
+        weight = 0.0;
+        let ignored = t.x == params.ignore_lo && t.y == params.ignore_hi;
+        if (!ignored) {
+            if (!target_in_range(t)) {
+                // Never read out of bounds: flag the row, poison its loss.
+                atomicMax(&status[params.status_offset], 0xffffffffu - (params.row_base + row));
+                loss = bitcast<f32>(0x7fc00000u);
+                weight = loss;
+            } else {
+                counted = true;
+                weight = weight_of(t.x);
+                var nll: f32;           // -lp_y
+                var smoothing_sum: f32; // -Σ_c w_c lp_c
+                if (INPUT_KIND == 0u) {
+                    nll = log_z - (term - shift);
+                    smoothing_sum = stats.w_sum * log_z - stats.wx_sum;
+                } else {
+                    nll = -term;
+                    smoothing_sum = -weighted_sum;
+                }
+                if (SMOOTHING) {
+                    loss = (1.0 - eps) * weight * nll + smoothing_scale * smoothing_sum;
+                } else {
+                    loss = weight * nll;
+                }
+            }
+        }
+    }
+    // z-loss on every row that is not ignored.
+    let lse = log_z + shift;
+    if (Z_LOSS && counted) {
+        loss += params.z_loss * lse * lse;
+    }
+    row_loss[params.out_offset + row] = loss;
+    row_weight[params.weight_offset + row] = weight;
+    if (INPUT_KIND == 0u) {
+        // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
+        var a_sum = stats.w_sum;
+        if (!TARGET_PROBS) {
+            a_sum = select(0.0, (1.0 - eps) * weight + smoothing_scale * stats.w_sum, counted);
+            if (!SMOOTHING) {
+                a_sum = select(0.0, weight, counted);
+            }
+        }
+        row_lse[params.lse_offset + row] = vec2(lse, a_sum);
+    }
+    if (ARGMAX) {
+        row_argmax[params.argmax_offset + row] = best_index;
+    }
+}
+
+// A team's totals over its columns of a row: RowStats (logits), Σ a·lp (other inputs),
+// and the argmax (ARGMAX).
+struct TeamTotals {
+    stats: RowStats,
+    weighted_sum: f32,
+    best: f32,
+    best_index: u32,
+}
+
+fn team_totals(row_start: u32, row_t: u32, lo: u32, hi: u32, inv: TeamInvocation) -> TeamTotals {
     let lane = team_lane(inv);
     let width = team_width(inv);
+    var totals = TeamTotals(stats_empty(), 0.0, negative_infinity(), 0xffffffffu);
+    if (INPUT_KIND == 0u) {
+        let scan = row_stats(row_start, row_t, lo, hi, lane, width);
+        totals.stats = team_reduce(scan.stats, inv);
+        if (ARGMAX) {
+            totals.best_index = team_argmax(scan.best, scan.best_index, inv);
+            if (totals.best_index != 0xffffffffu) {
+                totals.best = load_x(row_start + totals.best_index);
+            }
+        }
+    } else if (TARGET_PROBS || SMOOTHING) {
+        totals.weighted_sum = team_sum2(vec2(row_weighted_log_probs(row_start, row_t, lo, hi, lane, width), 0.0), inv).x;
+    }
+    return totals;
+}
+
+@compute @workgroup_size(TEAM_GROUP_SIZE)
+fn cross_entropy_rows(inv: TeamInvocation) {
     let teams = teams_in_group(inv);
     let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
     let team_stride = inv.group_count.x * inv.group_count.y * teams;
-    let eps = params.label_smoothing;
-    let smoothing_scale = eps / f32(params.classes);
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
     for (var row = first_team; row < params.rows; row += team_stride) {
         let row_start = params.logits_offset + row * params.classes;
         let row_t = params.targets_offset + row * params.classes;  // probability targets
-        // Phase 2: the team combines its lanes; every lane gets the row's totals.
-        var stats = stats_empty();
-        var best_index = 0u;
-        var weighted_sum = 0.0;   // Σ a_c·lp_c (probabilities / log-probabilities)
-        if (INPUT_KIND == 0u) {
-            let scan = row_stats(row_start, row_t, lane, width);
-            stats = team_reduce(scan.stats, inv);
-            if (ARGMAX) {
-                best_index = team_argmax(scan.best, scan.best_index, inv);
-            }
-        } else if (TARGET_PROBS || SMOOTHING) {
-            weighted_sum = team_sum2(vec2(row_weighted_log_probs(row_start, row_t, lane, width), 0.0), inv).x;
-        }
-        let log_z = log(stats.exp_sum);            // lse - shift
-        let shift = stats_shift(stats.row_max);
-        // Phase 3: lane 0 writes the row's loss and weight.
-        if (lane == 0u) {
-            var loss = 0.0;
-            var weight = 1.0;
-            var counted = TARGET_PROBS;   // not ignored (and in range)
-            if (TARGET_PROBS) {
-                if (INPUT_KIND == 0u) {
-                    loss = stats.w_sum * log_z - stats.wx_sum;
-                } else {
-                    loss = -weighted_sum;
-                }
-            } else {
-                var lo: u32;
-                var hi: u32;
-                if (TARGET_I64) {
-                    lo = targets[params.targets_offset + 2u * row];
-                    hi = targets[params.targets_offset + 2u * row + 1u];
-                } else {
-                    lo = targets[params.targets_offset + row];
-                    hi = select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u);  // sign-extend
-                }
-                weight = 0.0;
-                let ignored = lo == params.ignore_lo && hi == params.ignore_hi;
-                if (!ignored) {
-                    if (hi != 0u || lo >= params.classes) {
-                        // Never read out of bounds: flag the row, poison its loss.
-                        atomicMax(&status[params.status_offset], 0xffffffffu - (params.row_base + row));
-                        loss = bitcast<f32>(0x7fc00000u);
-                        weight = loss;
-                    } else {
-                        counted = true;
-                        weight = weight_of(lo);
-                        var nll: f32;           // -lp_y
-                        var smoothing_sum: f32; // -Σ_c w_c lp_c
-                        if (INPUT_KIND == 0u) {
-                            nll = log_z - (logit(row_start + lo) - shift);
-                            smoothing_sum = stats.w_sum * log_z - stats.wx_sum;
-                        } else {
-                            nll = -log_prob(load_x(row_start + lo));
-                            smoothing_sum = -weighted_sum;
-                        }
-                        if (SMOOTHING) {
-                            loss = (1.0 - eps) * weight * nll + smoothing_scale * smoothing_sum;
-                        } else {
-                            loss = weight * nll;
-                        }
-                    }
+        // Phase 1-2: the team's totals; every lane gets them.
+        let totals = team_totals(row_start, row_t, 0u, params.classes, inv);
+        if (team_lane(inv) == 0u) {
+            var term = 0.0;
+            if (!TARGET_PROBS) {
+                let t = target_words(row);
+                if (target_in_range(t)) {
+                    term = target_term(row_start + t.x);
                 }
             }
-            // z-loss on every row that is not ignored.
-            let lse = log_z + shift;
-            if (Z_LOSS && counted) {
-                loss += params.z_loss * lse * lse;
-            }
-            row_loss[params.out_offset + row] = loss;
-            row_weight[params.weight_offset + row] = weight;
-            if (INPUT_KIND == 0u) {
-                // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
-                var a_sum = stats.w_sum;
-                if (!TARGET_PROBS) {
-                    a_sum = select(0.0, (1.0 - eps) * weight + smoothing_scale * stats.w_sum, counted);
-                    if (!SMOOTHING) {
-                        a_sum = select(0.0, weight, counted);
-                    }
-                }
-                row_lse[params.lse_offset + row] = vec2(lse, a_sum);
-            }
-            if (ARGMAX) {
-                row_argmax[params.argmax_offset + row] = best_index;
-            }
+            finish_row(row, totals.stats, totals.weighted_sum, totals.best_index, term);
         }
     }
+}
+
+// Split rows, pass 1: team t of the dispatch takes block t % blocks of row t / blocks
+// (blocks = the blocks of this dispatch's column range) and writes a partial record of 8
+// words into the row_loss binding: RowStats, the target term (0 unless the target column
+// is in the block), Σ a·lp, the best value and its column.
+@compute @workgroup_size(TEAM_GROUP_SIZE)
+fn cross_entropy_partials(inv: TeamInvocation) {
+    let teams = teams_in_group(inv);
+    let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
+    let team_stride = inv.group_count.x * inv.group_count.y * teams;
+    let blocks = (params.cols + params.block_cols - 1u) / params.block_cols;
+    let first_block = params.col_begin / params.block_cols;
+    for (var t = first_team; t < params.rows * blocks; t += team_stride) {
+        let row = t / blocks;
+        let block = t % blocks;
+        let lo = params.col_begin + block * params.block_cols;
+        let hi = min(lo + params.block_cols, params.col_begin + params.cols);
+        // Binding index of global column 0 of the row (wraps when col_begin > 0).
+        let row_start = params.logits_offset + row * params.classes - params.col_begin;
+        let row_t = params.targets_offset + row * params.classes - params.col_begin;
+        let totals = team_totals(row_start, row_t, lo, hi, inv);
+        if (team_lane(inv) == 0u) {
+            var term = 0.0;
+            if (!TARGET_PROBS) {
+                let y = target_words(row);
+                if (target_in_range(y) && y.x >= lo && y.x < hi) {
+                    term = target_term(row_start + y.x);
+                }
+            }
+            let at = 8u * (params.out_offset + row * params.blocks_per_row + first_block + block);
+            let s = totals.stats;
+            row_loss[at] = s.row_max;
+            row_loss[at + 1u] = s.exp_sum;
+            row_loss[at + 2u] = s.wx_sum;
+            row_loss[at + 3u] = s.w_sum;
+            row_loss[at + 4u] = term;
+            row_loss[at + 5u] = totals.weighted_sum;
+            row_loss[at + 6u] = totals.best;
+            row_loss[at + 7u] = bitcast<f32>(totals.best_index);
+        }
+    }
+}
+
+// Split rows, pass 2: one invocation per row folds the row's partial records (bound as
+// the logits binding, u32 words) in column order, then finishes the row. The order is
+// fixed, so the result is deterministic.
+@compute @workgroup_size(TEAM_GROUP_SIZE)
+fn cross_entropy_merge(
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) group_count: vec3<u32>,
+    @builtin(local_invocation_index) index: u32,
+) {
+    let row = linear_group(group_id, group_count) * TEAM_GROUP_SIZE + index;
+    if (row >= params.rows) {
+        return;
+    }
+    var stats = stats_empty();
+    var term = 0.0;
+    var weighted_sum = 0.0;
+    var best = negative_infinity();
+    var best_index = 0xffffffffu;
+    for (var b = 0u; b < params.blocks_per_row; b++) {
+        let at = params.logits_offset + 8u * (row * params.blocks_per_row + b);
+        let part = RowStats(bitcast<f32>(logits[at]), bitcast<f32>(logits[at + 1u]),
+                            bitcast<f32>(logits[at + 2u]), bitcast<f32>(logits[at + 3u]));
+        stats = stats_merge(stats, part);
+        term += bitcast<f32>(logits[at + 4u]);
+        weighted_sum += bitcast<f32>(logits[at + 5u]);
+        let v = bitcast<f32>(logits[at + 6u]);
+        let i = logits[at + 7u];
+        if (i != 0xffffffffu && (best_index == 0xffffffffu || argmax_before(v, i, best, best_index))) {
+            best = v;
+            best_index = i;
+        }
+    }
+    finish_row(row, stats, weighted_sum, best_index, term);
 }

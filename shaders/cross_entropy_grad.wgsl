@@ -42,6 +42,11 @@ struct GradParams {
     upstream: f32,        // the scalar upstream gradient of a reduced loss
     upstream_offset: u32, // offset of row 0 in the row_upstream binding
     reduced_offset: u32,  // index of [loss, divisor] in the reduced binding
+    col_begin: u32,       // global column of each binding's first element (a row larger
+                          // than a binding is dispatched a column range at a time)
+    cols: u32,            // columns of each row in this dispatch
+    cols_per_group: u32,  // columns one workgroup covers (workgroup x: the column block)
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GradParams;
@@ -67,17 +72,20 @@ fn cross_entropy_grad(
 ) {
     let first_row = group_id.y * params.rows_per_group;
     let last_row = min(first_row + params.rows_per_group, params.rows);
+    let lo = params.col_begin + group_id.x * params.cols_per_group;
+    let hi = min(lo + params.cols_per_group, params.col_begin + params.cols);
     for (var row = first_row; row < last_row; row++) {
-        grad_row(row, lane);
+        grad_row(row, lane, lo, hi);
     }
 }
 
-// Phase per row: the row's values once, then its columns, GROUP_SIZE apart.
-fn grad_row(row: u32, lane: u32) {
+// Phase per row: the row's values once, then its columns [lo, hi), GROUP_SIZE apart.
+fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     let classes = params.classes;
     let eps = params.label_smoothing;
     let smoothing_scale = eps / f32(classes);
-    let row_start = row * classes;
+    // Binding index of the row's global column 0 (wraps when col_begin > 0).
+    let row_start = row * classes - params.col_begin;
     // The row's values, the same for the whole workgroup.
     var g: f32;   // upstream scale: upstream / divisor (1 for sum), or the row's own
     if (PER_ROW_UPSTREAM) {
@@ -114,7 +122,7 @@ fn grad_row(row: u32, lane: u32) {
     if (INPUT_KIND == 0u) {
         stats = row_lse[params.row_offset + row];
     }
-    for (var c = lane; c < classes; c += GROUP_SIZE) {
+    for (var c = lo + lane; c < hi; c += GROUP_SIZE) {
         let at = row_start + c;
         if (ignored || poisoned) {
             grad[params.grad_offset + at] = select(0.0, bitcast<f32>(0x7fc00000u), poisoned);

@@ -23,6 +23,8 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// An optional cap below the device's storage-binding size (see `with_binding_limit`).
     binding_cap: Option<u64>,
+    /// A row-kernel strategy forced on every call (see `with_strategy`).
+    strategy: Option<crate::plan::Strategy>,
     /// Bytes of every buffer the crate has created on this context.
     allocated: AtomicU64,
 }
@@ -87,6 +89,7 @@ impl GpuContext {
             info,
             subgroups,
             binding_cap: None,
+            strategy: None,
             allocated: AtomicU64::new(0),
         }
     }
@@ -108,6 +111,19 @@ impl GpuContext {
     pub fn with_binding_limit(mut self, bytes: u64) -> Self {
         self.binding_cap = Some(bytes.max(1024));
         self
+    }
+
+    /// Forces one row-kernel strategy on every call instead of letting the plan choose
+    /// from the shape (see [`crate::Strategy`]): for tests that check each strategy against
+    /// the reference, and for benchmarking them against each other. A strategy the device
+    /// cannot run falls back as the plan documents (no subgroups: workgroup per row).
+    pub fn with_strategy(mut self, strategy: crate::plan::Strategy) -> Self {
+        self.strategy = Some(strategy);
+        self
+    }
+
+    pub(crate) fn forced_strategy(&self) -> Option<crate::plan::Strategy> {
+        self.strategy
     }
 
     /// The device the crate records on.
@@ -133,18 +149,6 @@ impl GpuContext {
     /// Whether the subgroup kernels are in use (the device has `SUBGROUP`).
     pub fn uses_subgroups(&self) -> bool {
         self.subgroups
-    }
-
-    /// The team strategy of the row kernels and the fewest rows one workgroup of
-    /// `group_size` invocations covers with it. A subgroup wider than the workgroup would
-    /// leave butterfly partners outside it, so such devices get the workgroup kernels.
-    pub(crate) fn row_team(&self, group_size: u32) -> (crate::kernels::Team, u64) {
-        let widest = self.info.subgroup_max_size.max(1);
-        if self.subgroups && widest <= group_size {
-            (crate::kernels::Team::Subgroup, u64::from(group_size / widest))
-        } else {
-            (crate::kernels::Team::Workgroup, 1)
-        }
     }
 
     /// The largest number of bytes one storage binding may cover on this device.

@@ -9,12 +9,11 @@ use crate::context::GpuContext;
 use crate::cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream};
 use crate::device_io::{read_buffer, read_mapped_with, staging, storage, submit, uniform, upload, Waiting};
 use crate::error::{LossError, Result};
-use crate::kernels::{InputFormat, InputKind, Kernel, Layout, TargetLayout, TargetWidth};
+use crate::kernels::{InputFormat, InputKind, Kernel, Layout, RowPass, TargetLayout, TargetWidth};
+use crate::plan::{Plan, TEAM_GROUP_SIZE};
 use crate::reduce::{encode_batch_sum, Finish};
 use crate::reduction::{LossValue, Reduction};
 
-/// Invocations per workgroup of the row kernels (TEAM_GROUP_SIZE in WGSL).
-pub(crate) const TEAM_GROUP_SIZE: u32 = 64;
 /// Elements a workgroup of the gradient kernel should cover at least: rows are grouped
 /// until a group has this many (lavapipe pays per workgroup).
 const GRAD_ELEMENTS_PER_GROUP: u64 = 4096;
@@ -203,6 +202,10 @@ struct RowParams {
     status_offset: u32,
     weight_offset: u32,
     argmax_offset: u32,
+    col_begin: u32,
+    cols: u32,
+    block_cols: u32,
+    blocks_per_row: u32,
 }
 
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
@@ -225,6 +228,10 @@ struct GradParams {
     upstream: f32,
     upstream_offset: u32,
     reduced_offset: u32,
+    col_begin: u32,
+    cols: u32,
+    cols_per_group: u32,
+    _pad: u32,
 }
 
 /// The result for an empty batch, as PyTorch gives it: `none` is empty, `sum` is 0,
@@ -591,8 +598,9 @@ pub(crate) fn encode(
         argmax_per_row: outputs.argmax.is_some() && loss.wants_row_outputs(),
     };
     encoder.clear_buffer(row_bufs.status.buffer, row_bufs.status.offset, Some(4));
-    let chunks = row_chunks(ctx, rows64, classes64, inputs.targets.1)?;
-    encode_rows(ctx, encoder, loss, inputs, &weight_buf, &row_bufs, &chunks)?;
+    let plan = Plan::choose(ctx, rows64, classes64, true);
+    let pieces = pieces(ctx, rows64, classes64, inputs.targets.1, &plan)?;
+    encode_rows(ctx, encoder, loss, inputs, &weight_buf, &row_bufs, &pieces, &plan)?;
     // The reduced loss, or for `none` a constant [0, 1] so that pass 2 scales by upstream / 1.
     let unit_divisor;
     let reduced: BufferAt<'_> = if reduction != Reduction::None {
@@ -628,7 +636,7 @@ pub(crate) fn encode(
             in_place: matches!(into, GradInto::InPlace),
             upstream,
         };
-        encode_grad(ctx, encoder, &grad_args, &chunks)?;
+        encode_grad(ctx, encoder, &grad_args, &pieces, &plan)?;
     }
     Ok(())
 }
@@ -674,55 +682,146 @@ pub(crate) fn accuracy_of(argmax: &[u32], targets: &[i64], ignore_index: i64) ->
     hits as f32 / counted.len() as f32
 }
 
-/// Rows per chunk so that every binding of pass 1 and pass 2 fits the device.
-fn row_chunks(ctx: &GpuContext, rows: u64, classes: u64, layout: TargetLayout) -> Result<Vec<(u64, u64)>> {
+/// A piece of one dispatch: rows `[begin, begin + len)`, columns `[col_begin, col_begin +
+/// cols)` of each (whole rows unless one row is larger than a binding; then `len` is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub begin: u64,
+    pub len: u64,
+    pub col_begin: u64,
+    pub cols: u64,
+}
+
+impl Piece {
+    /// Elements from the piece's first to its last (rows are `classes` apart).
+    fn span(&self, classes: u64) -> u64 {
+        (self.len - 1) * classes + self.cols
+    }
+
+    /// The element index of the piece's first element.
+    fn first(&self, classes: u64) -> u64 {
+        self.begin * classes + self.col_begin
+    }
+}
+
+/// Splits `rows` × `classes` into pieces whose every binding (logits, targets, per-row
+/// outputs, split partials; pass 1 and pass 2) fits the device, and whose in-binding
+/// indices stay below 2^31. Rows larger than a binding are cut into column ranges (whole
+/// blocks of the split plan); any other plan refuses them.
+pub(crate) fn pieces(
+    ctx: &GpuContext,
+    rows: u64,
+    classes: u64,
+    layout: TargetLayout,
+    plan: &Plan,
+) -> Result<Vec<Piece>> {
     let row_bytes = classes * 4;
     let target_row_bytes = match layout {
         TargetLayout::Indices(width) => width.bytes(),
         TargetLayout::Probabilities => row_bytes,
     };
-    let per_chunk = items_per_binding(ctx, row_bytes)
-        .min(items_per_binding(ctx, target_row_bytes))
-        .min(items_per_binding(ctx, 8))
-        .min(u64::from(u32::MAX / 2) / classes.max(1))
-        .min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
-    if per_chunk == 0 {
-        return Err(LossError::TooLarge {
-            what: "logits",
-            detail: format!(
-                "one row of {classes} classes is {row_bytes} bytes, more than the device's largest storage binding ({} bytes)",
-                ctx.max_binding_bytes()
-            ),
-        });
-    }
+    let partial_row_bytes = if plan.split() {
+        classes.div_ceil(plan.block) * PARTIAL_BYTES
+    } else {
+        4
+    };
     if rows >= u64::from(u32::MAX) {
         return Err(LossError::TooLarge {
             what: "logits",
             detail: format!("{rows} rows; at most {} are supported", u32::MAX - 1),
         });
     }
+    let small = items_per_binding(ctx, 8)
+        .min(items_per_binding(ctx, partial_row_bytes))
+        .min(items_per_binding(ctx, target_row_bytes.min(8)));
+    let per_chunk = items_per_binding(ctx, row_bytes)
+        .min(items_per_binding(ctx, target_row_bytes))
+        .min(small)
+        .min(u64::from(u32::MAX / 2) / classes.max(1));
+    if per_chunk > 0 {
+        return Ok((0..rows)
+            .step_by(per_chunk as usize)
+            .map(|begin| Piece {
+                begin,
+                len: per_chunk.min(rows - begin),
+                col_begin: 0,
+                cols: classes,
+            })
+            .collect());
+    }
+    // One row is larger than a binding: column ranges of whole blocks, split plan only.
+    let range = (items_per_binding(ctx, 4).min(u64::from(u32::MAX / 2)) / plan.block) * plan.block;
+    if !plan.split() || small == 0 || range == 0 {
+        return Err(LossError::TooLarge {
+            what: "logits",
+            detail: format!(
+                "one row of {classes} classes is {row_bytes} bytes, more than the device's largest storage binding ({} bytes){}",
+                ctx.max_binding_bytes(),
+                if plan.split() { "" } else { " (only the split-row strategy cuts rows)" }
+            ),
+        });
+    }
     Ok((0..rows)
-        .step_by(per_chunk as usize)
-        .map(|begin| (begin, per_chunk.min(rows - begin)))
+        .flat_map(|row| {
+            (0..classes).step_by(range as usize).map(move |col_begin| Piece {
+                begin: row,
+                len: 1,
+                col_begin,
+                cols: range.min(classes - col_begin),
+            })
+        })
         .collect())
 }
 
-/// The windows of one chunk's targets.
+/// Bytes of one partial record of a split row (8 words; see `cross_entropy_partials`).
+const PARTIAL_BYTES: u64 = 32;
+
+/// The window of one piece's targets.
 fn target_window<'a>(
     ctx: &GpuContext,
     (at, layout): (BufferAt<'a>, TargetLayout),
     classes: u64,
-    begin: u64,
-    len: u64,
+    piece: &Piece,
 ) -> Result<Window<'a>> {
-    let per_row = match layout {
-        TargetLayout::Indices(width) => width.bytes(),
-        TargetLayout::Probabilities => classes * 4,
-    };
-    window(ctx, "targets", at.buffer, at.offset + begin * per_row, len * per_row)
+    match layout {
+        TargetLayout::Indices(width) => window(
+            ctx,
+            "targets",
+            at.buffer,
+            at.offset + piece.begin * width.bytes(),
+            piece.len * width.bytes(),
+        ),
+        TargetLayout::Probabilities => window(
+            ctx,
+            "targets",
+            at.buffer,
+            at.offset + piece.first(classes) * 4,
+            piece.span(classes) * 4,
+        ),
+    }
 }
 
-/// Records `cross_entropy_rows` over all rows, chunk by chunk.
+/// The window of one piece's input elements.
+fn input_window<'a>(
+    ctx: &GpuContext,
+    input: BufferAt<'a>,
+    fmt: InputFormat,
+    classes: u64,
+    piece: &Piece,
+) -> Result<Window<'a>> {
+    let eb = fmt.bytes();
+    window_of(
+        ctx,
+        "logits",
+        input.buffer,
+        input.offset + piece.first(classes) * eb,
+        piece.span(classes) * eb,
+        eb,
+    )
+}
+
+/// Records the row kernel over all pieces: `cross_entropy_rows` per piece, or for a split
+/// plan `cross_entropy_partials` per piece and then `cross_entropy_merge` per row chunk.
 #[allow(clippy::too_many_arguments)]
 fn encode_rows<'a>(
     ctx: &GpuContext,
@@ -731,14 +830,14 @@ fn encode_rows<'a>(
     inputs: &Inputs<'_>,
     weight: &wgpu::Buffer,
     bufs: &RowBuffers<'a>,
-    chunks: &[(u64, u64)],
+    pieces: &[Piece],
+    plan: &Plan,
 ) -> Result<()> {
-    let (input, classes, targets, fmt) = (inputs.input, inputs.classes, inputs.targets, inputs.format);
-    let classes64 = classes as u64;
+    let (input, classes, targets, fmt) = (inputs.input, inputs.classes as u64, inputs.targets, inputs.format);
     let logits_kind = loss.input() == InputKind::Logits;
-    let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
-    let pipeline = ctx.pipelines.get(Kernel::CrossEntropyRows {
-        team,
+    let kernel = |pass| Kernel::CrossEntropyRows {
+        team: plan.team,
+        pass,
         targets: targets.1,
         weighted: loss.weights().is_some(),
         smoothing: loss.smoothing() > 0.0,
@@ -747,7 +846,7 @@ fn encode_rows<'a>(
         z_loss: loss.z_loss_value() != 0.0,
         argmax: bufs.argmax_per_row,
         format: fmt,
-    })?;
+    };
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Rows);
     // A position and a per-row stride, as a window of chunk rows (or a placeholder).
@@ -759,54 +858,144 @@ fn encode_rows<'a>(
                 window(ctx, what, at.buffer, at.offset, stride)
             }
         };
+    let blocks = classes.div_ceil(plan.block);
+    let partials = plan
+        .split()
+        .then(|| {
+            storage(
+                ctx,
+                "cross_entropy.partials",
+                pieces.last().map_or(0, |p| p.begin + p.len) * blocks * PARTIAL_BYTES,
+            )
+        })
+        .transpose()?;
+    let status_w = window(ctx, "status", bufs.status.buffer, bufs.status.offset, 4)?;
+    let base = RowParams {
+        classes: classes as u32,
+        ignore_lo: ignore as u32,
+        ignore_hi: (ignore >> 32) as u32,
+        label_smoothing: loss.smoothing() as f32,
+        epsilon: loss.epsilon_value() as f32,
+        softcap: loss.softcap_value().unwrap_or(1.0) as f32,
+        z_loss: loss.z_loss_value() as f32,
+        status_offset: status_w.word_shift,
+        block_cols: plan.block as u32,
+        blocks_per_row: blocks as u32,
+        ..RowParams::zeroed()
+    };
+    let bind = |params: &RowParams, bindings: [wgpu::BindingResource<'_>; 8]| -> Result<wgpu::BindGroup> {
+        let params_buf = uniform(ctx, "cross_entropy.params", bytemuck::bytes_of(params))?;
+        let mut resources = vec![params_buf.as_entire_binding()];
+        resources.extend(bindings);
+        Ok(ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("cross_entropy.rows"),
+            layout,
+            entries: &entries(resources),
+        }))
+    };
+    let placeholder = partials
+        .is_some()
+        .then(|| storage(ctx, "cross_entropy.placeholder", 4))
+        .transpose()?;
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("cross_entropy.rows"),
         timestamp_writes: None,
     });
+    debug_assert!(!logits_kind || bufs.stats_per_row);
+    if let Some(partials) = &partials {
+        // Pass 1: a team per block of every piece.
+        let pipeline = ctx.pipelines.get(kernel(RowPass::Partials))?;
+        pass.set_pipeline(&pipeline);
+        let placeholder = placeholder.as_ref().expect("allocated with the partials");
+        for piece in pieces {
+            let logits_w = input_window(ctx, input, fmt, classes, piece)?;
+            let targets_w = target_window(ctx, targets, classes, piece)?;
+            let record = blocks * PARTIAL_BYTES;
+            let partials_w = window(ctx, "partials", partials, piece.begin * record, piece.len * record)?;
+            let spare = window(ctx, "placeholder", placeholder, 0, 4)?;
+            let params = RowParams {
+                rows: piece.len as u32,
+                logits_offset: logits_w.word_shift,
+                targets_offset: targets_w.word_shift,
+                out_offset: partials_w.word_shift / 8,
+                row_base: piece.begin as u32,
+                col_begin: piece.col_begin as u32,
+                cols: piece.cols as u32,
+                ..base
+            };
+            let bind_group = bind(
+                &params,
+                [
+                    logits_w.binding(),
+                    targets_w.binding(),
+                    weight.as_entire_binding(),
+                    partials_w.binding(),
+                    spare.binding(),
+                    status_w.binding(),
+                    spare.binding(),
+                    spare.binding(),
+                ],
+            )?;
+            let (x, y) = grid(
+                ctx,
+                (piece.len * piece.cols.div_ceil(plan.block)).div_ceil(plan.teams_per_group),
+            )?;
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+    }
+    // Whole rows, or pass 2 of split rows: per row chunk (pieces of the same rows merged).
+    let pipeline = ctx
+        .pipelines
+        .get(kernel(if plan.split() { RowPass::Merge } else { RowPass::Whole }))?;
     pass.set_pipeline(&pipeline);
-    for &(begin, len) in chunks {
-        let in_row = classes64 * fmt.bytes();
-        let logits_w = window_of(
-            ctx,
-            "logits",
-            input.buffer,
-            input.offset + begin * in_row,
-            len * in_row,
-            fmt.bytes(),
-        )?;
-        let targets_w = target_window(ctx, targets, classes64, begin, len)?;
+    let mut chunks: Vec<Piece> = Vec::new();
+    for piece in pieces {
+        match chunks.last_mut() {
+            Some(last) if last.begin == piece.begin => last.cols = classes,
+            _ => chunks.push(*piece),
+        }
+    }
+    for chunk in &chunks {
+        let (begin, len) = (chunk.begin, chunk.len);
+        let (logits_w, teams_per_group) = match &partials {
+            Some(partials) => {
+                let record = blocks * PARTIAL_BYTES;
+                (
+                    window(ctx, "partials", partials, begin * record, len * record)?,
+                    u64::from(TEAM_GROUP_SIZE),
+                )
+            }
+            None => (input_window(ctx, input, fmt, classes, chunk)?, plan.teams_per_group),
+        };
+        let targets_w = match targets.1 {
+            TargetLayout::Indices(_) => target_window(ctx, targets, classes, chunk)?,
+            // Probability targets are only read by pass 1 when split.
+            TargetLayout::Probabilities if partials.is_some() => {
+                window(ctx, "targets", targets.0.buffer, targets.0.offset, 4)?
+            }
+            TargetLayout::Probabilities => target_window(ctx, targets, classes, chunk)?,
+        };
         let loss_w = rows_window("row losses", bufs.loss, 4, true, begin, len)?;
         let weight_w = rows_window("row weights", bufs.weight, 4, true, begin, len)?;
         let stats_w = rows_window("row stats", bufs.stats, 8, bufs.stats_per_row, begin, len)?;
         let argmax_w = rows_window("argmax", bufs.argmax, 4, bufs.argmax_per_row, begin, len)?;
-        let status_w = window(ctx, "status", bufs.status.buffer, bufs.status.offset, 4)?;
-        debug_assert!(!logits_kind || bufs.stats_per_row);
         // Each per-row binding has its own shift (caller's buffers sit at any offset).
-        let row_shift = loss_w.word_shift;
         let params = RowParams {
             rows: len as u32,
-            classes: classes as u32,
             logits_offset: logits_w.word_shift,
             targets_offset: targets_w.word_shift,
-            out_offset: row_shift,
+            out_offset: loss_w.word_shift,
             row_base: begin as u32,
-            ignore_lo: ignore as u32,
-            ignore_hi: (ignore >> 32) as u32,
-            label_smoothing: loss.smoothing() as f32,
-            epsilon: loss.epsilon_value() as f32,
-            softcap: loss.softcap_value().unwrap_or(1.0) as f32,
-            z_loss: loss.z_loss_value() as f32,
             lse_offset: stats_w.word_shift / 2,
-            status_offset: status_w.word_shift,
             weight_offset: weight_w.word_shift,
             argmax_offset: argmax_w.word_shift,
+            cols: classes as u32,
+            ..base
         };
-        let params_buf = uniform(ctx, "cross_entropy.params", bytemuck::bytes_of(&params))?;
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("cross_entropy.rows"),
-            layout,
-            entries: &entries(vec![
-                params_buf.as_entire_binding(),
+        let bind_group = bind(
+            &params,
+            [
                 logits_w.binding(),
                 targets_w.binding(),
                 weight.as_entire_binding(),
@@ -815,8 +1004,8 @@ fn encode_rows<'a>(
                 status_w.binding(),
                 stats_w.binding(),
                 argmax_w.binding(),
-            ]),
-        });
+            ],
+        )?;
         let (x, y) = grid(ctx, len.div_ceil(teams_per_group))?;
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
@@ -836,16 +1025,17 @@ struct GradArgs<'a> {
     upstream: GpuUpstream<'a>,
 }
 
-/// Records `cross_entropy_grad` over all rows, chunk by chunk.
+/// Records `cross_entropy_grad` over all pieces. A workgroup covers whole rows (at least
+/// `GRAD_ELEMENTS_PER_GROUP` elements), or for a split plan one block of one row.
 fn encode_grad(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
     args: &GradArgs<'_>,
-    chunks: &[(u64, u64)],
+    pieces: &[Piece],
+    plan: &Plan,
 ) -> Result<()> {
     let loss = args.loss;
     let classes = args.inputs.classes as u64;
-    let row_bytes = classes * 4;
     let placeholder = storage(ctx, "cross_entropy.grad.placeholder", 4)?;
     let (per_row_upstream, upstream_at, upstream_scalar) = match args.upstream {
         GpuUpstream::PerRow(at) => (true, at, 0.0),
@@ -867,36 +1057,31 @@ fn encode_grad(
     let ignore = loss.ignored_index() as u64;
     let layout = ctx.pipelines.bind_group_layout(Layout::Grad);
     let reduced_w = window(ctx, "reduced", args.reduced.buffer, args.reduced.offset, 8)?;
-    let rows_per_group = GRAD_ELEMENTS_PER_GROUP.div_ceil(classes).max(1);
+    let (rows_per_group, cols_per_group) = if plan.split() {
+        (1, plan.block)
+    } else {
+        (GRAD_ELEMENTS_PER_GROUP.div_ceil(classes).max(1), classes)
+    };
     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some("cross_entropy.grad"),
         timestamp_writes: None,
     });
     pass.set_pipeline(&pipeline);
-    for &(begin, len) in chunks {
+    for piece in pieces {
+        let (begin, len) = (piece.begin, piece.len);
         let grad_w = window(
             ctx,
             "gradient",
             args.grad.buffer,
-            args.grad.offset + begin * row_bytes,
-            len * row_bytes,
+            args.grad.offset + piece.first(classes) * 4,
+            piece.span(classes) * 4,
         )?;
         let input_w = if in_place {
             window(ctx, "input", &placeholder, 0, 4)?
         } else {
-            let input = args.inputs.input;
-            let fmt = args.inputs.format;
-            let in_row = classes * fmt.bytes();
-            window_of(
-                ctx,
-                "input",
-                input.buffer,
-                input.offset + begin * in_row,
-                len * in_row,
-                fmt.bytes(),
-            )?
+            input_window(ctx, args.inputs.input, args.inputs.format, classes, piece)?
         };
-        let targets_w = target_window(ctx, args.inputs.targets, classes, begin, len)?;
+        let targets_w = target_window(ctx, args.inputs.targets, classes, piece)?;
         let stats = args.stats;
         let lse_w = if logits_kind {
             window(ctx, "row stats", stats.buffer, stats.offset + begin * 8, len * 8)?
@@ -931,6 +1116,10 @@ fn encode_grad(
             upstream: upstream_scalar,
             upstream_offset: upstream_w.word_shift,
             reduced_offset: reduced_w.word_shift,
+            col_begin: piece.col_begin as u32,
+            cols: piece.cols as u32,
+            cols_per_group: cols_per_group.min(piece.cols) as u32,
+            _pad: 0,
         };
         let params_buf = uniform(ctx, "cross_entropy.grad.params", bytemuck::bytes_of(&params))?;
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -948,7 +1137,16 @@ fn encode_grad(
             ]),
         });
         pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(1, len.div_ceil(rows_per_group) as u32, 1);
+        let x = piece.cols.div_ceil(cols_per_group.min(piece.cols));
+        let y = len.div_ceil(rows_per_group);
+        let per_dim = u64::from(ctx.limits.max_compute_workgroups_per_dimension);
+        if x > per_dim || y > per_dim {
+            return Err(LossError::TooLarge {
+                what: "dispatch",
+                detail: format!("{x}×{y} gradient workgroups exceed {per_dim} per dimension"),
+            });
+        }
+        pass.dispatch_workgroups(x as u32, y as u32, 1);
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::error::{LossError, Result};
 const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
 const TEAM_SUBGROUP: &str = include_str!("../shaders/team_subgroup.wgsl");
 const TEAM_WORKGROUP: &str = include_str!("../shaders/team_workgroup.wgsl");
+const TEAM_INVOCATION: &str = include_str!("../shaders/team_invocation.wgsl");
 const CROSS_ENTROPY: &str = include_str!("../shaders/cross_entropy.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
@@ -25,6 +26,40 @@ pub enum Team {
     Subgroup,
     /// One workgroup per row, combined with a tree in workgroup memory.
     Workgroup,
+    /// One invocation per row: nothing to combine (tiny rows).
+    Invocation,
+}
+
+impl Team {
+    /// Every team strategy.
+    pub const ALL: [Team; 3] = [Team::Subgroup, Team::Workgroup, Team::Invocation];
+
+    fn source(self) -> &'static str {
+        match self {
+            Team::Subgroup => TEAM_SUBGROUP,
+            Team::Workgroup => TEAM_WORKGROUP,
+            Team::Invocation => TEAM_INVOCATION,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Team::Subgroup => "subgroup",
+            Team::Workgroup => "workgroup",
+            Team::Invocation => "invocation",
+        }
+    }
+}
+
+/// Which pass of the cross-entropy row kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowPass {
+    /// One team reduces each whole row and writes its loss.
+    Whole,
+    /// Split rows, pass 1: one team per block of columns writes partial statistics.
+    Partials,
+    /// Split rows, pass 2: one invocation per row merges its blocks in order and writes the loss.
+    Merge,
 }
 
 /// The width of a class-index target.
@@ -148,26 +183,26 @@ pub enum ShaderFamily {
 
 impl ShaderFamily {
     /// Every family, for validation.
-    pub const ALL: [ShaderFamily; 7] = [
+    pub const ALL: [ShaderFamily; 9] = [
         ShaderFamily::CrossEntropyGrad,
         ShaderFamily::CrossEntropy(Team::Subgroup),
         ShaderFamily::CrossEntropy(Team::Workgroup),
+        ShaderFamily::CrossEntropy(Team::Invocation),
         ShaderFamily::Reduce,
         ShaderFamily::Elementwise,
         ShaderFamily::Softmax(Team::Subgroup),
         ShaderFamily::Softmax(Team::Workgroup),
+        ShaderFamily::Softmax(Team::Invocation),
     ];
 
     /// The label of the module ("cross_entropy.subgroup").
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            ShaderFamily::CrossEntropy(Team::Subgroup) => "cross_entropy.subgroup",
-            ShaderFamily::CrossEntropy(Team::Workgroup) => "cross_entropy.workgroup",
-            ShaderFamily::Reduce => "reduce",
-            ShaderFamily::Elementwise => "elementwise",
-            ShaderFamily::Softmax(Team::Subgroup) => "softmax.subgroup",
-            ShaderFamily::Softmax(Team::Workgroup) => "softmax.workgroup",
-            ShaderFamily::CrossEntropyGrad => "cross_entropy_grad",
+            ShaderFamily::CrossEntropy(team) => format!("cross_entropy.{}", team.name()),
+            ShaderFamily::Reduce => "reduce".into(),
+            ShaderFamily::Elementwise => "elementwise".into(),
+            ShaderFamily::Softmax(team) => format!("softmax.{}", team.name()),
+            ShaderFamily::CrossEntropyGrad => "cross_entropy_grad".into(),
         }
     }
 
@@ -182,12 +217,10 @@ impl ShaderFamily {
     /// The full WGSL source as compiled: prelude, strategy, family.
     pub fn source(self) -> String {
         let parts: &[&str] = match self {
-            ShaderFamily::CrossEntropy(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, CROSS_ENTROPY],
-            ShaderFamily::CrossEntropy(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, CROSS_ENTROPY],
+            ShaderFamily::CrossEntropy(team) => &[PRELUDE, team.source(), CROSS_ENTROPY],
             ShaderFamily::Reduce => &[PRELUDE, REDUCE],
             ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
-            ShaderFamily::Softmax(Team::Subgroup) => &[PRELUDE, TEAM_SUBGROUP, SOFTMAX],
-            ShaderFamily::Softmax(Team::Workgroup) => &[PRELUDE, TEAM_WORKGROUP, SOFTMAX],
+            ShaderFamily::Softmax(team) => &[PRELUDE, team.source(), SOFTMAX],
             ShaderFamily::CrossEntropyGrad => &[PRELUDE, CROSS_ENTROPY_GRAD],
         };
         parts.join("\n")
@@ -201,6 +234,8 @@ pub enum Kernel {
     CrossEntropyRows {
         /// Team strategy.
         team: Team,
+        /// Which pass (whole rows, or the two passes of split rows).
+        pass: RowPass,
         /// Target layout.
         targets: TargetLayout,
         /// Class weights bound.
@@ -295,7 +330,16 @@ impl Kernel {
 
     fn entry_point(self) -> &'static str {
         match self {
-            Kernel::CrossEntropyRows { .. } => "cross_entropy_rows",
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Whole, ..
+            } => "cross_entropy_rows",
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Partials,
+                ..
+            } => "cross_entropy_partials",
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Merge, ..
+            } => "cross_entropy_merge",
             Kernel::ReducePairs => "reduce_pairs",
             Kernel::Finish => "finish",
             Kernel::Elementwise { grad: false, .. } => "elementwise_loss",
@@ -503,7 +547,7 @@ impl PipelineCache {
             let family = kernel.family();
             let module = modules.entry(family).or_insert_with(|| {
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(family.label()),
+                    label: Some(&family.label()),
                     source: wgpu::ShaderSource::Wgsl(family.source().into()),
                 })
             });

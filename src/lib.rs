@@ -42,6 +42,7 @@ mod error;
 pub mod half;
 pub mod kernels;
 pub mod npy;
+mod plan;
 mod reduce;
 mod reduction;
 mod softmax;
@@ -52,6 +53,7 @@ pub use cross_entropy_gpu::{BufferAt, CrossEntropyOutputs, GpuTargets, GpuUpstre
 pub use elementwise::{ElementUpstream, ElementwiseLoss, ElementwiseOutputs};
 pub use error::{LossError, Result};
 pub use kernels::{ElementwiseKind, InputFormat, InputKind, TargetWidth};
+pub use plan::Strategy;
 pub use reduction::{LossValue, Reduction};
 pub use softmax::RowOp;
 /// The `wgpu` this crate is built against, so apps can name the same version.

@@ -7,7 +7,7 @@ use crate::binding::{entries, grid, items_per_binding, window, window_of};
 use crate::context::GpuContext;
 use crate::cpu;
 use crate::cpu_fast;
-use crate::cross_entropy_gpu::{check_room, check_room_aligned, BufferAt, HalfInput, InputAt, TEAM_GROUP_SIZE};
+use crate::cross_entropy_gpu::{check_room, check_room_aligned, BufferAt, HalfInput, InputAt};
 use crate::device_io::{finish_and_read, storage, uniform, upload};
 use crate::error::{LossError, Result};
 pub use crate::kernels::RowOutput as RowOp;
@@ -226,7 +226,8 @@ impl RowOp {
                 ),
             });
         }
-        let (team, teams_per_group) = ctx.row_team(TEAM_GROUP_SIZE);
+        let plan = crate::plan::Plan::choose(ctx, rows as u64, classes as u64, false);
+        let (team, teams_per_group) = (plan.team, plan.teams_per_group);
         let pipeline = ctx.pipelines.get(Kernel::SoftmaxRows {
             team,
             output: self,

@@ -63,6 +63,7 @@ fn override_constants_match_the_rust_side() {
     let kernels = [
         Kernel::CrossEntropyRows {
             team: Team::Subgroup,
+            pass: RowPass::Partials,
             targets: TargetLayout::Probabilities,
             weighted: true,
             smoothing: true,
@@ -73,7 +74,8 @@ fn override_constants_match_the_rust_side() {
             format: InputFormat::F16,
         },
         Kernel::CrossEntropyRows {
-            team: Team::Workgroup,
+            team: Team::Invocation,
+            pass: RowPass::Merge,
             targets: TargetLayout::Indices(TargetWidth::I32),
             weighted: false,
             smoothing: false,

@@ -25,10 +25,14 @@ fn row_max(row: &[f32]) -> f64 {
     max
 }
 
-/// `log Σ exp(x)` of one row, shifted by its max. All `-inf` gives NaN and a NaN
-/// anywhere gives NaN, as `torch.log_softmax` does (`x - max` is `-inf - -inf` there).
+/// `log Σ exp(x)` of one row, shifted by its max, as `torch.logsumexp`: all `-inf` gives
+/// `-inf`, and a NaN anywhere gives NaN.
 pub fn logsumexp(row: &[f32]) -> f64 {
     let max = row_max(row);
+    if max == f64::NEG_INFINITY {
+        // torch.logsumexp: a row of -inf (or an empty row) has logsumexp -inf.
+        return max;
+    }
     let mut sum = 0.0;
     for &x in row {
         sum += (f64::from(x) - max).exp();

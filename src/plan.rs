@@ -1,0 +1,150 @@
+//! How the row kernels map rows onto the device: the one place that chooses a strategy
+//! from the shape and the adapter.
+//!
+//! | strategy             | rows per workgroup | when (auto)                                              |
+//! |----------------------|--------------------|----------------------------------------------------------|
+//! | `InvocationPerRow`   | 64                 | tiny rows (C ≤ 16)                                       |
+//! | `SubgroupPerRow`     | 64 / subgroup size | medium rows; every row on a CPU adapter (no barriers)    |
+//! | `WorkgroupPerRow`    | 1                  | large rows (C ≥ 4096) on a GPU, or no `SUBGROUP` feature |
+//! | `SplitRow`           | a block of a row   | few rows of many classes, or a row larger than a binding |
+//!
+//! `SplitRow` is two passes: one team per block of columns writes partial `(max, exp-sum,
+//! …)` statistics, then one invocation per row merges its blocks in column order (a fixed
+//! order: results are deterministic) and writes the row's loss.
+
+use crate::context::GpuContext;
+use crate::kernels::Team;
+
+/// A row-kernel strategy. Force one with [`GpuContext::with_strategy`]; by default the
+/// plan picks from the shape and the adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// One invocation per row (tiny C): no cross-lane combining at all.
+    InvocationPerRow,
+    /// One subgroup per row, combined with shuffles (medium C). Needs `SUBGROUP`; without
+    /// it the plan falls back to `WorkgroupPerRow`.
+    SubgroupPerRow,
+    /// One workgroup per row, combined in workgroup memory (large C).
+    WorkgroupPerRow,
+    /// Several workgroups per row, each over a block of columns, whose partial statistics
+    /// are merged per row in a second pass (small N, huge C; rows larger than a binding).
+    /// Cross-entropy / NLL only: the softmax family uses the whole-row plan instead.
+    SplitRow,
+}
+
+/// Classes at or below which one invocation takes a whole row.
+const TINY_ROW: u64 = 16;
+/// Classes from which a GPU gives each row a whole workgroup.
+const LARGE_ROW: u64 = 4096;
+/// Columns per block of a split row (a multiple of every team's step of 4 × width).
+pub(crate) const SPLIT_BLOCK: u64 = 16384;
+
+/// The smallest block (a lowered binding limit): 4 × the widest team.
+const MIN_BLOCK: u64 = 4 * TEAM_GROUP_SIZE as u64;
+
+/// The chosen strategy of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The strategy (after falling back where the device lacks a feature).
+    pub strategy: Strategy,
+    /// The team of the row kernel (of the partials pass when split).
+    pub team: Team,
+    /// Rows (teams) one workgroup of the row kernel covers.
+    pub teams_per_group: u64,
+    /// Columns per block when split.
+    pub block: u64,
+}
+
+/// Invocations per workgroup of every team kernel (TEAM_GROUP_SIZE in WGSL).
+pub(crate) const TEAM_GROUP_SIZE: u32 = 64;
+
+impl Plan {
+    /// The plan for `rows` × `classes` on `ctx`. `split_ok` says whether the kernel has a
+    /// split form (cross-entropy does; the softmax family does not).
+    pub(crate) fn choose(ctx: &GpuContext, rows: u64, classes: u64, split_ok: bool) -> Plan {
+        let strategy = match ctx.forced_strategy() {
+            Some(Strategy::SplitRow) if !split_ok => auto(ctx, rows, classes, false),
+            Some(forced) => forced,
+            None => auto(ctx, rows, classes, split_ok),
+        };
+        Self::of(ctx, strategy)
+    }
+
+    /// The team and group shape of `strategy` on `ctx`.
+    fn of(ctx: &GpuContext, strategy: Strategy) -> Plan {
+        let (team, teams_per_group) = match strategy {
+            Strategy::InvocationPerRow => (Team::Invocation, u64::from(TEAM_GROUP_SIZE)),
+            Strategy::WorkgroupPerRow => (Team::Workgroup, 1),
+            Strategy::SubgroupPerRow | Strategy::SplitRow => subgroup_or_workgroup(ctx),
+        };
+        let strategy = match (strategy, team) {
+            (Strategy::SubgroupPerRow, Team::Workgroup) => Strategy::WorkgroupPerRow,
+            (s, _) => s,
+        };
+        // Blocks shrink (by halves, to 256 columns) when a binding is smaller than two.
+        let fit = crate::binding::items_per_binding(ctx, 4);
+        let mut block = SPLIT_BLOCK;
+        while block > MIN_BLOCK && 2 * block > fit {
+            block /= 2;
+        }
+        Plan {
+            strategy,
+            team,
+            teams_per_group,
+            block,
+        }
+    }
+
+    /// Whether rows are split into blocks (two passes).
+    pub(crate) fn split(&self) -> bool {
+        self.strategy == Strategy::SplitRow
+    }
+}
+
+/// One subgroup per row where the device has subgroups no wider than a workgroup (a wider
+/// one would leave butterfly partners outside it), else one workgroup.
+fn subgroup_or_workgroup(ctx: &GpuContext) -> (Team, u64) {
+    let widest = ctx.info.subgroup_max_size.max(1);
+    if ctx.subgroups && widest <= TEAM_GROUP_SIZE {
+        (Team::Subgroup, u64::from(TEAM_GROUP_SIZE / widest))
+    } else {
+        (Team::Workgroup, 1)
+    }
+}
+
+/// The default choice from the shape and the adapter.
+fn auto(ctx: &GpuContext, rows: u64, classes: u64, split_ok: bool) -> Strategy {
+    let row_bytes = classes * 4;
+    if split_ok && row_bytes > ctx.max_binding_bytes() / 2 {
+        return Strategy::SplitRow;
+    }
+    // Enough independent rows to fill the device? A CPU adapter has a few cores; a GPU
+    // wants thousands of teams in flight.
+    let cpu = ctx.info.device_type == wgpu::DeviceType::Cpu;
+    let wanted_teams: u64 = if cpu { 64 } else { 4096 };
+    if split_ok && classes >= 4 * SPLIT_BLOCK && rows < wanted_teams {
+        return Strategy::SplitRow;
+    }
+    if classes <= TINY_ROW {
+        return Strategy::InvocationPerRow;
+    }
+    // llvmpipe turns every workgroup barrier into a coroutine switch: subgroups only there.
+    if classes >= LARGE_ROW && !cpu {
+        return Strategy::WorkgroupPerRow;
+    }
+    Strategy::SubgroupPerRow
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_blocks_are_whole_team_steps() {
+        // Every team reads 4 × width consecutive columns per step; a block boundary must
+        // not fall inside a step (width ≤ TEAM_GROUP_SIZE).
+        assert_eq!(SPLIT_BLOCK % (4 * u64::from(TEAM_GROUP_SIZE)), 0);
+        assert_eq!(SPLIT_BLOCK % MIN_BLOCK, 0);
+        assert!(MIN_BLOCK.is_power_of_two() && SPLIT_BLOCK.is_power_of_two());
+    }
+}

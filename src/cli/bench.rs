@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{
+use wgpu_loss::{Strategy, 
     BufferAt, CrossEntropy, CrossEntropyOutputs, ElementwiseLoss, ElementwiseOutputs, GpuContext, GpuTargets,
     LossValue, RowOp, TargetWidth,
 };
@@ -75,6 +75,24 @@ pub struct BenchArgs {
     /// Print one JSON array of result objects instead of the table.
     #[arg(long)]
     json: bool,
+    /// Force one row-kernel strategy instead of the plan's choice per shape.
+    #[arg(long, value_enum, default_value = "auto")]
+    strategy: StrategyArg,
+}
+
+/// `--strategy`: the plan's choice, or one forced (see `wgpu_loss::Strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Chosen per shape and adapter.
+    Auto,
+    /// One invocation per row.
+    Invocation,
+    /// One subgroup per row.
+    Subgroup,
+    /// One workgroup per row.
+    Workgroup,
+    /// Several workgroups per row (cross-entropy / NLL).
+    Split,
 }
 
 /// One timed result.
@@ -265,6 +283,17 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let ctx = match args.backend {
         Which::Cpu => None,
         _ => Some(super::gpu_context()?),
+    };
+    let forced = match args.strategy {
+        StrategyArg::Auto => None,
+        StrategyArg::Invocation => Some(Strategy::InvocationPerRow),
+        StrategyArg::Subgroup => Some(Strategy::SubgroupPerRow),
+        StrategyArg::Workgroup => Some(Strategy::WorkgroupPerRow),
+        StrategyArg::Split => Some(Strategy::SplitRow),
+    };
+    let ctx = match (ctx, forced) {
+        (Some(ctx), Some(strategy)) => Some(ctx.with_strategy(strategy)),
+        (ctx, _) => ctx,
     };
     let adapter = ctx
         .as_ref()

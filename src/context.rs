@@ -27,6 +27,8 @@ pub struct GpuContext {
     strategy: Option<crate::plan::Strategy>,
     /// Bytes of every buffer the crate has created on this context.
     allocated: AtomicU64,
+    /// Idle scratch buffers and cached constants, reused by later calls.
+    pub(crate) pool: Arc<crate::pool::Pool>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -91,6 +93,7 @@ impl GpuContext {
             binding_cap: None,
             strategy: None,
             allocated: AtomicU64::new(0),
+            pool: crate::pool::Pool::new(),
         }
     }
 
@@ -99,6 +102,31 @@ impl GpuContext {
     /// peak device memory beyond the caller's own buffers.
     pub fn bytes_allocated(&self) -> u64 {
         self.allocated.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of idle buffers the context keeps for reuse (scratch and staging buffers
+    /// given back by finished calls). Calls of the same shapes reuse them: a loop's steady
+    /// state allocates nothing.
+    pub fn pooled_bytes(&self) -> u64 {
+        self.pool.idle_bytes()
+    }
+
+    /// Sets how many bytes of idle buffers the context may keep (1 GiB by default; 0 keeps
+    /// none, so every call allocates afresh), freeing idle buffers above it now.
+    pub fn with_pool_limit(self, bytes: u64) -> Self {
+        self.pool.set_limit(bytes);
+        self
+    }
+
+    /// Shader modules plus compute pipelines built on this context so far: each kernel
+    /// variant is built once, on first use, and reused by every later call.
+    pub fn pipelines_built(&self) -> usize {
+        self.pipelines.built()
+    }
+
+    /// Frees every idle buffer now (later calls allocate again, then reuse).
+    pub fn release_pooled(&self) {
+        self.pool.trim(0);
     }
 
     pub(crate) fn count_allocation(&self, bytes: u64) {

@@ -27,6 +27,21 @@ pub struct BufferAt<'a> {
     pub offset: u64,
 }
 
+impl<'a> From<&'a crate::pool::Lease> for BufferAt<'a> {
+    fn from(lease: &'a crate::pool::Lease) -> Self {
+        Self {
+            buffer: lease,
+            offset: 0,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::pool::Lease> for InputAt<'a> {
+    fn from(lease: &'a crate::pool::Lease) -> Self {
+        BufferAt::from(lease).into()
+    }
+}
+
 impl<'a> From<&'a wgpu::Buffer> for BufferAt<'a> {
     fn from(buffer: &'a wgpu::Buffer) -> Self {
         Self { buffer, offset: 0 }

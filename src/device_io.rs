@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
 use crate::error::{LossError, Result};
+use crate::pool::{Lease, MAX_CONSTANT_BYTES};
 
 /// Runs `make` under validation and out-of-memory error scopes and turns a captured error
 /// into [`LossError::Device`]. The scopes are per thread, so concurrent callers do not see
@@ -27,60 +28,94 @@ pub(crate) fn scoped<T>(device: &wgpu::Device, during: &'static str, make: impl 
     }
 }
 
-/// A storage buffer holding `data`.
-pub(crate) fn upload(ctx: &GpuContext, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
-    // wgpu rejects zero-sized bindings; a 4-byte placeholder serves for empty inputs.
-    let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
+/// Creates a buffer under error scopes, counting its bytes.
+fn create(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
     let device = &ctx.device;
-    ctx.count_allocation(contents.len() as u64);
-    scoped(device, "upload", || {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: usage | wgpu::BufferUsages::STORAGE,
-        })
-    })
-}
-
-/// An uninitialised storage buffer of `size` bytes that can be copied from.
-pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<wgpu::Buffer> {
-    let device = &ctx.device;
-    ctx.count_allocation(size.max(4).next_multiple_of(4));
+    ctx.count_allocation(size);
     scoped(device, "buffer allocation", || {
         device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: size.max(4).next_multiple_of(4),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            size,
+            usage,
             mapped_at_creation: false,
         })
     })
 }
 
-/// A uniform buffer holding `data`.
-pub(crate) fn uniform(ctx: &GpuContext, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
-    let device = &ctx.device;
-    ctx.count_allocation(data.len() as u64);
-    scoped(device, "buffer allocation", || {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: data,
-            usage: wgpu::BufferUsages::UNIFORM,
+/// A buffer of `size` bytes (rounded up to 4) and `usage` from the pool, or a new one.
+fn lease(ctx: &GpuContext, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<Lease> {
+    let size = size.max(4).next_multiple_of(4);
+    let buffer = match ctx.pool.take(size, usage) {
+        Some(buffer) => buffer,
+        None => create(ctx, label, size, usage)?,
+    };
+    Ok(Lease::new(buffer, ctx.pool.clone()))
+}
+
+/// A storage buffer holding `data` (host input of a call that submits and waits before
+/// dropping the lease: the data is written with `Queue::write_buffer`).
+pub(crate) fn upload(ctx: &GpuContext, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<Lease> {
+    // wgpu rejects zero-sized bindings; a 4-byte placeholder serves for empty inputs.
+    let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
+    let usage = usage | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    let buffer = lease(ctx, label, contents.len() as u64, usage)?;
+    let whole = contents.len() - contents.len() % 4;
+    ctx.queue.write_buffer(&buffer, 0, &contents[..whole]);
+    if whole < contents.len() {
+        let mut tail = [0_u8; 4];
+        tail[..contents.len() - whole].copy_from_slice(&contents[whole..]);
+        ctx.queue.write_buffer(&buffer, whole as u64, &tail);
+    }
+    Ok(buffer)
+}
+
+/// An immutable storage (or, with `UNIFORM`, uniform) buffer holding `data`: cached by
+/// content when small, so repeated calls with the same parameters or weights allocate
+/// nothing. Safe anywhere, recordings into an app's encoder included.
+pub(crate) fn constant(ctx: &GpuContext, label: &str, data: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer> {
+    let contents: &[u8] = if data.is_empty() { &[0; 4] } else { data };
+    let usage = if usage.contains(wgpu::BufferUsages::UNIFORM) {
+        usage
+    } else {
+        usage | wgpu::BufferUsages::STORAGE
+    };
+    let make = || {
+        let device = &ctx.device;
+        ctx.count_allocation(contents.len() as u64);
+        scoped(device, "upload", || {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
         })
-    })
+    };
+    if contents.len() > MAX_CONSTANT_BYTES {
+        return make();
+    }
+    ctx.pool.constant(usage, contents, make)
+}
+
+/// A storage buffer of `size` bytes that can be copied from and to, leased from the pool
+/// (its contents are whatever the last user left: kernels write before they read).
+pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease> {
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    lease(ctx, label, size, usage)
+}
+
+/// A uniform buffer holding `data` (cached by content).
+pub(crate) fn uniform(ctx: &GpuContext, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
+    constant(ctx, label, data, wgpu::BufferUsages::UNIFORM)
 }
 
 /// A staging buffer that `size` bytes can be copied into and mapped for reading.
-pub(crate) fn staging(ctx: &GpuContext, label: &str, size: u64) -> Result<wgpu::Buffer> {
-    let device = &ctx.device;
-    ctx.count_allocation(size.max(4).next_multiple_of(4));
-    scoped(device, "buffer allocation", || {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: size.max(4).next_multiple_of(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
-    })
+pub(crate) fn staging(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease> {
+    lease(
+        ctx,
+        label,
+        size,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+    )
 }
 
 /// Submits `encoder` and waits for the device to finish it.

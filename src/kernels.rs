@@ -530,6 +530,12 @@ impl PipelineCache {
         }
     }
 
+    /// Shader modules and pipelines built so far.
+    pub(crate) fn built(&self) -> usize {
+        let modules = self.modules.lock().unwrap_or_else(|e| e.into_inner()).len();
+        modules + self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The bind-group layout every kernel of `layout` uses.
     pub(crate) fn bind_group_layout(&self, layout: Layout) -> &wgpu::BindGroupLayout {
         &self.layouts[&layout].0

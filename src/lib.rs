@@ -43,6 +43,7 @@ pub mod half;
 pub mod kernels;
 pub mod npy;
 mod plan;
+mod pool;
 mod reduce;
 mod reduction;
 mod softmax;

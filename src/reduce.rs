@@ -69,6 +69,9 @@ pub(crate) fn encode_batch_sum(
         binding_items.max(1)
     };
     let mut inputs = (loss.clone(), weight_buf.clone());
+    // Every level's partials stay leased until the recording is done (a level reads the
+    // previous one's), then go back to the pool.
+    let mut levels = Vec::new();
     let mut count = count;
     while count > 1 {
         let chunks: Vec<(u64, u64)> = (0..count)
@@ -118,7 +121,8 @@ pub(crate) fn encode_batch_sum(
             pass.dispatch_workgroups(x, y, 1);
             written += len.div_ceil(BLOCK);
         }
-        inputs = (partial_loss, partial_weight);
+        inputs = ((*partial_loss).clone(), (*partial_weight).clone());
+        levels.push((partial_loss, partial_weight));
         count = groups;
     }
     let (mode, denominator) = match finish {

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{Strategy, 
+use wgpu_loss::{
     BufferAt, CrossEntropy, CrossEntropyOutputs, ElementwiseLoss, ElementwiseOutputs, GpuContext, GpuTargets,
-    LossValue, RowOp, TargetWidth,
+    LossValue, RowOp, Strategy, TargetWidth,
 };
 
 /// f32 GPU or fast-CPU results against the f64 reference, on means and sums over generated

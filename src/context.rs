@@ -23,6 +23,8 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     /// An optional cap below the device's storage-binding size (see `with_binding_limit`).
     binding_cap: Option<u64>,
+    /// An optional cap below the device's buffer size (see `with_buffer_limit`).
+    buffer_cap: Option<u64>,
     /// A row-kernel strategy forced on every call (see `with_strategy`).
     strategy: Option<crate::plan::Strategy>,
     /// Bytes of every buffer the crate has created on this context.
@@ -91,6 +93,7 @@ impl GpuContext {
             info,
             subgroups,
             binding_cap: None,
+            buffer_cap: None,
             strategy: None,
             allocated: AtomicU64::new(0),
             pool: crate::pool::Pool::new(),
@@ -152,6 +155,21 @@ impl GpuContext {
 
     pub(crate) fn forced_strategy(&self) -> Option<crate::plan::Strategy> {
         self.strategy
+    }
+
+    /// Caps the bytes of one buffer the crate creates for host data below the device's
+    /// `max_buffer_size`, so that host inputs are split into more row groups (each its own
+    /// buffers and batch): to exercise that path with small data, or to bound the size of
+    /// single allocations. Values below 1024 bytes are raised to 1024.
+    pub fn with_buffer_limit(mut self, bytes: u64) -> Self {
+        self.buffer_cap = Some(bytes.max(1024));
+        self
+    }
+
+    /// The largest buffer the crate creates for host data.
+    pub(crate) fn max_buffer_bytes(&self) -> u64 {
+        let device = self.limits.max_buffer_size;
+        self.buffer_cap.map_or(device, |cap| cap.min(device))
     }
 
     /// The device the crate records on.

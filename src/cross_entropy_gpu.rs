@@ -274,6 +274,8 @@ fn empty_result(loss: &CrossEntropy) -> ForwardBackward {
 
 /// Uploads host data and runs. Inputs are already validated. With a gradient, the
 /// uploaded input buffer is overwritten by it (no second `[N, C]` buffer) and read back.
+/// An input larger than the device's largest buffer is run in row groups that each fit
+/// (see [`forward_host_groups`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward_host(
     ctx: &GpuContext,
@@ -288,17 +290,156 @@ pub(crate) async fn forward_host(
     if rows == 0 {
         return Ok(empty_result(loss));
     }
-    let (input_data, format) = input.bytes();
-    let input_bytes = input_data.len() as u64;
-    if input_bytes > ctx.limits.max_buffer_size {
-        return Err(LossError::TooLarge {
-            what: "input",
-            detail: format!(
-                "[{rows}, {classes}] {format:?} is {input_bytes} bytes; the device's largest buffer is {} bytes",
-                ctx.limits.max_buffer_size
-            ),
-        });
+    let format = input.bytes().1;
+    // The largest of the [N, C] arrays of one row: input, probability targets, f32 gradient.
+    let row_bytes = (classes as u64 * format.bytes())
+        .max(if targets.is_probabilities() {
+            classes as u64 * 4
+        } else {
+            8
+        })
+        .max(if grad.is_some() { classes as u64 * 4 } else { 0 });
+    let max_buffer = ctx.max_buffer_bytes();
+    if row_bytes * rows as u64 > max_buffer {
+        let group_rows = (max_buffer / row_bytes) as usize;
+        if group_rows == 0 {
+            return Err(LossError::TooLarge {
+                what: "input",
+                detail: format!(
+                    "one row of [{rows}, {classes}] {format:?} needs {row_bytes} bytes; the device's largest buffer is {max_buffer} bytes"
+                ),
+            });
+        }
+        return forward_host_groups(ctx, loss, input, rows, classes, targets, grad, waiting, group_rows).await;
     }
+    forward_host_one(ctx, loss, input, rows, classes, targets, grad, waiting).await
+}
+
+/// [`forward_host`] over row groups of `group_rows` rows, each uploaded to its own buffers
+/// and run as a batch of its own, in order: row outputs and gradients are concatenated;
+/// a sum adds the groups' sums and a mean divides that by the whole batch's divisor
+/// (Σ w[y] of counted rows, or N for probability targets), in f64 on the host, and the
+/// gradient of a mean is each group's sum gradient scaled by upstream / divisor.
+#[allow(clippy::too_many_arguments)]
+async fn forward_host_groups(
+    ctx: &GpuContext,
+    loss: &CrossEntropy,
+    input: HostInput<'_>,
+    rows: usize,
+    classes: usize,
+    targets: &Targets<'_>,
+    grad: Option<Upstream<'_>>,
+    waiting: Waiting,
+    group_rows: usize,
+) -> Result<ForwardBackward> {
+    let reduction = loss.reduction_kind();
+    let divisor: f64 = match targets {
+        Targets::Probabilities(_) => rows as f64,
+        _ => (0..rows)
+            .filter_map(|r| targets.index(r))
+            .filter(|&t| t != loss.ignored_index())
+            .map(|t| {
+                loss.weights()
+                    .map_or(1.0, |w| f64::from(w.get(t as usize).copied().unwrap_or(f32::NAN)))
+            })
+            .sum(),
+    };
+    let group_loss = match reduction {
+        Reduction::None => loss.clone(),
+        _ => loss.clone().reduction(Reduction::Sum),
+    };
+    let mut out = ForwardBackward {
+        loss: LossValue::Scalar(0.0),
+        grad: Vec::new(),
+        lse: loss.wants_row_outputs().then(Vec::new),
+        argmax: loss.wants_row_outputs().then(Vec::new),
+        accuracy: None,
+    };
+    let (mut row_losses, mut total) = (Vec::new(), 0.0_f64);
+    for begin in (0..rows).step_by(group_rows) {
+        let end = rows.min(begin + group_rows);
+        let part_input = match input {
+            HostInput::F32(v) => HostInput::F32(&v[begin * classes..end * classes]),
+            HostInput::Half(HalfInput::F16(v)) => HostInput::Half(HalfInput::F16(&v[begin * classes..end * classes])),
+            HostInput::Half(HalfInput::Bf16(v)) => HostInput::Half(HalfInput::Bf16(&v[begin * classes..end * classes])),
+        };
+        let part_targets = match targets {
+            Targets::I64(t) => Targets::I64(&t[begin..end]),
+            Targets::I32(t) => Targets::I32(&t[begin..end]),
+            Targets::Probabilities(p) => Targets::Probabilities(&p[begin * classes..end * classes]),
+        };
+        let part_grad = match grad {
+            Some(Upstream::Values(v)) => Some(Upstream::Values(&v[begin..end])),
+            Some(Upstream::Scalar(g)) if reduction == Reduction::Mean => {
+                Some(Upstream::Scalar((f64::from(g) / divisor) as f32))
+            }
+            other => other,
+        };
+        let part = forward_host_one(
+            ctx,
+            &group_loss,
+            part_input,
+            end - begin,
+            classes,
+            &part_targets,
+            part_grad,
+            waiting,
+        )
+        .await
+        .map_err(|err| match err {
+            LossError::TargetOutOfRange {
+                row,
+                value,
+                classes,
+                ignore_index,
+            } => LossError::TargetOutOfRange {
+                row: row + begin,
+                value,
+                classes,
+                ignore_index,
+            },
+            other => other,
+        })?;
+        match part.loss {
+            LossValue::Scalar(v) => total += f64::from(v),
+            LossValue::Tensor { values, .. } => row_losses.extend(values),
+        }
+        out.grad.extend(part.grad);
+        if let (Some(all), Some(some)) = (out.lse.as_mut(), part.lse) {
+            all.extend(some);
+        }
+        if let (Some(all), Some(some)) = (out.argmax.as_mut(), part.argmax) {
+            all.extend(some);
+        }
+    }
+    out.loss = match reduction {
+        Reduction::None => LossValue::Tensor {
+            shape: vec![rows],
+            values: row_losses,
+        },
+        Reduction::Sum => LossValue::Scalar(total as f32),
+        _ => LossValue::Scalar((total / divisor) as f32),
+    };
+    if let (Some(argmax), false) = (&out.argmax, targets.is_probabilities()) {
+        let indices: Vec<i64> = (0..rows).filter_map(|r| targets.index(r)).collect();
+        out.accuracy = Some(accuracy_of(argmax, &indices, loss.ignored_index()));
+    }
+    Ok(out)
+}
+
+/// [`forward_host`] for an input that fits one buffer.
+#[allow(clippy::too_many_arguments)]
+async fn forward_host_one(
+    ctx: &GpuContext,
+    loss: &CrossEntropy,
+    input: HostInput<'_>,
+    rows: usize,
+    classes: usize,
+    targets: &Targets<'_>,
+    grad: Option<Upstream<'_>>,
+    waiting: Waiting,
+) -> Result<ForwardBackward> {
+    let (input_data, format) = input.bytes();
     let usage = wgpu::BufferUsages::COPY_SRC;
     let input_buf = upload(ctx, "cross_entropy.input", input_data, usage)?;
     // f32 input takes the gradient in place; half input needs an f32 gradient buffer.
@@ -740,10 +881,13 @@ pub(crate) fn pieces(
     } else {
         4
     };
-    if rows >= u64::from(u32::MAX) {
+    if rows >= u64::from(u32::MAX) || classes >= u64::from(u32::MAX) {
         return Err(LossError::TooLarge {
             what: "logits",
-            detail: format!("{rows} rows; at most {} are supported", u32::MAX - 1),
+            detail: format!(
+                "[{rows}, {classes}]: rows and classes are each at most {} (indices are u32 on the GPU)",
+                u32::MAX - 1
+            ),
         });
     }
     let small = items_per_binding(ctx, 8)
@@ -1164,4 +1308,63 @@ fn encode_grad(
         pass.dispatch_workgroups(x as u32, y as u32, 1);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Strategy;
+
+    /// Every piece stays inside the device's bindings with u32 in-binding indices below
+    /// 2^31, the pieces tile the array exactly, and byte offsets (u64) are exact, for arrays
+    /// of 2^32 elements and more (nothing is allocated: only the index arithmetic runs).
+    fn check_tiling(ctx: &GpuContext, rows: u64, classes: u64, plan: &Plan) {
+        let tiles = pieces(ctx, rows, classes, TargetLayout::Indices(TargetWidth::I64), plan).expect("pieces");
+        let binding = ctx.max_binding_bytes();
+        let mut next = (0_u64, 0_u64); // (row, column) expected next
+        for piece in &tiles {
+            assert_eq!(
+                (piece.begin, piece.col_begin),
+                next,
+                "{rows}x{classes}: gap or overlap at {piece:?}"
+            );
+            let span = piece.span(classes);
+            assert!(span * 4 <= binding, "{piece:?}: {} bytes bound", span * 4);
+            assert!(span < 1 << 31, "{piece:?}: in-binding index {span}");
+            assert!(piece.begin + piece.len <= rows && piece.col_begin + piece.cols <= classes);
+            // The last element's byte offset, computed in u64, is where it belongs.
+            let last = (piece.begin + piece.len - 1) * classes + piece.col_begin + piece.cols - 1;
+            assert_eq!(piece.first(classes) + span - 1, last);
+            next = if piece.col_begin + piece.cols == classes {
+                (piece.begin + piece.len, 0)
+            } else {
+                (piece.begin, piece.col_begin + piece.cols)
+            };
+        }
+        assert_eq!(next, (rows, 0), "{rows}x{classes}: not covered");
+    }
+
+    #[test]
+    fn pieces_tile_arrays_past_u32_indices() {
+        let ctx = GpuContext::new_blocking().expect("GPU tests need a GPU adapter");
+        // 2^34 elements in whole rows; a row of 2^31 + 5 classes (3 rows: > 2^32 elements)
+        // in column ranges; and with a lowered binding limit, many more pieces.
+        let whole = Plan::choose(&ctx, 1 << 22, 1 << 12, true);
+        assert!(!whole.split());
+        check_tiling(&ctx, 1 << 22, 1 << 12, &whole);
+        let split = Plan::choose(&ctx, 3, (1 << 31) + 5, true);
+        assert!(split.split(), "a row larger than a binding is split");
+        check_tiling(&ctx, 3, (1 << 31) + 5, &split);
+        let small = GpuContext::new_blocking().expect("adapter").with_binding_limit(1 << 16);
+        check_tiling(&small, 1 << 20, 4099, &Plan::choose(&small, 1 << 20, 4099, true));
+        let forced = GpuContext::new_blocking()
+            .expect("adapter")
+            .with_binding_limit(1 << 16)
+            .with_strategy(Strategy::SplitRow);
+        let classes = (1 << 22) + 3;
+        check_tiling(&forced, 5, classes, &Plan::choose(&forced, 5, classes, true));
+        // Shapes whose indices cannot be u32 are refused with the shape.
+        let err = pieces(&ctx, 2, 1 << 33, TargetLayout::Indices(TargetWidth::I64), &split).unwrap_err();
+        assert!(err.to_string().contains("8589934592"), "{err}");
+    }
 }

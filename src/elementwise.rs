@@ -424,6 +424,9 @@ impl ElementwiseLoss {
         grad: Option<Upstream<'_>>,
     ) -> Result<(LossValue, Vec<f32>)> {
         let count = input.len() as u64;
+        if count * 4 > ctx.max_buffer_bytes() && count > 1 {
+            return self.run_groups(ctx, input, target, shape, grad);
+        }
         let empty = wgpu::BufferUsages::empty();
         let input_buf = upload(ctx, "elementwise.input", bytemuck::cast_slice(input), empty)?;
         let target_buf = upload(ctx, "elementwise.target", bytemuck::cast_slice(target), empty)?;
@@ -480,6 +483,76 @@ impl ElementwiseLoss {
         };
         let loss = LossValue::from_gpu(self.reduction, shape.to_vec(), bytemuck::pod_collect_to_vec(&bytes));
         Ok((loss, grad_values))
+    }
+
+    /// [`Self::run`] for inputs larger than the device's largest buffer: groups of whole
+    /// last-axis rows (weights index that axis), each its own batch, in order. Per-element
+    /// outputs are concatenated; a reduced loss adds the groups' sums (f64, on the host) and
+    /// applies the finish, and its gradient scales the upstream by the finish's divisor.
+    fn run_groups(
+        &self,
+        ctx: &GpuContext,
+        input: &[f32],
+        target: &[f32],
+        shape: &[usize],
+        grad: Option<Upstream<'_>>,
+    ) -> Result<(LossValue, Vec<f32>)> {
+        let count = input.len();
+        let last_dim = shape.last().copied().unwrap_or(1).max(1);
+        let per_buffer = (ctx.max_buffer_bytes() / 4) as usize;
+        let unweighted = self.weight.is_none() && self.pos_weight.is_none();
+        let group = match (per_buffer / last_dim, unweighted) {
+            (0, true) => per_buffer.max(1),
+            (0, false) => {
+                return Err(LossError::TooLarge {
+                    what: "input",
+                    detail: format!(
+                        "one weighted row of {last_dim} elements is {} bytes; the device's largest buffer is {} bytes",
+                        last_dim * 4,
+                        ctx.max_buffer_bytes()
+                    ),
+                })
+            }
+            (rows, _) => rows * last_dim,
+        };
+        let finish = self.finish(shape, count);
+        let mut part_loss = self.clone();
+        part_loss.reduction = if finish.is_some() {
+            Reduction::Sum
+        } else {
+            Reduction::None
+        };
+        let (mut values, mut total, mut grads) = (Vec::new(), 0.0_f64, Vec::new());
+        for begin in (0..count).step_by(group) {
+            let end = count.min(begin + group);
+            let part_shape = if (end - begin) % last_dim == 0 {
+                vec![(end - begin) / last_dim, last_dim]
+            } else {
+                vec![end - begin]
+            };
+            let part_grad = match (grad, finish) {
+                (Some(Upstream::Values(v)), _) => Some(Upstream::Values(&v[begin..end])),
+                (Some(Upstream::Scalar(g)), Some(Finish::Divide(d))) => {
+                    Some(Upstream::Scalar((f64::from(g) / d) as f32))
+                }
+                (other, _) => other,
+            };
+            let (loss, g) = part_loss.run(ctx, &input[begin..end], &target[begin..end], &part_shape, part_grad)?;
+            match loss {
+                LossValue::Scalar(v) => total += f64::from(v),
+                LossValue::Tensor { values: v, .. } => values.extend(v),
+            }
+            grads.extend(g);
+        }
+        let loss = match finish {
+            None => LossValue::Tensor {
+                shape: shape.to_vec(),
+                values,
+            },
+            Some(Finish::Divide(d)) => LossValue::Scalar((total / d) as f32),
+            Some(_) => LossValue::Scalar(total as f32),
+        };
+        Ok((loss, grads))
     }
 
     /// Computes the loss with the f64 CPU reference (rounded to f32 at the end).

@@ -345,6 +345,30 @@ impl RowOp {
         classes: usize,
         upstream: Option<&[f32]>,
     ) -> Result<Vec<f32>> {
+        // Rows larger in total than the device's largest buffer run in row groups that fit.
+        let row_bytes = classes as u64 * 4;
+        let max_buffer = ctx.max_buffer_bytes();
+        if rows > 1 && rows as u64 * row_bytes > max_buffer {
+            let group = ((max_buffer / row_bytes) as usize).max(1);
+            let (in_row, out_row) = (classes * format.bytes() as usize, self.per_row(classes));
+            let mut out = Vec::with_capacity(rows * out_row);
+            for begin in (0..rows).step_by(group) {
+                let end = rows.min(begin + group);
+                let up = upstream.map(|u| {
+                    let per = u.len() / rows;
+                    &u[begin * per..end * per]
+                });
+                out.extend(self.run_bytes(
+                    ctx,
+                    &logits[begin * in_row..end * in_row],
+                    format,
+                    end - begin,
+                    classes,
+                    up,
+                )?);
+            }
+            return Ok(out);
+        }
         let empty = wgpu::BufferUsages::empty();
         let input = upload(ctx, "softmax.input", logits, empty)?;
         let upstream_buf = upstream

@@ -86,11 +86,15 @@ fn large_batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("read_bandwidth");
     group.sample_size(10);
     group.throughput(Throughput::Bytes((data.len() * 4) as u64));
-    group.bench_function("sum_256MiB_f32", |b| b.iter(|| sum_256_mib(std::hint::black_box(&data))));
+    group.bench_function("sum_256MiB_f32", |b| {
+        b.iter(|| sum_256_mib(std::hint::black_box(&data)))
+    });
     group.finish();
-    let bandwidth = (data.len() * 4) as f64 / median_seconds(10, || {
-        std::hint::black_box(sum_256_mib(std::hint::black_box(&data)));
-    }) / 1e9;
+    let bandwidth = (data.len() * 4) as f64
+        / median_seconds(10, || {
+            std::hint::black_box(sum_256_mib(std::hint::black_box(&data)));
+        })
+        / 1e9;
     drop(data);
     let loss = CrossEntropy::default();
     let mut group = c.benchmark_group("cross_entropy_resident");
@@ -122,8 +126,15 @@ fn large_batches(c: &mut Criterion) {
         };
         // Checked against the f64 reference before timing.
         let got = run().scalar().expect("scalar");
-        let want = loss.forward_cpu(&logits, rows, classes, &targets).expect("cpu").scalar().expect("scalar");
-        assert!((got - want).abs() <= 3e-5 * (1.0 + want.abs()), "{id}: GPU {got} vs reference {want}");
+        let want = loss
+            .forward_cpu(&logits, rows, classes, &targets)
+            .expect("cpu")
+            .scalar()
+            .expect("scalar");
+        assert!(
+            (got - want).abs() <= 3e-5 * (1.0 + want.abs()),
+            "{id}: GPU {got} vs reference {want}"
+        );
         group.bench_function(BenchmarkId::new("forward_mean", &id), |b| b.iter(run));
         let seconds = median_seconds(10, || {
             run();
@@ -131,10 +142,17 @@ fn large_batches(c: &mut Criterion) {
         table.push((id, seconds, bytes as f64 / seconds / 1e9));
     }
     group.finish();
-    println!("\nsingle-thread read bandwidth: {bandwidth:.1} GB/s; adapter: {}", ctx.adapter_info().name);
+    println!(
+        "\nsingle-thread read bandwidth: {bandwidth:.1} GB/s; adapter: {}",
+        ctx.adapter_info().name
+    );
     println!("{:>14} {:>10} {:>9} {:>12}", "shape", "median ms", "GB/s", "% of read");
     for (id, seconds, gbs) in table {
-        println!("{id:>14} {:>10.2} {gbs:>9.2} {:>11.0}%", seconds * 1e3, 100.0 * gbs / bandwidth);
+        println!(
+            "{id:>14} {:>10.2} {gbs:>9.2} {:>11.0}%",
+            seconds * 1e3,
+            100.0 * gbs / bandwidth
+        );
     }
 }
 

@@ -41,6 +41,11 @@ struct Params {
     cols: u32,            // columns of each row in this dispatch (classes unless a range)
     block_cols: u32,      // columns per block
     blocks_per_row: u32,  // blocks of a whole row: partial records per row
+    aux_words: u32,       // elements of the logits binding also readable as vec4s in `aux`
+                          // (0: aux holds the class weights, or nothing)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // status[params.status_offset]: 0xffffffff - (global index of the first row whose target
@@ -50,7 +55,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> logits: array<u32>;   // FORMAT elements
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
-@group(0) @binding(3) var<storage, read> class_weight: array<f32>;
+// WEIGHTED: the C class weights (padded to whole vec4s). Otherwise, for plain f32 logits,
+// the logits binding again, cut to whole 16-byte units: one 16-byte load per lane per step
+// (llvmpipe loads storage per lane, so 4 scalar loads cost 4 times one vec4 load).
+@group(0) @binding(3) var<storage, read> aux: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_weight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>>;
@@ -73,7 +81,7 @@ fn logit(at: u32) -> f32 {
 
 fn weight_of(class_index: u32) -> f32 {
     if (WEIGHTED) {
-        return class_weight[class_index];
+        return aux[class_index >> 2u][class_index & 3u];
     }
     return 1.0;
 }
@@ -129,6 +137,19 @@ fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32
     var scan = RowScan(stats_empty(), negative_infinity(), 0xffffffffu);
     var s = stats_empty();
     var c = lo + lane;
+    if (FORMAT == 0u && !SOFTCAP && !WEIGHTED && !TARGET_PROBS && !ARGMAX && ((row_start + lo) & 3u) == 0u) {
+        // Aligned plain f32: lane l reads elements [k, k + 4), k = lo + 4l + j·step, as one
+        // vec4 from `aux`, up to the last whole step inside aux (the rest as below).
+        let in_aux = params.aux_words;
+        var fast_end = full_end;
+        if (row_start + full_end > in_aux) {
+            fast_end = select(lo, lo + (in_aux - row_start - lo) / step * step, in_aux >= row_start + lo);
+        }
+        for (var k = lo + 4u * lane; k < fast_end; k += step) {
+            s = stats_push4(s, aux[(row_start + k) >> 2u], vec4(1.0), vec4(true));
+        }
+        c = fast_end + lane;
+    }
     for (; c < full_end; c += step) {
         let x = vec4(logit(row_start + c), logit(row_start + c + width),
                      logit(row_start + c + 2u * width), logit(row_start + c + 3u * width));

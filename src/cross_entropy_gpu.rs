@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::binding::{entries, grid, items_per_binding, window, window_of, Window};
 use crate::context::GpuContext;
 use crate::cross_entropy::{CrossEntropy, ForwardBackward, Targets, Upstream};
-use crate::device_io::{read_buffer, read_mapped_with, staging, storage, submit, uniform, upload, Waiting};
+use crate::device_io::{constant, read_buffer, read_mapped_with, staging, storage, submit, uniform, upload, Waiting};
 use crate::error::{LossError, Result};
 use crate::kernels::{InputFormat, InputKind, Kernel, Layout, RowPass, TargetLayout, TargetWidth};
 use crate::plan::{Plan, TEAM_GROUP_SIZE};
@@ -221,6 +221,8 @@ struct RowParams {
     cols: u32,
     block_cols: u32,
     blocks_per_row: u32,
+    aux_words: u32,
+    _pad: [u32; 3],
 }
 
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
@@ -713,8 +715,16 @@ pub(crate) fn encode(
             check_room("upstream", at, rows64 * 4, &shape)?;
         }
     }
-    let weight_bytes: &[u8] = loss.weights().map_or(&[0; 4], bytemuck::cast_slice);
-    let weight_buf = upload(ctx, "cross_entropy.weight", weight_bytes, wgpu::BufferUsages::empty())?;
+    // Class weights padded to whole vec4s (the row kernel reads them as vec4<f32>), in an
+    // immutable content-cached buffer: the recording may be submitted after later calls.
+    let mut weight_words: Vec<f32> = loss.weights().map_or_else(Vec::new, <[f32]>::to_vec);
+    weight_words.resize(weight_words.len().next_multiple_of(4).max(4), 0.0);
+    let weight_buf = constant(
+        ctx,
+        "cross_entropy.weight",
+        bytemuck::cast_slice(&weight_words),
+        wgpu::BufferUsages::empty(),
+    )?;
     let logits_kind = loss.input() == InputKind::Logits;
     // Internal O(N) buffers where the caller gave no output.
     let row_loss_own = (reduction != Reduction::None)
@@ -769,7 +779,7 @@ pub(crate) fn encode(
         encode_batch_sum(ctx, encoder, losses, Some(&row_weight), rows64, finish, outputs.loss)?;
         outputs.loss
     } else {
-        unit_divisor = upload(
+        unit_divisor = constant(
             ctx,
             "cross_entropy.unit_divisor",
             bytemuck::cast_slice(&[0.0_f32, 1.0]),
@@ -1042,6 +1052,13 @@ fn encode_rows<'a>(
         blocks_per_row: blocks as u32,
         ..RowParams::zeroed()
     };
+    // Binding 3: the class weights, or for plain f32 logits the logits window again, cut to
+    // whole 16-byte units, for the kernel's vec4 loads (`aux_words` says how far).
+    let plain = fmt == InputFormat::F32
+        && loss.weights().is_none()
+        && loss.softcap_value().is_none()
+        && targets.1 != TargetLayout::Probabilities
+        && !bufs.argmax_per_row;
     let bind = |params: &RowParams, bindings: [wgpu::BindingResource<'_>; 8]| -> Result<wgpu::BindGroup> {
         let params_buf = uniform(ctx, "cross_entropy.params", bytemuck::bytes_of(params))?;
         let mut resources = vec![params_buf.as_entire_binding()];
@@ -1072,8 +1089,10 @@ fn encode_rows<'a>(
             let record = blocks * PARTIAL_BYTES;
             let partials_w = window(ctx, "partials", partials, piece.begin * record, piece.len * record)?;
             let spare = window(ctx, "placeholder", placeholder, 0, 4)?;
+            let (aux_resource, aux_words) = aux_binding(plain, &logits_w, weight);
             let params = RowParams {
                 rows: piece.len as u32,
+                aux_words,
                 logits_offset: logits_w.word_shift,
                 targets_offset: targets_w.word_shift,
                 out_offset: partials_w.word_shift / 8,
@@ -1087,7 +1106,7 @@ fn encode_rows<'a>(
                 [
                     logits_w.binding(),
                     targets_w.binding(),
-                    weight.as_entire_binding(),
+                    aux_resource,
                     partials_w.binding(),
                     spare.binding(),
                     status_w.binding(),
@@ -1140,8 +1159,14 @@ fn encode_rows<'a>(
         let stats_w = rows_window("row stats", bufs.stats, 8, bufs.stats_per_row, begin, len)?;
         let argmax_w = rows_window("argmax", bufs.argmax, 4, bufs.argmax_per_row, begin, len)?;
         // Each per-row binding has its own shift (caller's buffers sit at any offset).
+        let (aux_resource, aux_words) = if partials.is_some() {
+            (weight.as_entire_binding(), 0)
+        } else {
+            aux_binding(plain, &logits_w, weight)
+        };
         let params = RowParams {
             rows: len as u32,
+            aux_words,
             logits_offset: logits_w.word_shift,
             targets_offset: targets_w.word_shift,
             out_offset: loss_w.word_shift,
@@ -1157,7 +1182,7 @@ fn encode_rows<'a>(
             [
                 logits_w.binding(),
                 targets_w.binding(),
-                weight.as_entire_binding(),
+                aux_resource,
                 loss_w.binding(),
                 weight_w.binding(),
                 status_w.binding(),
@@ -1170,6 +1195,23 @@ fn encode_rows<'a>(
         pass.dispatch_workgroups(x, y, 1);
     }
     Ok(())
+}
+
+/// Binding 3 of the row kernel: `window` cut to whole 16-byte units when `plain` (and
+/// the elements it covers), else `weight`.
+fn aux_binding<'w>(plain: bool, window: &Window<'w>, weight: &'w wgpu::Buffer) -> (wgpu::BindingResource<'w>, u32) {
+    let size = window.size / 16 * 16;
+    if plain && size > 0 {
+        let cut = Window {
+            buffer: window.buffer,
+            offset: window.offset,
+            size,
+            word_shift: window.word_shift,
+        };
+        (cut.binding(), (size / 4) as u32)
+    } else {
+        (weight.as_entire_binding(), 0)
+    }
 }
 
 /// The buffers and options of pass 2.

@@ -10,7 +10,7 @@ use crate::cpu_fast;
 use crate::cross_entropy::check_weights;
 use crate::cross_entropy::Upstream;
 use crate::cross_entropy_gpu::{check_room, BufferAt};
-use crate::device_io::{finish_and_read, read_mapped, staging, storage, uniform, upload};
+use crate::device_io::{constant, finish_and_read, read_mapped, staging, storage, uniform, upload};
 use crate::error::{LossError, Result};
 use crate::kernels::{ElementwiseKind, Kernel, Layout};
 use crate::reduce::{encode_batch_sum, Finish};
@@ -318,8 +318,9 @@ impl ElementwiseLoss {
         let last_dim = shape.last().copied().unwrap_or(1);
         let device = &ctx.device;
         let empty = wgpu::BufferUsages::empty();
-        let weight_buf = upload(ctx, "elementwise.weight", bytes_or_placeholder(&self.weight), empty)?;
-        let pos_buf = upload(
+        // Recorded for later submission: host data only in immutable (content-cached) buffers.
+        let weight_buf = constant(ctx, "elementwise.weight", bytes_or_placeholder(&self.weight), empty)?;
+        let pos_buf = constant(
             ctx,
             "elementwise.pos_weight",
             bytes_or_placeholder(&self.pos_weight),

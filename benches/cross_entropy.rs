@@ -8,6 +8,9 @@
 //! Throughput is bytes of input read (f32 logits + i64 targets). Everything is generated
 //! and uploaded outside the timed loop. `WGPU_LOSS_BENCH_QUICK=1` runs one small shape.
 
+mod common;
+
+use common::generated;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, GpuUpstream, TargetWidth};
@@ -18,21 +21,6 @@ fn shapes() -> Vec<(usize, usize)> {
     } else {
         vec![(4096, 4096), (65536, 128), (16, 262_144), (2048, 32_000)]
     }
-}
-
-fn generated(rows: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
-    let mut state = (rows * 1_000_003 + classes) as u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        state >> 33
-    };
-    let logits = (0..rows * classes)
-        .map(|_| (next() % 2000) as f32 / 125.0 - 8.0)
-        .collect();
-    let targets = (0..rows).map(|_| (next() % classes as u64) as i64).collect();
-    (logits, targets)
 }
 
 fn buffer(ctx: &GpuContext, label: &str, contents: &[u8]) -> wgpu::Buffer {

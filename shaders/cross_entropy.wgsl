@@ -43,7 +43,7 @@ struct Params {
     blocks_per_row: u32,  // blocks of a whole row: partial records per row
     aux_words: u32,       // elements of the logits binding also readable as vec4s in `aux`
                           // (0: aux holds the class weights, or nothing)
-    _pad0: u32,
+    write_stats: u32,     // logits: write (lse, A) per row (the gradient or the caller reads it)
     _pad1: u32,
     _pad2: u32,
 }
@@ -272,7 +272,7 @@ fn finish_row(row: u32, stats: RowStats, weighted_sum: f32, best_index: u32, ter
     }
     row_loss[params.out_offset + row] = loss;
     row_weight[params.weight_offset + row] = weight;
-    if (INPUT_KIND == 0u) {
+    if (INPUT_KIND == 0u && params.write_stats != 0u) {
         // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
         var a_sum = stats.w_sum;
         if (!TARGET_PROBS) {

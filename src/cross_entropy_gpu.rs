@@ -222,7 +222,8 @@ struct RowParams {
     block_cols: u32,
     blocks_per_row: u32,
     aux_words: u32,
-    _pad: [u32; 3],
+    write_stats: u32,
+    _pad: [u32; 2],
 }
 
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
@@ -725,7 +726,8 @@ pub(crate) fn encode(
         bytemuck::cast_slice(&weight_words),
         wgpu::BufferUsages::empty(),
     )?;
-    let logits_kind = loss.input() == InputKind::Logits;
+    // (lse, A) per row is written for logits when the gradient or the caller reads it.
+    let stats_rows = loss.input() == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
     // Internal O(N) buffers where the caller gave no output.
     let row_loss_own = (reduction != Reduction::None)
         .then(|| storage(ctx, "cross_entropy.row_loss", rows64 * 4))
@@ -738,7 +740,7 @@ pub(crate) fn encode(
         .transpose()?;
     // Pass 1 writes (lse, A) for every row of logits: an own O(N) buffer unless given one.
     let stats_own = (outputs.row_stats.is_none())
-        .then(|| storage(ctx, "cross_entropy.row_stats", if logits_kind { rows64 * 8 } else { 8 }))
+        .then(|| storage(ctx, "cross_entropy.row_stats", if stats_rows { rows64 * 8 } else { 8 }))
         .transpose()?;
     let argmax_own = outputs
         .argmax
@@ -757,7 +759,7 @@ pub(crate) fn encode(
         stats: outputs
             .row_stats
             .unwrap_or_else(|| stats_own.as_ref().map(BufferAt::from).expect("allocated above")),
-        stats_per_row: logits_kind,
+        stats_per_row: stats_rows,
         argmax: outputs
             .argmax
             .unwrap_or_else(|| argmax_own.as_ref().map(BufferAt::from).expect("allocated above")),
@@ -1003,7 +1005,6 @@ fn encode_rows<'a>(
     plan: &Plan,
 ) -> Result<()> {
     let (input, classes, targets, fmt) = (inputs.input, inputs.classes as u64, inputs.targets, inputs.format);
-    let logits_kind = loss.input() == InputKind::Logits;
     let kernel = |pass| Kernel::CrossEntropyRows {
         team: plan.team,
         pass,
@@ -1048,6 +1049,7 @@ fn encode_rows<'a>(
         softcap: loss.softcap_value().unwrap_or(1.0) as f32,
         z_loss: loss.z_loss_value() as f32,
         status_offset: status_w.word_shift,
+        write_stats: u32::from(bufs.stats_per_row),
         block_cols: plan.block as u32,
         blocks_per_row: blocks as u32,
         ..RowParams::zeroed()
@@ -1077,7 +1079,6 @@ fn encode_rows<'a>(
         label: Some("cross_entropy.rows"),
         timestamp_writes: None,
     });
-    debug_assert!(!logits_kind || bufs.stats_per_row);
     if let Some(partials) = &partials {
         // Pass 1: a team per block of every piece.
         let pipeline = ctx.pipelines.get(kernel(RowPass::Partials))?;
@@ -1114,10 +1115,8 @@ fn encode_rows<'a>(
                     spare.binding(),
                 ],
             )?;
-            let (x, y) = grid(
-                ctx,
-                (piece.len * piece.cols.div_ceil(plan.block)).div_ceil(plan.teams_per_group),
-            )?;
+            let teams = piece.len * piece.cols.div_ceil(plan.block);
+            let (x, y) = grid(ctx, teams.div_ceil(plan.teams_per_group).min(plan.max_groups))?;
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(x, y, 1);
         }
@@ -1136,15 +1135,17 @@ fn encode_rows<'a>(
     }
     for chunk in &chunks {
         let (begin, len) = (chunk.begin, chunk.len);
-        let (logits_w, teams_per_group) = match &partials {
+        // Merge: one invocation per row, every row its own; whole rows: teams loop over rows.
+        let (logits_w, groups) = match &partials {
             Some(partials) => {
                 let record = blocks * PARTIAL_BYTES;
-                (
-                    window(ctx, "partials", partials, begin * record, len * record)?,
-                    u64::from(TEAM_GROUP_SIZE),
-                )
+                let w = window(ctx, "partials", partials, begin * record, len * record)?;
+                (w, len.div_ceil(u64::from(TEAM_GROUP_SIZE)))
             }
-            None => (input_window(ctx, input, fmt, classes, chunk)?, plan.teams_per_group),
+            None => {
+                let w = input_window(ctx, input, fmt, classes, chunk)?;
+                (w, len.div_ceil(plan.teams_per_group).min(plan.max_groups))
+            }
         };
         let targets_w = match targets.1 {
             TargetLayout::Indices(_) => target_window(ctx, targets, classes, chunk)?,
@@ -1190,7 +1191,7 @@ fn encode_rows<'a>(
                 argmax_w.binding(),
             ],
         )?;
-        let (x, y) = grid(ctx, len.div_ceil(teams_per_group))?;
+        let (x, y) = grid(ctx, groups)?;
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
     }

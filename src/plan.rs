@@ -44,6 +44,9 @@ const LARGE_ROW: u64 = 4096;
 /// Columns per block of a split row (a multiple of every team's step of 4 × width).
 pub(crate) const SPLIT_BLOCK: u64 = 16384;
 
+/// Workgroups per dispatch on a CPU adapter: enough to balance a few cores.
+const CPU_GROUPS: u64 = 256;
+
 /// The smallest block (a lowered binding limit): 4 × the widest team.
 const MIN_BLOCK: u64 = 4 * TEAM_GROUP_SIZE as u64;
 
@@ -58,6 +61,10 @@ pub(crate) struct Plan {
     pub teams_per_group: u64,
     /// Columns per block when split.
     pub block: u64,
+    /// The most workgroups one dispatch of the row kernel gets; teams then loop over rows
+    /// (grid-stride). A CPU adapter pays a fixed cost per workgroup (a coroutine start on
+    /// llvmpipe), so it gets a few hundred; a GPU gets one team per row.
+    pub max_groups: u64,
 }
 
 /// Invocations per workgroup of every team kernel (TEAM_GROUP_SIZE in WGSL).
@@ -92,11 +99,17 @@ impl Plan {
         while block > MIN_BLOCK && 2 * block > fit {
             block /= 2;
         }
+        let max_groups = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+            CPU_GROUPS
+        } else {
+            u64::MAX
+        };
         Plan {
             strategy,
             team,
             teams_per_group,
             block,
+            max_groups,
         }
     }
 

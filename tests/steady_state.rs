@@ -174,3 +174,27 @@ fn four_threads_share_one_context() {
         handle.join().expect("a thread failed");
     }
 }
+
+#[test]
+fn the_pool_is_what_keeps_memory_flat() {
+    // The control for the test above: with no idle buffers kept, every call allocates
+    // afresh; and releasing the pool empties it.
+    let mut rng = Rng::new(3);
+    let (rows, classes) = (16, 50);
+    let logits = rng.logits(rows * classes, 4.0);
+    let targets: Vec<i64> = (0..rows).map(|_| rng.below(classes) as i64).collect();
+    let loss = CrossEntropy::default();
+    let unpooled = fresh_context().with_pool_limit(0);
+    loss.forward(&unpooled, &logits, rows, classes, &targets).unwrap();
+    let before = unpooled.bytes_allocated();
+    for _ in 0..10 {
+        loss.forward(&unpooled, &logits, rows, classes, &targets).unwrap();
+    }
+    assert!(unpooled.bytes_allocated() >= before + 10 * (rows * classes * 4) as u64);
+    assert_eq!(unpooled.pooled_bytes(), 0);
+    let pooled = fresh_context();
+    loss.forward(&pooled, &logits, rows, classes, &targets).unwrap();
+    assert!(pooled.pooled_bytes() >= (rows * classes * 4) as u64);
+    pooled.release_pooled();
+    assert_eq!(pooled.pooled_bytes(), 0);
+}

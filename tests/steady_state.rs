@@ -198,3 +198,102 @@ fn the_pool_is_what_keeps_memory_flat() {
     pooled.release_pooled();
     assert_eq!(pooled.pooled_bytes(), 0);
 }
+
+#[test]
+fn recordings_sharing_pooled_buffers_in_one_encoder() {
+    // Two recordings of each family into one encoder, submitted once: the second reuses
+    // the scratch buffers the first gave back during recording, and both results must be
+    // their own. Same shapes (so the pool hands the same buffers over), different data.
+    let ctx = fresh_context();
+    let device = ctx.device();
+    let mut rng = Rng::new(4);
+    let (rows, classes) = (200, 50);
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let make = |contents: &[u8]| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("app"),
+            contents,
+            usage,
+        })
+    };
+    let inputs: Vec<Vec<f32>> = (0..2).map(|_| rng.logits(rows * classes, 4.0)).collect();
+    let targets: Vec<Vec<i64>> = (0..2)
+        .map(|_| (0..rows).map(|_| rng.below(classes) as i64).collect())
+        .collect();
+    let input_bufs: Vec<_> = inputs.iter().map(|v| make(bytemuck::cast_slice(v))).collect();
+    let target_bufs: Vec<_> = targets.iter().map(|v| make(bytemuck::cast_slice(v))).collect();
+    let ce_out: Vec<_> = (0..2).map(|_| make(&[0; 8])).collect();
+    let mse_out: Vec<_> = (0..2).map(|_| make(&[0; 8])).collect();
+    let softmax_out: Vec<_> = (0..2).map(|_| make(&vec![0; rows * classes * 4])).collect();
+    // Different class weights per recording: host data of a recording must not be
+    // overwritten by the next one before the encoder is submitted.
+    let losses: Vec<CrossEntropy> = (0..2)
+        .map(|_| {
+            let weights: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 3.0)).collect();
+            CrossEntropy::default().label_smoothing(0.1).weight(&weights)
+        })
+        .collect();
+    let mse = wgpu_loss::ElementwiseLoss::mse();
+    let mut encoder = device.create_command_encoder(&Default::default());
+    for i in 0..2 {
+        let gpu_targets = GpuTargets {
+            at: (&target_bufs[i]).into(),
+            width: TargetWidth::I64,
+        };
+        losses[i]
+            .encode(
+                &ctx,
+                &mut encoder,
+                &input_bufs[i],
+                rows,
+                classes,
+                gpu_targets,
+                &CrossEntropyOutputs::loss(&ce_out[i]),
+            )
+            .unwrap();
+        let outputs = wgpu_loss::ElementwiseOutputs {
+            loss: (&mse_out[i]).into(),
+            grad: None,
+        };
+        mse.encode(
+            &ctx,
+            &mut encoder,
+            (&input_bufs[i]).into(),
+            (&input_bufs[1 - i]).into(),
+            &[rows, classes],
+            &outputs,
+        )
+        .unwrap();
+        wgpu_loss::RowOp::Softmax
+            .encode(
+                &ctx,
+                &mut encoder,
+                &input_bufs[i],
+                rows,
+                classes,
+                (&softmax_out[i]).into(),
+            )
+            .unwrap();
+    }
+    ctx.queue().submit(Some(encoder.finish()));
+    for i in 0..2 {
+        let what = format!("recording {i}");
+        let got = wgpu_loss::read_f32(&ctx, (&ce_out[i]).into(), 1).unwrap();
+        let want = losses[i].forward_cpu(&inputs[i], rows, classes, &targets[i]).unwrap();
+        assert_close(&what, &got, &[f64::from(want.scalar().unwrap())], REDUCED);
+        let got = wgpu_loss::read_f32(&ctx, (&mse_out[i]).into(), 1).unwrap();
+        let want = mse.forward_cpu(&inputs[i], &inputs[1 - i], &[rows, classes]).unwrap();
+        assert_close(
+            &format!("{what} mse"),
+            &got,
+            &[f64::from(want.scalar().unwrap())],
+            REDUCED,
+        );
+        let got = wgpu_loss::read_f32(&ctx, (&softmax_out[i]).into(), rows * classes).unwrap();
+        let want = wgpu_loss::RowOp::Softmax
+            .forward_cpu(&inputs[i], rows, classes)
+            .unwrap();
+        let want: Vec<f64> = want.values().iter().map(|&v| f64::from(v)).collect();
+        assert_close(&format!("{what} softmax"), &got, &want, ROW_LOSS);
+    }
+}

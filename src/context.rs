@@ -39,6 +39,7 @@ impl std::fmt::Debug for GpuContext {
             .field("adapter", &self.info.name)
             .field("backend", &self.info.backend)
             .field("subgroups", &self.subgroups)
+            .field("strategy", &self.strategy)
             .finish_non_exhaustive()
     }
 }

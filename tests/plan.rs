@@ -130,7 +130,8 @@ fn targets(case: &Case) -> Targets<'_> {
 
 fn check(ctx: &GpuContext, rows: usize, classes: usize, seed: u64, with_grad: bool) {
     for case in cases(rows, classes, seed) {
-        let what = format!("{} {rows}x{classes} ({ctx:?}, {:?})", case.name, ctx_strategy(ctx));
+        // The context's Debug names the forced strategy.
+        let what = format!("{} {rows}x{classes} ({ctx:?})", case.name);
         let none = case.loss.clone().reduction(Reduction::None);
         let got = none
             .forward(ctx, &case.input, rows, classes, targets(&case))
@@ -165,10 +166,6 @@ fn check(ctx: &GpuContext, rows: usize, classes: usize, seed: u64, with_grad: bo
             assert_close(&format!("{what} mean"), got.values(), &as_f64(&want), REDUCED);
         }
     }
-}
-
-fn ctx_strategy(_ctx: &GpuContext) -> &'static str {
-    "forced"
 }
 
 fn as_f64(value: &LossValue) -> Vec<f64> {

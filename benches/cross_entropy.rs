@@ -1,7 +1,8 @@
 //! Criterion benches of class-index cross-entropy (mean), forward.
 //!
 //! - `resident`: logits and targets already in GPU buffers (a wgpu app's case); timed is
-//!   recording, submit, wait and the 8-byte readback of the scalar and target check.
+//!   recording (`Loss::encode`), submit, wait and the 12-byte readback of the loss and
+//!   the target status.
 //! - `end_to_end`: host slices in, scalar out (upload + compute + readback).
 //! - `cpu_reference`: the f64 reference, for scale.
 //!
@@ -10,10 +11,10 @@
 
 mod common;
 
-use common::generated;
+use common::{buffer, forward_resident, generated, results_buffer};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, GpuUpstream, TargetWidth};
+use wgpu_loss::wgpu;
+use wgpu_loss::{Backend, Batch, BatchAt, CrossEntropy, GpuContext, GradInto, Loss, TargetsAt};
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
@@ -21,14 +22,6 @@ fn shapes() -> Vec<(usize, usize)> {
     } else {
         vec![(4096, 4096), (65536, 128), (16, 262_144), (2048, 32_000)]
     }
-}
-
-fn buffer(ctx: &GpuContext, label: &str, contents: &[u8]) -> wgpu::Buffer {
-    ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some(label),
-        contents,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    })
 }
 
 fn cross_entropy_forward(c: &mut Criterion) {
@@ -43,24 +36,17 @@ fn cross_entropy_forward(c: &mut Criterion) {
         group.throughput(Throughput::Bytes((logits.len() * 4 + targets.len() * 8) as u64));
         let logits_buf = buffer(&ctx, "bench.logits", bytemuck::cast_slice(&logits));
         let targets_buf = buffer(&ctx, "bench.targets", bytemuck::cast_slice(&targets));
-        let gpu_targets = GpuTargets {
-            at: (&targets_buf).into(),
-            width: TargetWidth::I64,
-        };
+        let results = results_buffer(&ctx);
+        let resident = BatchAt::new(&logits_buf, [rows, classes], TargetsAt::I64((&targets_buf).into()));
+        let batch = Batch::new(&logits, [rows, classes], &targets);
         group.bench_function(BenchmarkId::new("resident", &id), |b| {
-            b.iter(|| {
-                loss.forward_buffers(&ctx, &logits_buf, rows, classes, gpu_targets)
-                    .expect("resident")
-            })
+            b.iter(|| forward_resident(&ctx, &loss, &resident, &results, None))
         });
         group.bench_function(BenchmarkId::new("end_to_end", &id), |b| {
-            b.iter(|| {
-                loss.forward(&ctx, &logits, rows, classes, &targets)
-                    .expect("end to end")
-            })
+            b.iter(|| loss.forward(Backend::Gpu(&ctx), &batch).expect("end to end"))
         });
         group.bench_function(BenchmarkId::new("cpu_reference", &id), |b| {
-            b.iter(|| loss.forward_cpu(&logits, rows, classes, &targets).expect("cpu"))
+            b.iter(|| loss.forward(Backend::Reference, &batch).expect("cpu"))
         });
     }
     group.finish();
@@ -68,7 +54,7 @@ fn cross_entropy_forward(c: &mut Criterion) {
 
 /// Fused forward + backward, the gradient written in place over resident logits, beside
 /// forward alone on the same buffers. Prints the device bytes each call allocates beyond
-/// the caller's logits and targets (its peak extra memory: all of a call's buffers live
+/// the caller's logits, targets and 16-byte results (its peak extra memory: all of a call's buffers live
 /// until it returns). Each in-place call gets the original logits back first, outside the
 /// timing: repeated in-place calls would feed gradients of gradients, down to denormals,
 /// which are very slow on a CPU-backed adapter and made the timings meaningless.
@@ -95,22 +81,18 @@ fn cross_entropy_forward_backward(c: &mut Criterion) {
             ctx.queue().submit(Some(encoder.finish()));
             ctx.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
         };
-        let gpu_targets = GpuTargets {
-            at: (&targets_buf).into(),
-            width: TargetWidth::I64,
-        };
+        let results = results_buffer(&ctx);
+        let resident = BatchAt::new(&logits_buf, [rows, classes], TargetsAt::I64((&targets_buf).into()));
         let measure = |f: &dyn Fn()| {
             let before = ctx.bytes_allocated();
             f();
             ctx.bytes_allocated() - before
         };
         let forward = || {
-            loss.forward_buffers(&ctx, &logits_buf, rows, classes, gpu_targets)
-                .expect("forward");
+            forward_resident(&ctx, &loss, &resident, &results, None);
         };
         let fused = || {
-            loss.forward_backward_in_place(&ctx, &logits_buf, rows, classes, gpu_targets, GpuUpstream::Scalar(1.0))
-                .expect("forward + backward");
+            forward_resident(&ctx, &loss, &resident, &results, Some(GradInto::InPlace));
         };
         println!(
             "memory {id}: logits {} B; extra per call: forward {} B, forward+backward in place {} B",

@@ -12,10 +12,9 @@ use std::time::Instant;
 
 mod common;
 
-use common::generated;
+use common::{buffer, forward_resident, generated, results_buffer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{CrossEntropy, GpuContext, GpuTargets, Strategy, TargetWidth};
+use wgpu_loss::{Backend, Batch, BatchAt, CrossEntropy, GpuContext, Loss, Strategy, TargetsAt};
 
 fn shapes() -> Vec<(usize, usize)> {
     if std::env::var_os("WGPU_LOSS_BENCH_QUICK").is_some() {
@@ -93,29 +92,15 @@ fn large_batches(c: &mut Criterion) {
         let bytes = (logits.len() * 4 + targets.len() * 8) as u64;
         let id = format!("{rows}x{classes}");
         group.throughput(Throughput::Bytes(bytes));
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        let logits_buf = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("bench.logits"),
-            contents: bytemuck::cast_slice(&logits),
-            usage,
-        });
-        let targets_buf = ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("bench.targets"),
-            contents: bytemuck::cast_slice(&targets),
-            usage,
-        });
-        let gpu_targets = GpuTargets {
-            at: (&targets_buf).into(),
-            width: TargetWidth::I64,
-        };
-        let run = || {
-            loss.forward_buffers(&ctx, &logits_buf, rows, classes, gpu_targets)
-                .expect("resident")
-        };
+        let logits_buf = buffer(&ctx, "bench.logits", bytemuck::cast_slice(&logits));
+        let targets_buf = buffer(&ctx, "bench.targets", bytemuck::cast_slice(&targets));
+        let results = results_buffer(&ctx);
+        let resident = BatchAt::new(&logits_buf, [rows, classes], TargetsAt::I64((&targets_buf).into()));
+        let run = || forward_resident(&ctx, &loss, &resident, &results, None);
         // Checked against the f64 reference before timing.
-        let got = run().scalar().expect("scalar");
+        let got = run();
         let want = loss
-            .forward_cpu(&logits, rows, classes, &targets)
+            .forward(Backend::Reference, &Batch::new(&logits, [rows, classes], &targets))
             .expect("cpu")
             .scalar()
             .expect("scalar");

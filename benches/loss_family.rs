@@ -2,12 +2,12 @@
 //! device, scalar back), GPU end-to-end (upload + compute + readback), CPU fast, CPU
 //! reference. Throughput is the bytes of input read. `WGPU_LOSS_BENCH_QUICK=1` shrinks the
 //! work (one small shape, few samples) so a full `cargo bench` ends in minutes on 2 cores.
+//! Written once over `dyn Loss`: every family runs the same four modes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
-    BufferAt, CrossEntropy, CrossEntropyOutputs, ElementwiseLoss, ElementwiseOutputs, GpuContext, GpuTargets, RowOp,
-    TargetWidth,
+    Backend, Batch, BatchAt, CrossEntropy, ElementwiseLoss, GpuContext, Loss, Outputs, RowOp, Targets, TargetsAt,
 };
 
 fn quick() -> bool {
@@ -52,105 +52,86 @@ fn resident(ctx: &GpuContext, record: impl Fn(&mut wgpu::CommandEncoder)) {
     ctx.device().poll(wgpu::PollType::wait_indefinitely()).expect("poll");
 }
 
+/// One family's loss on one shape: its host data, the same data resident, and where the
+/// resident call writes.
+struct Case<'a> {
+    group: &'static str,
+    loss: Box<dyn Loss>,
+    batch: Batch<'a>,
+    resident: BatchAt<'a>,
+    out: &'a wgpu::Buffer,
+}
+
+/// Bytes of input read: the input and the targets.
+fn bytes_read(batch: &Batch<'_>) -> u64 {
+    let targets = match batch.targets {
+        Targets::I64(t) => t.len() * 8,
+        Targets::I32(t) => t.len() * 4,
+        Targets::F32(t) => t.len() * 4,
+        Targets::None => 0,
+    };
+    (batch.input.len() * 4 + targets) as u64
+}
+
+/// The four modes of `case` on the shape named `id`.
+fn bench_case(c: &mut Criterion, ctx: &GpuContext, case: &Case<'_>, id: &str) {
+    let mut group = c.benchmark_group(case.group);
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(bytes_read(&case.batch)));
+    let (loss, batch) = (&*case.loss, &case.batch);
+    let outputs = Outputs::loss(case.out);
+    group.bench_function(BenchmarkId::new("gpu_resident", id), |b| {
+        b.iter(|| resident(ctx, |e| loss.encode(ctx, e, &case.resident, &outputs).expect("encode")))
+    });
+    group.bench_function(BenchmarkId::new("gpu_end_to_end", id), |b| {
+        b.iter(|| loss.forward(Backend::Gpu(ctx), batch).expect("gpu"))
+    });
+    group.bench_function(BenchmarkId::new("cpu_fast", id), |b| {
+        b.iter(|| loss.forward(Backend::Cpu, batch).expect("fast"))
+    });
+    group.bench_function(BenchmarkId::new("cpu_reference", id), |b| {
+        b.iter(|| loss.forward(Backend::Reference, batch).expect("reference"))
+    });
+    group.finish();
+}
+
 fn families(c: &mut Criterion) {
     let ctx = GpuContext::new_blocking().expect("the benches need a GPU adapter (mesa-vulkan-drivers without a GPU)");
-    let samples = 10;
     for (rows, classes) in shapes() {
         let (x, y, t) = data(rows, classes);
         let id = format!("{rows}x{classes}");
+        let shape = [rows, classes];
         let out = buffer(&ctx, &vec![0; x.len() * 4]);
         let x_buf = buffer(&ctx, bytemuck::cast_slice(&x));
         let y_buf = buffer(&ctx, bytemuck::cast_slice(&y));
         let t_buf = buffer(&ctx, bytemuck::cast_slice(&t));
-
-        let mut group = c.benchmark_group("cross_entropy");
-        group
-            .sample_size(samples)
-            .throughput(Throughput::Bytes((x.len() * 4 + t.len() * 8) as u64));
-        let ce = CrossEntropy::default();
-        let targets = GpuTargets {
-            at: (&t_buf).into(),
-            width: TargetWidth::I64,
-        };
-        group.bench_function(BenchmarkId::new("gpu_resident", &id), |b| {
-            b.iter(|| {
-                resident(&ctx, |e| {
-                    ce.encode(
-                        &ctx,
-                        e,
-                        &x_buf,
-                        rows,
-                        classes,
-                        targets,
-                        &CrossEntropyOutputs::loss(&out),
-                    )
-                    .expect("encode")
-                })
-            })
-        });
-        group.bench_function(BenchmarkId::new("gpu_end_to_end", &id), |b| {
-            b.iter(|| ce.forward(&ctx, &x, rows, classes, &t).expect("gpu"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_fast", &id), |b| {
-            b.iter(|| ce.forward_cpu_fast(&x, rows, classes, &t).expect("fast"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_reference", &id), |b| {
-            b.iter(|| ce.forward_cpu(&x, rows, classes, &t).expect("reference"))
-        });
-        group.finish();
-
-        let mut group = c.benchmark_group("bce_with_logits");
-        group
-            .sample_size(samples)
-            .throughput(Throughput::Bytes((x.len() * 8) as u64));
-        let shape = [rows, classes];
-        let bce = ElementwiseLoss::bce_with_logits();
-        let outputs = ElementwiseOutputs {
-            loss: BufferAt::from(&out),
-            grad: None,
-        };
-        group.bench_function(BenchmarkId::new("gpu_resident", &id), |b| {
-            b.iter(|| {
-                resident(&ctx, |e| {
-                    bce.encode(&ctx, e, (&x_buf).into(), (&y_buf).into(), &shape, &outputs)
-                        .expect("encode")
-                })
-            })
-        });
-        group.bench_function(BenchmarkId::new("gpu_end_to_end", &id), |b| {
-            b.iter(|| bce.forward(&ctx, &x, &y, &shape).expect("gpu"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_fast", &id), |b| {
-            b.iter(|| bce.forward_cpu_fast(&x, &y, &shape).expect("fast"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_reference", &id), |b| {
-            b.iter(|| bce.forward_cpu(&x, &y, &shape).expect("reference"))
-        });
-        group.finish();
-
-        let mut group = c.benchmark_group("softmax");
-        group
-            .sample_size(samples)
-            .throughput(Throughput::Bytes((x.len() * 4) as u64));
-        let op = RowOp::Softmax;
-        group.bench_function(BenchmarkId::new("gpu_resident", &id), |b| {
-            b.iter(|| {
-                resident(&ctx, |e| {
-                    op.encode(&ctx, e, &x_buf, rows, classes, (&out).into())
-                        .expect("encode")
-                })
-            })
-        });
-        group.bench_function(BenchmarkId::new("gpu_end_to_end", &id), |b| {
-            b.iter(|| op.forward(&ctx, &x, rows, classes).expect("gpu"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_fast", &id), |b| {
-            b.iter(|| op.forward_cpu_fast(&x, rows, classes).expect("fast"))
-        });
-        group.bench_function(BenchmarkId::new("cpu_reference", &id), |b| {
-            b.iter(|| op.forward_cpu(&x, rows, classes).expect("reference"))
-        });
-        group.finish();
+        let cases = [
+            Case {
+                group: "cross_entropy",
+                loss: Box::new(CrossEntropy::default()),
+                batch: Batch::new(&x, shape, &t),
+                resident: BatchAt::new(&x_buf, shape, TargetsAt::I64((&t_buf).into())),
+                out: &out,
+            },
+            Case {
+                group: "bce_with_logits",
+                loss: Box::new(ElementwiseLoss::bce_with_logits()),
+                batch: Batch::new(&x, shape, &y),
+                resident: BatchAt::new(&x_buf, shape, TargetsAt::F32((&y_buf).into())),
+                out: &out,
+            },
+            Case {
+                group: "softmax",
+                loss: Box::new(RowOp::Softmax),
+                batch: Batch::input(&x, shape),
+                resident: BatchAt::new(&x_buf, shape, TargetsAt::None),
+                out: &out,
+            },
+        ];
+        for case in &cases {
+            bench_case(c, &ctx, case, &id);
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 
 use wgpu::util::DeviceExt;
 use wgpu_loss::{
-    wgpu, BufferAt, CrossEntropy, CrossEntropyOutputs, GpuContext, GpuTargets, GpuUpstream, GradInto, TargetWidth,
+    wgpu, Backend, Batch, BatchAt, BufferAt, CrossEntropy, GpuContext, GradInto, Loss, Outputs, Status, TargetsAt,
+    Upstream,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,42 +52,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("app.frame"),
     });
-    let outputs = CrossEntropyOutputs {
+    let outputs = Outputs {
         status: Some(BufferAt {
             buffer: &results,
             offset: 8,
         }),
-        grad: Some((GradInto::Buffer((&grads).into()), GpuUpstream::Scalar(1.0))),
-        ..CrossEntropyOutputs::loss(&results)
+        grad: Some((GradInto::Buffer((&grads).into()), Upstream::Scalar(1.0))),
+        ..Outputs::loss(&results)
     };
     let loss = CrossEntropy::default().label_smoothing(0.1);
     let input = BufferAt {
         buffer: &activations,
         offset: 16,
     };
-    let targets = GpuTargets {
-        at: (&labels).into(),
-        width: TargetWidth::I64,
-    };
-    loss.encode(&ctx, &mut encoder, input, rows, classes, targets, &outputs)?;
+    let batch = BatchAt::new(input, [rows, classes], TargetsAt::I64((&labels).into()));
+    loss.encode(&ctx, &mut encoder, &batch, &outputs)?;
     // ... the app could record its own backward pass here, reading `grads` ...
     queue.submit(Some(encoder.finish()));
 
     // The app reads what it wants, when it wants.
-    let out = wgpu_loss::read_f32(&ctx, (&results).into(), 3)?;
-    let bad_targets = out[2].to_bits();
+    let out = wgpu_loss::read::<f32>(&ctx, (&results).into(), 2)?;
+    let status_at = BufferAt {
+        buffer: &results,
+        offset: 8,
+    };
+    let status = Status(wgpu_loss::read::<u32>(&ctx, status_at, 1)?[0]);
     println!(
         "loss {:.6} (mean over {} rows not ignored), bad targets: {}",
         out[0],
         out[1],
-        if bad_targets == 0 { "none" } else { "some" }
+        if status.is_ok() { "none" } else { "some" }
     );
-    let grad = wgpu_loss::read_f32(&ctx, (&grads).into(), rows * classes)?;
+    let grad = wgpu_loss::read::<f32>(&ctx, (&grads).into(), rows * classes)?;
     for (row, g) in grad.chunks(classes).enumerate() {
         println!("d loss / d logits[{row}] = {g:?}");
     }
     // The CPU reference agrees.
-    let reference = loss.forward_cpu(&logits, rows, classes, &vec![0_i64, 1, -100, 3])?;
+    let reference = loss.forward(
+        Backend::Reference,
+        &Batch::new(&logits, [rows, classes], &[0_i64, 1, -100, 3]),
+    )?;
     println!("CPU reference loss {:.6}", reference.scalar().unwrap_or(f32::NAN));
     assert!((reference.scalar().unwrap_or(f32::NAN) - out[0]).abs() < 1e-5);
     Ok(())

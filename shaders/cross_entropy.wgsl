@@ -1,5 +1,6 @@
 // cross_entropy.wgsl — cross-entropy and NLL, forward, one team per row.
-// Prepended at pipeline creation: prelude.wgsl and one team_*.wgsl (the strategy).
+// Prepended at pipeline creation: prelude.wgsl, targets.wgsl (target decoding, smoothed
+// probability targets, the soft-cap, the shared overrides) and one team_*.wgsl.
 //
 // Every variant is l_n = -Σ_c a_c·lp_c with lp = the row's log-probabilities:
 //   class-index targets:  a_c = (1-ε)·w_y·[c = y] + (ε/C)·w_c      (row weight w_y; ignored rows 0)
@@ -8,15 +9,7 @@
 // all from one online pass (RowStats with per-element weight a_c). From probabilities,
 // lp_c = log(p_c + δ); from log-probabilities (nll_loss), lp_c = x_c: a weighted row sum.
 
-override TARGET_I64: bool = true;   // class-index targets are i64 (two u32 words each), else i32
-override TARGET_PROBS: bool = false; // targets are f32 probabilities [N, C] instead of indices
-override WEIGHTED: bool = false;    // the weight binding holds C class weights
-override SMOOTHING: bool = false;   // label_smoothing > 0
-override INPUT_KIND: u32 = 0u;      // 0: logits, 1: probabilities, 2: log-probabilities
-override SOFTCAP: bool = false;     // logits: x -> cap·tanh(x / cap) before the softmax (Gemma 2)
-override Z_LOSS: bool = false;      // logits: add z·lse² to each counted row (PaLM)
 override ARGMAX: bool = false;      // logits: write each row's argmax
-override FORMAT: u32 = 0u;          // the input's element type: 0 f32, 1 f16, 2 bf16
 
 struct Params {
     rows: u32,            // rows in this dispatch
@@ -72,11 +65,7 @@ fn load_x(at: u32) -> f32 {
 
 // Logit `at` of the logits binding, soft-capped when SOFTCAP.
 fn logit(at: u32) -> f32 {
-    let x = load_x(at);
-    if (SOFTCAP) {
-        return params.softcap * tanh(x / params.softcap);
-    }
-    return x;
+    return soft_capped(load_x(at));
 }
 
 fn weight_of(class_index: u32) -> f32 {
@@ -90,11 +79,7 @@ fn weight_of(class_index: u32) -> f32 {
 // w_c for class indices, w_c·t'_c for probability targets starting at word `row_t`.
 fn coefficient(row_t: u32, class_index: u32) -> f32 {
     if (TARGET_PROBS) {
-        var t = bitcast<f32>(targets[row_t + class_index]);
-        if (SMOOTHING) {
-            t = t * (1.0 - params.label_smoothing) + params.label_smoothing / f32(params.classes);
-        }
-        return weight_of(class_index) * t;
+        return weight_of(class_index) * smoothed_probability(row_t + class_index);
     }
     return weight_of(class_index);
 }
@@ -196,21 +181,6 @@ fn row_weighted_log_probs(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u3
     return sum;
 }
 
-// A class-index target as its two u32 words (sign-extended from i32).
-fn target_words(row: u32) -> vec2<u32> {
-    if (TARGET_I64) {
-        return vec2(targets[params.targets_offset + 2u * row], targets[params.targets_offset + 2u * row + 1u]);
-    }
-    let lo = targets[params.targets_offset + row];
-    return vec2(lo, select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u));
-}
-
-// Whether a class-index target counts and is in range (so that its column can be read).
-fn target_in_range(t: vec2<u32>) -> bool {
-    let ignored = t.x == params.ignore_lo && t.y == params.ignore_hi;
-    return !ignored && t.y == 0u && t.x < params.classes;
-}
-
 // The target column's term: its logit (logits) or log-probability (probabilities / log-probs).
 fn target_term(at: u32) -> f32 {
     if (INPUT_KIND == 0u) {
@@ -238,8 +208,7 @@ fn finish_row(row: u32, stats: RowStats, weighted_sum: f32, best_index: u32, ter
     } else {
         let t = target_words(row);
         weight = 0.0;
-        let ignored = t.x == params.ignore_lo && t.y == params.ignore_hi;
-        if (!ignored) {
+        if (!target_ignored(t)) {
             if (!target_in_range(t)) {
                 // Never read out of bounds: flag the row, poison its loss.
                 atomicMax(&status[params.status_offset], 0xffffffffu - (params.row_base + row));

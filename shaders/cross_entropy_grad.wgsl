@@ -1,6 +1,7 @@
 // cross_entropy_grad.wgsl — pass 2 of fused cross-entropy / NLL: ∂loss/∂input, reading
 // the input once more and writing the gradient once (in place over the input when
-// IN_PLACE). Prepended: prelude.wgsl. Workgroup y covers rows [y·R, y·R + R) with
+// IN_PLACE). Prepended: prelude.wgsl and targets.wgsl (target decoding, smoothed
+// probability targets, the soft-cap, the shared overrides). Workgroup y covers rows [y·R, y·R + R) with
 // R = params.rows_per_group, a whole row at a time: the row's values are uniform loads,
 // every element load and store is contiguous, and no index is divided. (Workgroups that
 // each covered a 1024-column block were 1.5× slower on lavapipe: too many tiny groups.)
@@ -12,16 +13,8 @@
 //   log-probabilities: ∂l/∂x_j = -g_n·a_j.
 // Ignored rows get exactly 0; rows whose target is out of range get NaN (pass 1 flags them).
 
-override TARGET_I64: bool = true;
-override TARGET_PROBS: bool = false;
-override WEIGHTED: bool = false;
-override SMOOTHING: bool = false;
-override INPUT_KIND: u32 = 0u;
-override SOFTCAP: bool = false;
-override Z_LOSS: bool = false;
 override IN_PLACE: bool = false;         // read the input from `grad` and overwrite it
 override PER_ROW_UPSTREAM: bool = false; // reduction none: g_n = upstream[n]
-override FORMAT: u32 = 0u;               // the input's element type: 0 f32, 1 f16, 2 bf16
 
 const GROUP_SIZE: u32 = 256u;
 
@@ -96,21 +89,13 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     var target_class = 0xffffffffu;   // class-index targets: y (or none)
     var poisoned = false;             // out of range: NaN gradient (pass 1 reports it)
     if (!TARGET_PROBS) {
-        var lo: u32;
-        var hi: u32;
-        if (TARGET_I64) {
-            lo = targets[params.targets_offset + 2u * row];
-            hi = targets[params.targets_offset + 2u * row + 1u];
-        } else {
-            lo = targets[params.targets_offset + row];
-            hi = select(0u, 0xffffffffu, (lo & 0x80000000u) != 0u);
-        }
-        if (lo == params.ignore_lo && hi == params.ignore_hi) {
+        let t = target_words(row);
+        if (target_ignored(t)) {
             g = 0.0;   // ignored rows: exactly 0 (d is finite there, see below)
-        } else if (hi != 0u || lo >= classes) {
+        } else if (!target_in_range(t)) {
             poisoned = true;
         } else {
-            target_class = lo;
+            target_class = t.x;
         }
     }
     let ignored = !TARGET_PROBS && !poisoned && target_class == 0xffffffffu;
@@ -138,11 +123,7 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
         // a_c of this element.
         var a: f32;
         if (TARGET_PROBS) {
-            var t = bitcast<f32>(targets[params.targets_offset + at]);
-            if (SMOOTHING) {
-                t = t * (1.0 - eps) + smoothing_scale;
-            }
-            a = weight_of(c) * t;
+            a = weight_of(c) * smoothed_probability(params.targets_offset + at);
         } else {
             a = select(0.0, w_y, c == target_class);
             if (SMOOTHING) {
@@ -151,10 +132,7 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
         }
         var d: f32;
         if (INPUT_KIND == 0u) {
-            var xc = x;
-            if (SOFTCAP) {
-                xc = params.softcap * tanh(x / params.softcap);
-            }
+            let xc = soft_capped(x);
             let lse = stats.x;
             let p = exp(xc - lse);
             d = stats.y * p - a;

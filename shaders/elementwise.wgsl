@@ -7,6 +7,7 @@ override WEIGHTED: bool = false;    // weight[last-axis index]
 override POS_WEIGHTED: bool = false; // pos_weight[last-axis index] (bce_with_logits)
 override LOG_TARGET: bool = false;  // kl_div: the target holds log-probabilities
 override PER_ELEMENT_UPSTREAM: bool = false; // gradient of reduction none: upstream[i]
+override FORMAT: u32 = 0u;          // the input's element type: 0 f32, 1 f16, 2 bf16
 
 const GROUP_SIZE: u32 = 256u;
 
@@ -22,12 +23,18 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read> input: array<u32>;   // FORMAT elements
 @group(0) @binding(2) var<storage, read> targets: array<f32>;
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+// Input element `i` of this dispatch, as f32.
+fn input_at(i: u32) -> f32 {
+    let at = params.input_offset + i;
+    return unpack_element(input[element_word(at, FORMAT)], at, FORMAT);
+}
 
 // log(1 + x) without the cancellation of log(1 + x) for tiny x (Goldberg's trick).
 fn log1p(x: f32) -> f32 {
@@ -87,7 +94,7 @@ fn elementwise_loss(
     // Grid-stride over elements; consecutive lanes take consecutive elements.
     for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
         let class_index = (params.phase + i) % params.last_dim;
-        let x = input[params.input_offset + i];
+        let x = input_at(i);
         let y = targets[params.target_offset + i];
         out[params.out_offset + i] = element_loss(x, y, class_index);
     }
@@ -134,7 +141,7 @@ fn elementwise_grad(
     let stride = group_count.x * group_count.y * GROUP_SIZE;
     for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
         let class_index = (params.phase + i) % params.last_dim;
-        let x = input[params.input_offset + i];
+        let x = input_at(i);
         let y = targets[params.target_offset + i];
         var g = params.scale;
         if (PER_ELEMENT_UPSTREAM) {

@@ -30,6 +30,16 @@ pub enum LossError {
         /// Rows of the logits.
         rows: usize,
     },
+    /// An input's shape is not one this loss takes.
+    #[error("{what} has shape {shape:?}, but this loss takes {expected}")]
+    BadShape {
+        /// Which argument.
+        what: &'static str,
+        /// The shape given.
+        shape: Vec<usize>,
+        /// The shapes taken, written like `[N, C]`.
+        expected: &'static str,
+    },
     /// A buffer's length disagrees with the shape it was given with.
     #[error("{what} has {actual} elements, but shape {shape} needs {expected}")]
     LengthMismatch {

@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, gpu, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
-    BufferAt, CrossEntropy, CrossEntropyOutputs, GpuTargets, GpuUpstream, GradInto, Reduction, TargetWidth, Upstream,
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, GradInto, Loss, Outputs, Reduction, Status, TargetsAt, Upstream,
 };
 
 fn app_buffer(contents: &[u8]) -> wgpu::Buffer {
@@ -57,11 +57,11 @@ fn recorded_into_the_apps_encoder_and_buffers() {
     let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 12 + 3 * rows]));
     let grad_buf = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 8 + rows * classes]));
     let loss = CrossEntropy::default().label_smoothing(0.1).row_outputs(true);
-    let outputs = CrossEntropyOutputs {
-        loss: BufferAt {
+    let outputs = Outputs {
+        loss: Some(BufferAt {
             buffer: &results,
             offset: 4,
-        }, // [loss, divisor] at floats 1-2
+        }), // [loss, divisor] at floats 1-2
         status: Some(BufferAt {
             buffer: &results,
             offset: 20,
@@ -79,30 +79,23 @@ fn recorded_into_the_apps_encoder_and_buffers() {
                 buffer: &grad_buf,
                 offset: 32,
             }),
-            GpuUpstream::Scalar(1.0),
+            Upstream::Scalar(1.0),
         )),
     };
-    let before = ctx.bytes_allocated();
-    let mut encoder = ctx.device().create_command_encoder(&Default::default());
-    loss.encode(
-        ctx,
-        &mut encoder,
+    let batch = BatchAt::new(
         BufferAt {
             buffer: &logits_buf,
             offset: 160,
         },
-        rows,
-        classes,
-        GpuTargets {
-            at: BufferAt {
-                buffer: &targets_buf,
-                offset: 24,
-            },
-            width: TargetWidth::I64,
-        },
-        &outputs,
-    )
-    .expect("encode");
+        [rows, classes],
+        TargetsAt::I64(BufferAt {
+            buffer: &targets_buf,
+            offset: 24,
+        }),
+    );
+    let before = ctx.bytes_allocated();
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(ctx, &mut encoder, &batch, &outputs).expect("encode");
     let extra = ctx.bytes_allocated() - before;
     let input_bytes = (rows * classes * 4) as u64;
     assert!(
@@ -118,7 +111,11 @@ fn recorded_into_the_apps_encoder_and_buffers() {
     let out = read_all(&results);
     let grad = read_all(&grad_buf);
     let want = loss
-        .forward_backward_cpu(&logits, rows, classes, &targets, Upstream::Scalar(1.0))
+        .forward_backward(
+            Backend::Reference,
+            &Batch::new(&logits, [rows, classes], &targets),
+            Upstream::Scalar(1.0),
+        )
         .expect("cpu");
     assert_eq!(out[0], 42.0, "bytes before the loss untouched");
     assert_close(
@@ -130,6 +127,7 @@ fn recorded_into_the_apps_encoder_and_buffers() {
     let counted = targets.iter().filter(|&&t| t != -100).count() as f64;
     assert_close("divisor", &out[2..3], &[counted], REDUCED);
     assert_eq!(out[5].to_bits(), 0, "status: every target in range");
+    assert!(Status(out[5].to_bits()).is_ok(), "status: every target in range");
     let lse: Vec<f32> = (0..rows).map(|r| out[12 + 2 * r]).collect();
     let want_lse: Vec<f64> = want.lse.expect("lse").iter().map(|&v| f64::from(v)).collect();
     assert_close("lse at offset", &lse, &want_lse, ROW_LOSS);
@@ -155,32 +153,23 @@ fn bad_targets_in_the_apps_buffer_show_in_its_status_word() {
     targets[70] = -5;
     let targets_buf = app_buffer(bytemuck::cast_slice(&targets));
     let results = app_buffer(&[0; 64]);
-    let outputs = CrossEntropyOutputs {
+    let outputs = Outputs {
         status: Some(BufferAt {
             buffer: &results,
             offset: 8,
         }),
-        ..CrossEntropyOutputs::loss(&results)
+        ..Outputs::loss(&results)
     };
+    let batch = BatchAt::new(&logits, [rows, classes], TargetsAt::I32((&targets_buf).into()));
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
     CrossEntropy::default()
         .reduction(Reduction::Sum)
-        .encode(
-            ctx,
-            &mut encoder,
-            &logits,
-            rows,
-            classes,
-            GpuTargets {
-                at: (&targets_buf).into(),
-                width: TargetWidth::I32,
-            },
-            &outputs,
-        )
+        .encode(ctx, &mut encoder, &batch, &outputs)
         .expect("encode");
     ctx.queue().submit(Some(encoder.finish()));
     let out = read_all(&results);
     assert_eq!(u32::MAX - out[2].to_bits(), 61, "the first bad row");
+    assert_eq!(Status(out[2].to_bits()).bad_row(), Some(61), "the first bad row");
     assert!(out[0].is_nan(), "the sum includes a poisoned row");
 }
 
@@ -191,19 +180,9 @@ fn encode_refuses_output_buffers_that_are_too_small() {
     let targets = app_buffer(&[0; 8 * 2]);
     let small = app_buffer(&[0; 4]);
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let batch = BatchAt::new(&logits, [2, 3], TargetsAt::I64((&targets).into()));
     let err = CrossEntropy::default()
-        .encode(
-            ctx,
-            &mut encoder,
-            &logits,
-            2,
-            3,
-            GpuTargets {
-                at: (&targets).into(),
-                width: TargetWidth::I64,
-            },
-            &CrossEntropyOutputs::loss(&small),
-        )
+        .encode(ctx, &mut encoder, &batch, &Outputs::loss(&small))
         .expect_err("4 bytes cannot hold [loss, divisor]");
     assert!(
         matches!(err, wgpu_loss::LossError::BadBuffer { what: "loss", .. }),
@@ -213,7 +192,7 @@ fn encode_refuses_output_buffers_that_are_too_small() {
 
 #[test]
 fn elementwise_and_row_ops_record_into_the_apps_buffers() {
-    use wgpu_loss::{ElementUpstream, ElementwiseLoss, ElementwiseOutputs, RowOp};
+    use wgpu_loss::{ElementwiseLoss, RowOp};
     let ctx = gpu();
     let (rows, classes) = (33, 257);
     let n = rows * classes;
@@ -230,18 +209,19 @@ fn elementwise_and_row_ops_record_into_the_apps_buffers() {
     let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 4 + n]));
     let grad_buf = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 7 + n]));
     let loss = ElementwiseLoss::bce_with_logits();
-    let outputs = ElementwiseOutputs {
-        loss: BufferAt {
+    let outputs = Outputs {
+        loss: Some(BufferAt {
             buffer: &results,
             offset: 4,
-        },
+        }),
         grad: Some((
-            BufferAt {
+            GradInto::Buffer(BufferAt {
                 buffer: &grad_buf,
                 offset: 28,
-            },
-            ElementUpstream::Scalar(1.0),
+            }),
+            Upstream::Scalar(1.0),
         )),
+        ..Outputs::default()
     };
     let before = ctx.bytes_allocated();
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
@@ -249,23 +229,21 @@ fn elementwise_and_row_ops_record_into_the_apps_buffers() {
         buffer,
         offset: 4 * floats,
     };
-    loss.encode(
-        ctx,
-        &mut encoder,
-        at(&x_buf, 3),
-        at(&y_buf, 5),
-        &[rows, classes],
-        &outputs,
-    )
-    .expect("encode");
+    let batch = BatchAt::new(at(&x_buf, 3), [rows, classes], TargetsAt::F32(at(&y_buf, 5)));
+    loss.encode(ctx, &mut encoder, &batch, &outputs).expect("encode");
     assert!(
         ctx.bytes_allocated() - before < (n as u64 * 4) * 3 / 2,
         "one O(n) buffer of losses to reduce at most"
     );
     ctx.queue().submit(Some(encoder.finish()));
-    let (want_loss, want_grad) = loss
-        .forward_backward_cpu(&x, &y, &[rows, classes], Upstream::Scalar(1.0))
+    let want = loss
+        .forward_backward(
+            Backend::Reference,
+            &Batch::new(&x, [rows, classes], &y),
+            Upstream::Scalar(1.0),
+        )
         .expect("cpu");
+    let (want_loss, want_grad) = (want.loss, want.grad);
     let out = read_all(&results);
     assert_close(
         "elementwise loss at offset",
@@ -280,23 +258,18 @@ fn elementwise_and_row_ops_record_into_the_apps_buffers() {
 
     // Softmax into the results buffer at float 4; its backward into the grad buffer at 7.
     let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    let rows_at = BatchAt::new(at(&x_buf, 3), [rows, classes], TargetsAt::None);
     RowOp::Softmax
-        .encode(ctx, &mut encoder, at(&x_buf, 3), rows, classes, at(&results, 4))
+        .encode(ctx, &mut encoder, &rows_at, &Outputs::loss(at(&results, 4)))
         .expect("softmax");
-    RowOp::Softmax
-        .encode_backward(
-            ctx,
-            &mut encoder,
-            at(&x_buf, 3),
-            rows,
-            classes,
-            at(&y_buf, 5),
-            at(&grad_buf, 7),
-        )
-        .expect("vjp");
+    let vjp = Outputs {
+        grad: Some((GradInto::Buffer(at(&grad_buf, 7)), Upstream::Values(at(&y_buf, 5)))),
+        ..Outputs::default()
+    };
+    RowOp::Softmax.encode(ctx, &mut encoder, &rows_at, &vjp).expect("vjp");
     ctx.queue().submit(Some(encoder.finish()));
     let want: Vec<f64> = RowOp::Softmax
-        .forward_cpu(&x, rows, classes)
+        .forward(Backend::Reference, &Batch::input(&x, [rows, classes]))
         .expect("cpu")
         .values()
         .iter()
@@ -309,8 +282,13 @@ fn elementwise_and_row_ops_record_into_the_apps_buffers() {
     };
     assert_close("softmax at offset", &read_all(&results)[4..4 + n], &want, softmax_tol);
     let want: Vec<f64> = RowOp::Softmax
-        .backward_cpu(&x, rows, classes, &y)
+        .forward_backward(
+            Backend::Reference,
+            &Batch::input(&x, [rows, classes]),
+            Upstream::Values(&y),
+        )
         .expect("cpu")
+        .grad
         .iter()
         .map(|&v| f64::from(v))
         .collect();
@@ -343,11 +321,12 @@ fn async_results_arrive_when_the_app_polls() {
         })
     };
     let loss = CrossEntropy::default().label_smoothing(0.05);
-    let got = pollster::block_on(loss.forward_async(ctx, &logits, rows, classes, &targets)).expect("async");
-    let want = loss.forward_cpu(&logits, rows, classes, &targets).expect("cpu");
+    let batch = Batch::new(&logits, [rows, classes], &targets);
+    let got = pollster::block_on(loss.forward_async(ctx, &batch)).expect("async");
+    let want = loss.forward(Backend::Reference, &batch).expect("cpu");
     assert_close("forward_async", got.values(), &[f64::from(want.values()[0])], REDUCED);
     let buffer = app_buffer(bytemuck::cast_slice(&logits));
-    let read = pollster::block_on(wgpu_loss::read_f32_async(
+    let read = pollster::block_on(wgpu_loss::read_async::<f32>(
         ctx,
         BufferAt {
             buffer: &buffer,
@@ -361,7 +340,7 @@ fn async_results_arrive_when_the_app_polls() {
     poller.join().expect("poller");
     // The blocking twin for programs that do not poll.
     assert_eq!(
-        wgpu_loss::read_f32(
+        wgpu_loss::read::<f32>(
             ctx,
             BufferAt {
                 buffer: &buffer,

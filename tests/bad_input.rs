@@ -1,22 +1,28 @@
 //! Every bad input gets a typed error naming the shape or value, on both backends, before
-//! anything is dispatched; targets already on the GPU are checked there.
+//! anything is dispatched; targets already on the GPU are checked there, and a bad one shows
+//! in the status word of the recording ([`Status`]).
 
 mod common;
 
 use common::gpu;
-use wgpu_loss::{wgpu, BufferAt, CrossEntropy, GpuTargets, LossError, Reduction, TargetWidth, Targets};
+use wgpu_loss::{
+    wgpu, Backend, Batch, BatchAt, BufferAt, CrossEntropy, Loss, LossError, LossValue, Outputs, Reduction, RowOp,
+    Status, Targets, TargetsAt,
+};
 
+/// The error of `loss` on `[rows, classes]` input, on the GPU and on the f64 reference.
 fn both<'t>(
     loss: &CrossEntropy,
-    logits: &[f32],
+    logits: &'t [f32],
     rows: usize,
     classes: usize,
     targets: impl Into<Targets<'t>> + Copy,
 ) -> [LossError; 2] {
+    let batch = Batch::new(logits, [rows, classes], targets);
     [
-        loss.forward(gpu(), logits, rows, classes, targets)
+        loss.forward(Backend::Gpu(gpu()), &batch)
             .expect_err("gpu accepted bad input"),
-        loss.forward_cpu(logits, rows, classes, targets)
+        loss.forward(Backend::Reference, &batch)
             .expect_err("cpu accepted bad input"),
     ]
 }
@@ -136,6 +142,47 @@ fn target_out_of_range_names_row_and_value() {
 }
 
 #[test]
+fn shapes_that_are_not_n_by_c() {
+    // Cross-entropy and the softmax family take [N, C] only; the shape is checked before
+    // the lengths, on every backend and when recording.
+    let logits = [0.0_f32; 6];
+    for shape in [vec![6], vec![1, 2, 3], vec![]] {
+        let want = LossError::BadShape {
+            what: "input",
+            shape: shape.clone(),
+            expected: "[N, C]",
+        };
+        let batch = Batch::new(&logits, shape.clone(), &[0_i64, 1]);
+        for backend in [Backend::Gpu(gpu()), Backend::Cpu, Backend::Reference] {
+            let err = CrossEntropy::default()
+                .forward(backend, &batch)
+                .expect_err("cross-entropy accepted a shape that is not [N, C]");
+            assert_eq!(err, want, "{backend:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("input has shape {shape:?}, but this loss takes [N, C]")
+            );
+            let err = RowOp::Softmax
+                .forward(backend, &Batch::input(&logits, shape.clone()))
+                .expect_err("softmax accepted a shape that is not [N, C]");
+            assert_eq!(err, want, "{backend:?}");
+        }
+        let buffer = gpu_buffer(bytemuck::cast_slice(&logits));
+        let result = out_buffer(64);
+        let mut encoder = gpu().device().create_command_encoder(&Default::default());
+        let err = CrossEntropy::default()
+            .encode(
+                gpu(),
+                &mut encoder,
+                &BatchAt::new(&buffer, shape.clone(), TargetsAt::I64((&buffer).into())),
+                &Outputs::loss(&result),
+            )
+            .expect_err("recorded a shape that is not [N, C]");
+        assert_eq!(err, want);
+    }
+}
+
+#[test]
 fn label_smoothing_outside_unit_interval() {
     for eps in [-0.1, 1.5, f64::NAN] {
         for err in both(
@@ -194,12 +241,53 @@ fn gpu_buffer(bytes: &[u8]) -> wgpu::Buffer {
     })
 }
 
+/// A buffer the recording writes (the loss, the status word): cleared, and read back.
+fn out_buffer(size: u64) -> wgpu::Buffer {
+    gpu().device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("test.out"),
+        size,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
 /// i32 targets that start after the buffer's first four (at byte offset 16).
-fn i32_after_four(buffer: &wgpu::Buffer) -> GpuTargets<'_> {
-    GpuTargets {
-        at: BufferAt { buffer, offset: 16 },
-        width: TargetWidth::I32,
-    }
+fn i32_after_four(buffer: &wgpu::Buffer) -> TargetsAt<'_> {
+    TargetsAt::I32(BufferAt { buffer, offset: 16 })
+}
+
+/// Records `loss` over `batch` into an encoder of its own, submits it, and reads back the
+/// loss (`[N]` for reduction `none`, else the scalar of `[loss, divisor]`) and the status.
+fn record(loss: &CrossEntropy, batch: &BatchAt<'_>) -> (LossValue, Status) {
+    let ctx = gpu();
+    let rows = batch.shape[0];
+    let count = if loss.reduction == Reduction::None { rows } else { 2 };
+    let result = out_buffer(4 * count as u64);
+    let status = out_buffer(4);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(
+        ctx,
+        &mut encoder,
+        batch,
+        &Outputs {
+            loss: Some((&result).into()),
+            status: Some((&status).into()),
+            ..Default::default()
+        },
+    )
+    .expect("recorded");
+    ctx.queue().submit(Some(encoder.finish()));
+    let values = wgpu_loss::read::<f32>(ctx, (&result).into(), count).expect("read loss");
+    let word = wgpu_loss::read::<u32>(ctx, (&status).into(), 1).expect("read status")[0];
+    let value = if loss.reduction == Reduction::None {
+        LossValue::Tensor {
+            shape: vec![rows],
+            values,
+        }
+    } else {
+        LossValue::Scalar(values[0])
+    };
+    (value, Status(word))
 }
 
 #[test]
@@ -214,19 +302,26 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     t64[10] = -100; // ignored, fine
     let buf64 = gpu_buffer(bytemuck::cast_slice(&t64));
     for reduction in [Reduction::None, Reduction::Mean] {
-        let err = CrossEntropy::default()
-            .reduction(reduction)
-            .forward_buffers(
-                gpu(),
-                &logits,
-                rows,
-                classes,
-                GpuTargets {
-                    at: (&buf64).into(),
-                    width: TargetWidth::I64,
-                },
+        let loss = CrossEntropy::default().reduction(reduction);
+        let (value, status) = record(
+            &loss,
+            &BatchAt::new(&logits, [rows, classes], TargetsAt::I64((&buf64).into())),
+        );
+        assert_eq!(status.bad_row(), Some(77), "{reduction:?}: {status:?}");
+        assert!(!status.is_ok());
+        // The bad row's loss is NaN (so is a reduction over it), never a plausible number.
+        let bad = match reduction {
+            Reduction::None => value.values()[77],
+            _ => value.values()[0],
+        };
+        assert!(bad.is_nan(), "{reduction:?}: loss {bad} over a bad target");
+        // The same targets from the host: the error names the row and the value.
+        let err = loss
+            .forward(
+                Backend::Gpu(gpu()),
+                &Batch::new(&vec![0.5_f32; rows * classes], [rows, classes], &t64),
             )
-            .expect_err("bad target on the GPU");
+            .expect_err("bad target from the host");
         assert_eq!(
             err,
             LossError::TargetOutOfRange {
@@ -242,9 +337,17 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     t32[0] = 99;
     t32[4 + 200] = -7;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
+    let (_, status) = record(
+        &CrossEntropy::default(),
+        &BatchAt::new(&logits, [rows, classes], i32_after_four(&buf32)),
+    );
+    assert_eq!(status.bad_row(), Some(200), "{status:?}");
     let err = CrossEntropy::default()
-        .forward_buffers(gpu(), &logits, rows, classes, i32_after_four(&buf32))
-        .expect_err("bad target on the GPU");
+        .forward(
+            Backend::Gpu(gpu()),
+            &Batch::new(&vec![0.5_f32; rows * classes], [rows, classes], &t32[4..]),
+        )
+        .expect_err("bad target from the host");
     assert_eq!(
         err,
         LossError::TargetOutOfRange {
@@ -257,11 +360,17 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
     // And valid targets in GPU buffers give the host-path result.
     t32[4 + 200] = 2;
     let buf32 = gpu_buffer(bytemuck::cast_slice(&t32));
-    let on_gpu = CrossEntropy::default()
-        .forward_buffers(gpu(), &logits, rows, classes, i32_after_four(&buf32))
-        .expect("valid");
+    let (on_gpu, status) = record(
+        &CrossEntropy::default(),
+        &BatchAt::new(&logits, [rows, classes], i32_after_four(&buf32)),
+    );
+    assert!(status.is_ok(), "valid: {status:?}");
+    assert_eq!(status.bad_row(), None);
     let host = CrossEntropy::default()
-        .forward(gpu(), &vec![0.5_f32; rows * classes], rows, classes, &t32[4..].to_vec())
+        .forward(
+            Backend::Gpu(gpu()),
+            &Batch::new(&vec![0.5_f32; rows * classes], [rows, classes], &t32[4..]),
+        )
         .expect("host");
     assert_eq!(on_gpu, host);
 }
@@ -270,54 +379,49 @@ fn targets_on_the_gpu_are_checked_on_the_gpu() {
 fn gpu_buffers_too_small_or_misaligned() {
     let logits = gpu_buffer(&[0; 24]); // 6 floats
     let targets = gpu_buffer(&[0; 16]);
-    let t = GpuTargets {
-        at: (&targets).into(),
-        width: TargetWidth::I64,
+    let t = TargetsAt::I64((&targets).into());
+    // Room for any loss these shapes give, so that the input and targets are what is wrong.
+    let result = out_buffer(64);
+    let encode = |batch: BatchAt<'_>| {
+        let mut encoder = gpu().device().create_command_encoder(&Default::default());
+        CrossEntropy::default().encode(gpu(), &mut encoder, &batch, &Outputs::loss(&result))
     };
-    let err = CrossEntropy::default()
-        .forward_buffers(gpu(), &logits, 3, 3, t)
-        .expect_err("too small");
+    let err = encode(BatchAt::new(&logits, [3, 3], t)).expect_err("too small");
     assert!(matches!(err, LossError::BadBuffer { what: "input", .. }), "{err}");
     assert!(err.to_string().contains("36 bytes"), "{err}");
-    let err = CrossEntropy::default()
-        .forward_buffers(
-            gpu(),
-            BufferAt {
-                buffer: &logits,
-                offset: 2,
-            },
-            1,
-            3,
-            t,
-        )
-        .expect_err("misaligned");
+    let err = encode(BatchAt::new(
+        BufferAt {
+            buffer: &logits,
+            offset: 2,
+        },
+        [1, 3],
+        t,
+    ))
+    .expect_err("misaligned");
     assert!(matches!(err, LossError::BadBuffer { what: "input", .. }), "{err}");
-    let err = CrossEntropy::default()
-        .forward_buffers(
-            gpu(),
-            &logits,
-            2,
-            3,
-            GpuTargets {
-                at: BufferAt {
-                    buffer: &targets,
-                    offset: 8,
-                },
-                width: TargetWidth::I64,
-            },
-        )
-        .expect_err("targets too small");
+    let err = encode(BatchAt::new(
+        &logits,
+        [2, 3],
+        TargetsAt::I64(BufferAt {
+            buffer: &targets,
+            offset: 8,
+        }),
+    ))
+    .expect_err("targets too small");
     assert!(matches!(err, LossError::BadBuffer { what: "targets", .. }), "{err}");
 }
 
 #[test]
 fn loss_family_bad_input() {
-    use wgpu_loss::{ElementwiseLoss, InputKind, RowOp};
+    use wgpu_loss::{ElementwiseLoss, InputKind};
     let ctx = gpu();
     let both = |loss: &ElementwiseLoss, x: &[f32], y: &[f32], shape: &[usize]| {
+        let batch = Batch::new(x, shape, y);
         [
-            loss.forward(ctx, x, y, shape).expect_err("gpu accepted bad input"),
-            loss.forward_cpu(x, y, shape).expect_err("cpu accepted bad input"),
+            loss.forward(Backend::Gpu(ctx), &batch)
+                .expect_err("gpu accepted bad input"),
+            loss.forward(Backend::Reference, &batch)
+                .expect_err("cpu accepted bad input"),
         ]
     };
     // Shapes that do not match.
@@ -390,16 +494,13 @@ fn loss_family_bad_input() {
         ),
     ];
     for (loss, option) in ce_cases {
-        let err = loss
-            .forward_cpu(&[0.0; 6], 2, 3, &[0_i64, 1][..])
-            .expect_err("unsupported");
+        let batch = Batch::new(&[0.0; 6], [2, 3], &[0_i64, 1]);
+        let err = loss.forward(Backend::Reference, &batch).expect_err("unsupported");
         assert!(
             matches!(err, LossError::Unsupported { option: o, .. } if o == option),
             "{err}"
         );
-        let err = loss
-            .forward(ctx, &[0.0; 6], 2, 3, &[0_i64, 1][..])
-            .expect_err("unsupported");
+        let err = loss.forward(Backend::Gpu(ctx), &batch).expect_err("unsupported");
         assert!(
             matches!(err, LossError::Unsupported { option: o, .. } if o == option),
             "{err}"
@@ -411,7 +512,7 @@ fn loss_family_bad_input() {
             .input_kind(InputKind::Probabilities)
             .epsilon(eps);
         let err = loss
-            .forward(ctx, &[0.5; 6], 2, 3, &[0_i64, 1][..])
+            .forward(Backend::Gpu(ctx), &Batch::new(&[0.5; 6], [2, 3], &[0_i64, 1]))
             .expect_err("bad epsilon");
         assert!(
             matches!(err, LossError::BadEpsilon(e) if e.to_bits() == eps.to_bits()),
@@ -420,7 +521,7 @@ fn loss_family_bad_input() {
     }
     // Probability targets of the wrong length; row ops on a bad shape.
     let err = CrossEntropy::default()
-        .forward(ctx, &[0.0; 6], 2, 3, &[0.5_f32; 5][..])
+        .forward(Backend::Gpu(ctx), &Batch::new(&[0.0; 6], [2, 3], &[0.5_f32; 5]))
         .expect_err("short targets");
     assert!(
         matches!(
@@ -434,7 +535,9 @@ fn loss_family_bad_input() {
         ),
         "{err}"
     );
-    let err = RowOp::Softmax.forward(ctx, &[0.0; 5], 2, 3).expect_err("short input");
+    let err = RowOp::Softmax
+        .forward(Backend::Gpu(ctx), &Batch::input(&[0.0; 5], [2, 3]))
+        .expect_err("short input");
     assert!(
         matches!(
             err,
@@ -448,7 +551,9 @@ fn loss_family_bad_input() {
         "{err}"
     );
     assert_eq!(
-        RowOp::Entropy.forward_cpu(&[], 2, 0).expect_err("C = 0"),
+        RowOp::Entropy
+            .forward(Backend::Reference, &Batch::input(&[0.0_f32; 0], [2, 0]))
+            .expect_err("C = 0"),
         LossError::ZeroClasses { rows: 2 }
     );
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use wgpu_loss::npy::{self, NpyData};
-use wgpu_loss::{CrossEntropy, Reduction};
+use wgpu_loss::{Backend, Batch, CrossEntropy, Loss, Reduction};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
@@ -106,7 +106,7 @@ fn compute_matches_the_library_on_both_backends() {
                 .weight(&f.weight)
                 .label_smoothing(0.1)
                 .reduction(kind)
-                .forward_cpu(&f.logits, ROWS, CLASSES, &f.targets)
+                .forward(Backend::Reference, &Batch::new(&f.logits, [ROWS, CLASSES], &f.targets))
                 .expect("reference")
                 .values()[0];
             let printed: f32 = stdout.trim().parse().expect("prints a number");
@@ -154,7 +154,7 @@ fn compute_none_writes_n_row_losses_and_takes_int32_targets() {
     assert_eq!(values[2], 0.0, "the ignored row");
     let want = CrossEntropy::default()
         .reduction(Reduction::None)
-        .forward_cpu(&f.logits, ROWS, CLASSES, &f.targets)
+        .forward(Backend::Reference, &Batch::new(&f.logits, [ROWS, CLASSES], &f.targets))
         .expect("reference");
     for (g, w) in values.iter().zip(want.values()) {
         assert!((g - w).abs() <= 3e-5 + 1e-5 * w.abs(), "{g} vs {w}");
@@ -528,7 +528,11 @@ fn grad_out_z_loss_and_softcap() {
         .softcap(5.0)
         .weight(&f.weight);
     let want = loss
-        .forward_backward_cpu(&f.logits, ROWS, CLASSES, &f.targets, Upstream::Scalar(1.0))
+        .forward_backward(
+            Backend::Reference,
+            &Batch::new(&f.logits, [ROWS, CLASSES], &f.targets),
+            Upstream::Scalar(1.0),
+        )
         .expect("reference");
     for backend in ["gpu", "cpu"] {
         let args = [
@@ -675,7 +679,7 @@ fn float16_input() {
     );
     let rounded: Vec<f32> = bits.iter().map(|&h| f16_to_f32(h)).collect();
     let want = CrossEntropy::default()
-        .forward_cpu(&rounded, ROWS, CLASSES, &f.targets)
+        .forward(Backend::Reference, &Batch::new(&rounded, [ROWS, CLASSES], &f.targets))
         .expect("cpu")
         .values()[0];
     for backend in ["gpu", "cpu"] {

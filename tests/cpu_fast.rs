@@ -1,10 +1,11 @@
-//! The fast CPU backend against the f64 reference: every option, special rows (NaN, -inf,
-//! all -inf, 1e4), gradients, and bit-identical results from run to run.
+//! The fast CPU backend (`Backend::Cpu`) against the f64 reference (`Backend::Reference`):
+//! every option, special rows (NaN, -inf, all -inf, 1e4), gradients, and bit-identical
+//! results from run to run.
 
 mod common;
 
 use common::{assert_close, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
-use wgpu_loss::{CrossEntropy, Reduction, Targets, Upstream};
+use wgpu_loss::{Backend, Batch, CrossEntropy, Loss, Reduction, Targets, Upstream};
 
 fn to64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
@@ -35,12 +36,16 @@ fn matches_the_reference_for_every_option() {
             CrossEntropy::default().softcap(5.0),
         ];
         for loss in configs {
-            for targets in [Targets::I64(&targets), Targets::Probabilities(&probs)] {
+            for targets in [Targets::I64(&targets), Targets::F32(&probs)] {
+                let batch = Batch::new(&logits, [rows, classes], targets);
                 for reduction in [Reduction::None, Reduction::Mean] {
                     let loss = loss.clone().reduction(reduction);
-                    let what = format!("{rows}x{classes} {reduction:?} probs={}", targets.is_probabilities());
-                    let want = loss.forward_cpu(&logits, rows, classes, targets).expect("reference");
-                    let got = loss.forward_cpu_fast(&logits, rows, classes, targets).expect("fast");
+                    let what = format!(
+                        "{rows}x{classes} {reduction:?} probs={}",
+                        matches!(targets, Targets::F32(_))
+                    );
+                    let want = loss.forward(Backend::Reference, &batch).expect("reference");
+                    let got = loss.forward(Backend::Cpu, &batch).expect("fast");
                     let tol = if reduction == Reduction::None {
                         ROW_LOSS
                     } else {
@@ -49,11 +54,9 @@ fn matches_the_reference_for_every_option() {
                     assert_close(&what, got.values(), &to64(want.values()), tol);
                     let up = Upstream::Scalar(1.5);
                     let want = loss
-                        .forward_backward_cpu(&logits, rows, classes, targets, up)
+                        .forward_backward(Backend::Reference, &batch, up)
                         .expect("reference");
-                    let got = loss
-                        .forward_backward_cpu_fast(&logits, rows, classes, targets, up)
-                        .expect("fast");
+                    let got = loss.forward_backward(Backend::Cpu, &batch, up).expect("fast");
                     assert_close(&format!("{what} grad"), &got.grad, &to64(&want.grad), GRAD_TOLERANCE);
                 }
             }
@@ -84,8 +87,9 @@ fn nll_and_probability_inputs_match_the_reference() {
     ] {
         for reduction in [Reduction::None, Reduction::Mean] {
             let loss = loss.clone().reduction(reduction);
-            let want = loss.forward_cpu(input, rows, classes, &targets).expect("reference");
-            let got = loss.forward_cpu_fast(input, rows, classes, &targets).expect("fast");
+            let batch = Batch::new(input, [rows, classes], &targets);
+            let want = loss.forward(Backend::Reference, &batch).expect("reference");
+            let got = loss.forward(Backend::Cpu, &batch).expect("fast");
             assert_close(&format!("{loss:?}"), got.values(), &to64(want.values()), REDUCED);
         }
     }
@@ -97,7 +101,9 @@ fn special_rows_keep_pytorch_semantics() {
     let logits = [1.0, f32::NAN, 0.0, -inf, -inf, -inf, 3.0, 1.0, 2.0];
     let targets = [0_i64, 1, 2];
     let loss = CrossEntropy::default().reduction(Reduction::None);
-    let got = loss.forward_cpu_fast(&logits, 3, 3, &targets.to_vec()).expect("fast");
+    let got = loss
+        .forward(Backend::Cpu, &Batch::new(&logits, [3, 3], &targets))
+        .expect("fast");
     let v = got.values();
     assert!(v[0].is_nan() && v[1].is_nan() && v[2].is_finite(), "{v:?}");
 }
@@ -109,9 +115,10 @@ fn results_are_bit_identical_across_runs() {
     let logits = rng.logits(rows * classes, 8.0);
     let targets: Vec<i64> = (0..rows).map(|_| rng.below(classes) as i64).collect();
     let loss = CrossEntropy::default().label_smoothing(0.1);
-    let first = loss.forward_cpu_fast(&logits, rows, classes, &targets).expect("fast");
+    let batch = Batch::new(&logits, [rows, classes], &targets);
+    let first = loss.forward(Backend::Cpu, &batch).expect("fast");
     for _ in 0..3 {
-        let again = loss.forward_cpu_fast(&logits, rows, classes, &targets).expect("fast");
+        let again = loss.forward(Backend::Cpu, &batch).expect("fast");
         assert_eq!(first.values()[0].to_bits(), again.values()[0].to_bits());
     }
 }
@@ -153,18 +160,18 @@ fn elementwise_and_row_ops_match_the_reference() {
     for (loss, input, target) in cases {
         for reduction in [Reduction::None, Reduction::Mean, Reduction::Sum] {
             let loss = loss.clone().reduction(reduction);
-            let what = format!("{:?} {reduction:?}", loss.kind());
-            let want = loss.forward_cpu(input, target, &[rows, classes]).expect("reference");
-            let got = loss.forward_cpu_fast(input, target, &[rows, classes]).expect("fast");
+            let what = format!("{:?} {reduction:?}", loss.kind);
+            let batch = Batch::new(input, [rows, classes], target);
+            let want = loss.forward(Backend::Reference, &batch).expect("reference");
+            let got = loss.forward(Backend::Cpu, &batch).expect("fast");
             let tol = if reduction == Reduction::None { element } else { REDUCED };
             assert_close(&what, got.values(), &to64(want.values()), tol);
             let up = Upstream::Scalar(0.5);
-            let (_, want) = loss
-                .forward_backward_cpu(input, target, &[rows, classes], up)
-                .expect("reference");
-            let (_, got) = loss
-                .forward_backward_cpu_fast(input, target, &[rows, classes], up)
-                .expect("fast");
+            let want = loss
+                .forward_backward(Backend::Reference, &batch, up)
+                .expect("reference")
+                .grad;
+            let got = loss.forward_backward(Backend::Cpu, &batch, up).expect("fast").grad;
             assert_close(
                 &format!("{what} grad"),
                 &got,
@@ -181,8 +188,9 @@ fn elementwise_and_row_ops_match_the_reference() {
     logits[3] = f32::NEG_INFINITY;
     logits[classes + 5] = f32::NAN;
     for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
-        let want = op.forward_cpu(&logits, rows, classes).expect("reference");
-        let got = op.forward_cpu_fast(&logits, rows, classes).expect("fast");
+        let batch = Batch::input(&logits, [rows, classes]);
+        let want = op.forward(Backend::Reference, &batch).expect("reference");
+        let got = op.forward(Backend::Cpu, &batch).expect("fast");
         let tol = if op == RowOp::Softmax {
             common::Tolerance {
                 name: "softmax",
@@ -195,8 +203,14 @@ fn elementwise_and_row_ops_match_the_reference() {
         assert_close(&format!("{op:?}"), got.values(), &to64(want.values()), tol);
         let outputs = if op == RowOp::Entropy { rows } else { n };
         let up: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let want = op.backward_cpu(&logits, rows, classes, &up).expect("reference");
-        let got = op.backward_cpu_fast(&logits, rows, classes, &up).expect("fast");
+        let want = op
+            .forward_backward(Backend::Reference, &batch, Upstream::Values(&up))
+            .expect("reference")
+            .grad;
+        let got = op
+            .forward_backward(Backend::Cpu, &batch, Upstream::Values(&up))
+            .expect("fast")
+            .grad;
         assert_close(&format!("{op:?} vjp"), &got, &to64(&want), GRAD_TOLERANCE);
     }
 }

@@ -4,13 +4,13 @@
 mod common;
 
 use common::{assert_close, gpu, ROW_LOSS};
-use wgpu_loss::{CrossEntropy, LossValue, Reduction};
+use wgpu_loss::{Backend, Batch, CrossEntropy, Loss, LossValue, Reduction};
 
 fn both(loss: &CrossEntropy, logits: &[f32], rows: usize, classes: usize, targets: &[i64]) -> [LossValue; 2] {
-    let targets = targets.to_vec();
+    let batch = Batch::new(logits, [rows, classes], targets);
     [
-        loss.forward(gpu(), logits, rows, classes, &targets).expect("gpu"),
-        loss.forward_cpu(logits, rows, classes, &targets).expect("cpu"),
+        loss.forward(Backend::Gpu(gpu()), &batch).expect("gpu"),
+        loss.forward(Backend::Reference, &batch).expect("cpu"),
     ]
 }
 

@@ -1,25 +1,20 @@
-//! Gradients. The f64 reference gradient against central finite differences of the f64
-//! reference loss (for every loss and option), then the GPU gradient against the reference
-//! gradient; ignored rows; in-place writing into a caller's buffer with O(N) extra memory;
-//! the per-row outputs (lse, argmax, accuracy).
+//! Gradients. The GPU gradient against the f64 reference gradient (`Backend::Reference`)
+//! for every loss and option; ignored rows; in-place writing into a caller's buffer with
+//! O(N) extra memory; the per-row outputs (lse, argmax, accuracy).
+//!
+//! The f64 reference gradient itself is checked against central finite differences of the
+//! f64 reference loss (for every loss and option, and the softmax family's VJPs) in f64 by
+//! the crate's unit tests in the families' `reference_tests.rs` unit tests (`src/losses/*/reference_tests.rs`), since `wgpu_loss::cpu` is private.
 
 mod common;
 
 use common::{assert_close, gpu, Rng, Tolerance};
-use wgpu_loss::cpu::{self, RefOptions, RefTargets};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
-    CrossEntropy, ElementwiseKind, ElementwiseLoss, GpuTargets, InputKind, Reduction, TargetWidth, Targets, Upstream,
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, ElementwiseLoss, GradInto, InputKind, Loss, LossValue, Outputs,
+    Reduction, RowOp, Status, Targets, TargetsAt, Upstream,
 };
 
-/// Central differences with step h on smooth f64 functions of O(1) values: truncation
-/// error O(h²·f''') ≈ 1e-10 and cancellation O(ε/h) ≈ 1e-10 at h = 1e-5.
-const FINITE_DIFF: Tolerance = Tolerance {
-    name: "finite_difference",
-    atol: 1e-7,
-    rtol: 1e-6,
-};
-const STEP: f64 = 1e-5;
 /// GPU (f32) gradient against the f64 reference: p = exp(x - lse) in f32 with lse from an f32
 /// sum (relative error ~1e-6 of p), times scales of at most a few units.
 const GRAD: Tolerance = Tolerance {
@@ -28,33 +23,15 @@ const GRAD: Tolerance = Tolerance {
     rtol: 2e-5,
 };
 
-/// Central differences of `f` at `x`, one coordinate at a time.
-fn finite_differences(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-    let mut probe = x.to_vec();
-    (0..x.len())
-        .map(|i| {
-            probe[i] = x[i] + STEP;
-            let up = f(&probe);
-            probe[i] = x[i] - STEP;
-            let down = f(&probe);
-            probe[i] = x[i];
-            (up - down) / (2.0 * STEP)
-        })
-        .collect()
-}
-
-/// The scalar the gradient is of: Σ_n g_n l_n, with g from the reduction (mean: 1/Σw).
-fn total(losses: &cpu::RowLosses, reduction: Reduction, upstream: &[f64]) -> f64 {
-    match reduction {
-        Reduction::Mean => losses.mean(),
-        Reduction::Sum => losses.sum(),
-        _ => losses.loss.iter().zip(upstream).map(|(l, g)| l * g).sum(),
-    }
-}
-
+/// One cross-entropy configuration: the options the f64 finite-difference unit tests
+/// (the families' `reference_tests.rs` unit tests (`src/losses/*/reference_tests.rs`)) check the reference with, here as the public loss.
 struct CeCase {
     name: &'static str,
-    opts: RefOptions<'static>,
+    kind: InputKind,
+    weighted: bool,
+    label_smoothing: f64,
+    z_loss: f64,
+    softcap: Option<f64>,
     probabilities: bool,
     positive_input: bool,
 }
@@ -62,205 +39,93 @@ struct CeCase {
 const WEIGHTS: [f32; 5] = [0.5, 1.5, 1.0, 2.0, 0.25];
 
 fn ce_cases() -> Vec<CeCase> {
-    let base = RefOptions::default();
-    let case = |name, opts, probabilities, positive_input| CeCase {
-        name,
-        opts,
-        probabilities,
-        positive_input,
+    let base = CeCase {
+        name: "plain",
+        kind: InputKind::Logits,
+        weighted: false,
+        label_smoothing: 0.0,
+        z_loss: 0.0,
+        softcap: None,
+        probabilities: false,
+        positive_input: false,
     };
     vec![
-        case("plain", base, false, false),
-        case(
-            "weighted smoothed",
-            RefOptions {
-                weight: Some(&WEIGHTS),
-                label_smoothing: 0.2,
-                ..base
-            },
-            false,
-            false,
-        ),
-        case(
-            "z-loss softcap",
-            RefOptions {
-                z_loss: 1e-2,
-                softcap: Some(3.0),
-                ..base
-            },
-            false,
-            false,
-        ),
-        case(
-            "probability targets",
-            RefOptions {
-                weight: Some(&WEIGHTS),
-                label_smoothing: 0.1,
-                z_loss: 1e-3,
-                ..base
-            },
-            true,
-            false,
-        ),
-        case(
-            "probabilities in",
-            RefOptions {
-                kind: InputKind::Probabilities,
-                label_smoothing: 0.1,
-                ..base
-            },
-            false,
-            true,
-        ),
-        case(
-            "probabilities in, prob targets",
-            RefOptions {
-                kind: InputKind::Probabilities,
-                ..base
-            },
-            true,
-            true,
-        ),
-        case(
-            "log-probabilities in (nll)",
-            RefOptions {
-                kind: InputKind::LogProbabilities,
-                weight: Some(&WEIGHTS),
-                ..base
-            },
-            false,
-            false,
-        ),
+        CeCase { ..base },
+        CeCase {
+            name: "weighted smoothed",
+            weighted: true,
+            label_smoothing: 0.2,
+            ..base
+        },
+        CeCase {
+            name: "z-loss softcap",
+            z_loss: 1e-2,
+            softcap: Some(3.0),
+            ..base
+        },
+        CeCase {
+            name: "probability targets",
+            weighted: true,
+            label_smoothing: 0.1,
+            z_loss: 1e-3,
+            probabilities: true,
+            ..base
+        },
+        CeCase {
+            name: "probabilities in",
+            kind: InputKind::Probabilities,
+            label_smoothing: 0.1,
+            positive_input: true,
+            ..base
+        },
+        CeCase {
+            name: "probabilities in, prob targets",
+            kind: InputKind::Probabilities,
+            probabilities: true,
+            positive_input: true,
+            ..base
+        },
+        CeCase {
+            name: "log-probabilities in (nll)",
+            kind: InputKind::LogProbabilities,
+            weighted: true,
+            ..base
+        },
     ]
-}
-
-/// A small batch: 6 rows × 5 classes, row 2 ignored (class-index targets).
-fn batch(positive: bool) -> (Vec<f64>, Vec<i64>, Vec<f64>) {
-    let mut rng = Rng::new(77);
-    let (rows, classes) = (6, 5);
-    let input: Vec<f64> = (0..rows * classes)
-        .map(|_| {
-            if positive {
-                f64::from(rng.uniform(0.05, 1.0))
-            } else {
-                f64::from(rng.uniform(-4.0, 4.0))
-            }
-        })
-        .collect();
-    let targets: Vec<i64> = (0..rows)
-        .map(|r| if r == 2 { -100 } else { rng.below(classes) as i64 })
-        .collect();
-    let mut probs: Vec<f64> = (0..rows * classes).map(|_| f64::from(rng.uniform(0.0, 1.0))).collect();
-    for row in probs.chunks_mut(classes) {
-        let sum: f64 = row.iter().sum();
-        row.iter_mut().for_each(|v| *v /= sum);
-    }
-    (input, targets, probs)
-}
-
-#[test]
-fn reference_cross_entropy_gradients_match_finite_differences() {
-    let classes = 5;
-    for case in ce_cases() {
-        let (input, indices, probs) = batch(case.positive_input);
-        let targets = if case.probabilities {
-            RefTargets::Probabilities(&probs)
-        } else {
-            RefTargets::Indices(&indices)
-        };
-        let upstream: Vec<f64> = (0..6).map(|r| 0.5 + r as f64 * 0.25).collect();
-        for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
-            let losses = cpu::reference_rows(&input, classes, targets, &case.opts);
-            let scale: Vec<f64> = match reduction {
-                Reduction::Mean => vec![1.0 / losses.weight.iter().sum::<f64>(); 6],
-                Reduction::Sum => vec![1.0; 6],
-                _ => upstream.clone(),
-            };
-            let analytic = cpu::reference_grad(&input, classes, targets, &case.opts, &scale);
-            let numeric = finite_differences(&input, |x| {
-                total(
-                    &cpu::reference_rows(x, classes, targets, &case.opts),
-                    reduction,
-                    &upstream,
-                )
-            });
-            for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
-                assert!(
-                    common::close(*a, *n, FINITE_DIFF),
-                    "{} {reduction:?} [{i}]: analytic {a}, numeric {n}",
-                    case.name
-                );
-            }
-            if !case.probabilities {
-                assert!(
-                    analytic[10..15].iter().all(|&g| g == 0.0),
-                    "{}: the ignored row's gradient is exactly 0",
-                    case.name
-                );
-            }
-        }
-    }
-}
-
-/// (loss, input, target, weight, pos_weight, log_target)
-type ElementCase<'a> = (
-    ElementwiseKind,
-    &'a [f64],
-    &'a [f64],
-    Option<&'a [f32]>,
-    Option<&'a [f32]>,
-    bool,
-);
-
-#[test]
-fn reference_elementwise_gradients_match_finite_differences() {
-    let mut rng = Rng::new(9);
-    let shape = [3, 4];
-    let n = 12;
-    let p: Vec<f64> = (0..n).map(|_| f64::from(rng.uniform(0.05, 0.95))).collect();
-    let y: Vec<f64> = (0..n).map(|_| f64::from(rng.uniform(0.0, 1.0))).collect();
-    let x: Vec<f64> = (0..n).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
-    let w = [0.5_f32, 1.0, 2.0, 1.5];
-    let pw = [3.0_f32, 0.5, 1.0, 2.0];
-    let cases: Vec<ElementCase<'_>> = vec![
-        (ElementwiseKind::Mse, &x, &y, None, None, false),
-        (ElementwiseKind::Bce, &p, &y, Some(&w), None, false),
-        (ElementwiseKind::BceWithLogits, &x, &y, Some(&w), Some(&pw), false),
-        (ElementwiseKind::KlDiv, &x, &p, None, None, false),
-        (ElementwiseKind::KlDiv, &x, &x, None, None, true),
-    ];
-    for (kind, input, target, weight, pos_weight, log_target) in cases {
-        let loss = |v: &[f64]| {
-            cpu::elementwise_losses(kind, v, target, weight, pos_weight, log_target, shape[1])
-                .iter()
-                .sum::<f64>()
-        };
-        let analytic = cpu::elementwise_grad(kind, input, target, weight, pos_weight, log_target, shape[1]);
-        let numeric = finite_differences(input, loss);
-        for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
-            assert!(
-                common::close(*a, *n, FINITE_DIFF),
-                "{kind:?} [{i}]: analytic {a}, numeric {n}"
-            );
-        }
-    }
 }
 
 /// The library call for a case (GPU or CPU path share it), with `weights` if it is weighted.
 fn ce_loss(case: &CeCase, weights: &[f32], reduction: Reduction) -> CrossEntropy {
-    let o = &case.opts;
     let mut loss = CrossEntropy::default()
-        .input_kind(o.kind)
-        .label_smoothing(o.label_smoothing)
-        .z_loss(o.z_loss)
+        .input_kind(case.kind)
+        .label_smoothing(case.label_smoothing)
+        .z_loss(case.z_loss)
         .reduction(reduction);
-    if o.weight.is_some() {
+    if case.weighted {
         loss = loss.weight(weights);
     }
-    if let Some(cap) = o.softcap {
+    if let Some(cap) = case.softcap {
         loss = loss.softcap(cap);
     }
     loss
+}
+
+/// The index of the row's largest value, as `torch.argmax`: NaN counts as the largest,
+/// ties go to the first index.
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        let b = row[best];
+        let better = if x.is_nan() || b.is_nan() {
+            x.is_nan() && !b.is_nan()
+        } else {
+            x > b
+        };
+        if better {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 #[test]
@@ -288,24 +153,21 @@ fn gpu_cross_entropy_gradients_match_the_reference() {
             }
             let weights: Vec<f32> = (0..classes).map(|c| WEIGHTS[c % 5]).collect();
             let targets = if case.probabilities {
-                Targets::Probabilities(&probs)
+                Targets::F32(&probs)
             } else {
                 Targets::I64(&indices)
             };
+            let batch = Batch::new(&input, [rows, classes], targets);
             let upstream: Vec<f32> = (0..rows).map(|r| 0.5 + (r % 3) as f32).collect();
             for (reduction, up) in [
                 (Reduction::Mean, Upstream::Scalar(1.0)),
                 (Reduction::Sum, Upstream::Scalar(0.5)),
-                (Reduction::None, Upstream::Values(&upstream)),
+                (Reduction::None, Upstream::Values(&upstream[..])),
                 (Reduction::None, Upstream::Scalar(2.0)),
             ] {
                 let loss = ce_loss(&case, &weights, reduction);
-                let want = loss
-                    .forward_backward_cpu(&input, rows, classes, targets, up)
-                    .expect("cpu");
-                let got = loss
-                    .forward_backward(ctx, &input, rows, classes, targets, up)
-                    .expect("gpu");
+                let want = loss.forward_backward(Backend::Reference, &batch, up).expect("cpu");
+                let got = loss.forward_backward(Backend::Gpu(ctx), &batch, up).expect("gpu");
                 let what = format!("{} {rows}x{classes} {reduction:?}", case.name);
                 let want_grad: Vec<f64> = want.grad.iter().map(|&g| f64::from(g)).collect();
                 assert_close(&format!("{what} grad"), &got.grad, &want_grad, GRAD);
@@ -354,23 +216,25 @@ fn gpu_elementwise_gradients_match_the_reference() {
         for (reduction, up) in [
             (Reduction::Mean, Upstream::Scalar(1.0)),
             (Reduction::Sum, Upstream::Scalar(2.0)),
-            (Reduction::None, Upstream::Values(&upstream)),
+            (Reduction::None, Upstream::Values(&upstream[..])),
         ] {
             let loss = loss.clone().reduction(reduction);
-            let (_, want) = loss
-                .forward_backward_cpu(input, target, &[rows, classes], up)
-                .expect("cpu");
-            let (_, got) = loss
-                .forward_backward(ctx, input, target, &[rows, classes], up)
-                .expect("gpu");
+            let batch = Batch::new(input, [rows, classes], target);
+            let want = loss.forward_backward(Backend::Reference, &batch, up).expect("cpu").grad;
+            let got = loss.forward_backward(Backend::Gpu(ctx), &batch, up).expect("gpu").grad;
             let want: Vec<f64> = want.iter().map(|&g| f64::from(g)).collect();
-            assert_close(&format!("{:?} {reduction:?}", loss.kind()), &got, &want, tol);
+            assert_close(&format!("{:?} {reduction:?}", loss.kind), &got, &want, tol);
         }
     }
     let kl = ElementwiseLoss::kl_div().reduction(Reduction::BatchMean);
-    let (_, got) = kl
-        .forward_backward(ctx, &x, &p, &[rows, classes], Upstream::Scalar(1.0))
-        .expect("gpu");
+    let got = kl
+        .forward_backward(
+            Backend::Gpu(ctx),
+            &Batch::new(&x, [rows, classes], &p),
+            Upstream::Scalar(1.0),
+        )
+        .expect("gpu")
+        .grad;
     let want: Vec<f64> = p.iter().map(|&t| -f64::from(t) / rows as f64).collect();
     assert_close("kl batchmean grad = -t / N", &got, &want, tol);
 }
@@ -398,27 +262,52 @@ fn in_place_gradient_lands_in_the_callers_buffer_with_o_n_extra_memory() {
         contents: bytemuck::cast_slice(&targets),
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
     });
+    // The loss ([loss, divisor] for the mean) and the status word land in the app's buffers.
+    let result = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("app.loss"),
+        size: 8,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let status = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+        label: Some("app.status"),
+        size: 4,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
     let loss = CrossEntropy::default().label_smoothing(0.1).z_loss(1e-4);
     let before = ctx.bytes_allocated();
-    let result = loss
-        .forward_backward_in_place(
-            ctx,
-            wgpu_loss::BufferAt {
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(
+        ctx,
+        &mut encoder,
+        &BatchAt::new(
+            BufferAt {
                 buffer: &buffer,
                 offset: 256,
             },
-            rows,
-            classes,
-            GpuTargets {
-                at: (&targets_buf).into(),
-                width: TargetWidth::I64,
-            },
-            wgpu_loss::GpuUpstream::Scalar(1.0),
-        )
-        .expect("in place");
+            [rows, classes],
+            TargetsAt::I64((&targets_buf).into()),
+        ),
+        &Outputs {
+            loss: Some((&result).into()),
+            status: Some((&status).into()),
+            grad: Some((GradInto::InPlace, Upstream::Scalar(1.0))),
+            ..Default::default()
+        },
+    )
+    .expect("in place");
+    ctx.queue().submit(Some(encoder.finish()));
+    // Only the loss (one f32 of [loss, divisor]) and the status word are read back: nothing
+    // [N, C] (a read-back of the gradient would show in `extra` below, as its staging buffer).
+    let result = LossValue::Scalar(wgpu_loss::read::<f32>(ctx, (&result).into(), 1).expect("read loss")[0]);
+    let word = wgpu_loss::read::<u32>(ctx, (&status).into(), 1).expect("read status")[0];
     let extra = ctx.bytes_allocated() - before;
     let input_bytes = (rows * classes * 4) as u64;
-    assert!(result.grad.is_empty(), "nothing [N, C] is read back");
+    assert!(
+        Status(word).is_ok(),
+        "status {word:#x}: every target in range or ignored"
+    );
     assert!(
         extra < input_bytes / 10,
         "in place allocated {extra} bytes beside {input_bytes} bytes of logits"
@@ -445,13 +334,17 @@ fn in_place_gradient_lands_in_the_callers_buffer_with_o_n_extra_memory() {
         "bytes outside the input untouched"
     );
     let want = loss
-        .forward_backward_cpu(&logits, rows, classes, &targets, Upstream::Scalar(1.0))
+        .forward_backward(
+            Backend::Reference,
+            &Batch::new(&logits, [rows, classes], &targets),
+            Upstream::Scalar(1.0),
+        )
         .expect("cpu");
     let want_grad: Vec<f64> = want.grad.iter().map(|&g| f64::from(g)).collect();
     assert_close("in-place grad", &all[64..64 + rows * classes], &want_grad, GRAD);
     assert_close(
         "in-place loss",
-        result.loss.values(),
+        result.values(),
         &[f64::from(want.loss.values()[0])],
         common::REDUCED,
     );
@@ -471,16 +364,17 @@ fn row_outputs_lse_argmax_accuracy() {
         .map(|r| if r % 9 == 0 { -100 } else { rng.below(classes) as i64 })
         .collect();
     let row1 = &logits[classes..2 * classes];
-    targets[1] = cpu::argmax(row1) as i64;
+    targets[1] = argmax(row1) as i64;
     for loss in [
         CrossEntropy::default().row_outputs(true),
         CrossEntropy::default().row_outputs(true).softcap(4.0),
     ] {
+        let batch = Batch::new(&logits, [rows, classes], &targets);
         let want = loss
-            .forward_backward_cpu(&logits, rows, classes, &targets, Upstream::Scalar(1.0))
+            .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0))
             .expect("cpu");
         let got = loss
-            .forward_backward(ctx, &logits, rows, classes, &targets, Upstream::Scalar(1.0))
+            .forward_backward(Backend::Gpu(ctx), &batch, Upstream::Scalar(1.0))
             .expect("gpu");
         assert_eq!(got.argmax, want.argmax);
         let argmax = got.argmax.as_ref().expect("argmax");
@@ -513,35 +407,29 @@ fn z_loss_and_softcap_forward_values() {
     let plain = -(3.0 - lse);
     let with_z = CrossEntropy::default()
         .z_loss(0.1)
-        .forward(gpu(), &x, 1, 3, &vec![2_i64])
+        .forward(Backend::Gpu(gpu()), &Batch::new(&x, [1, 3], &[2_i64]))
         .expect("z");
     assert_close("z-loss", with_z.values(), &[plain + 0.1 * lse * lse], common::ROW_LOSS);
     let capped: Vec<f64> = x.iter().map(|&v| 2.0 * (f64::from(v) / 2.0).tanh()).collect();
     let lse_c = capped.iter().map(|v| v.exp()).sum::<f64>().ln();
     let with_cap = CrossEntropy::default()
         .softcap(2.0)
-        .forward(gpu(), &x, 1, 3, &vec![2_i64])
+        .forward(Backend::Gpu(gpu()), &Batch::new(&x, [1, 3], &[2_i64]))
         .expect("cap");
     assert_close("softcap", with_cap.values(), &[lse_c - capped[2]], common::ROW_LOSS);
 }
 
 #[test]
 fn row_op_vector_jacobian_products() {
-    use wgpu_loss::RowOp;
-    // The f64 VJP against finite differences of u · op(x).
+    // The f64 VJP against finite differences of u · op(x) is checked in f64 in
+    // src/losses/softmax/reference_tests.rs (row_op_vector_jacobian_products_match_finite_differences),
+    // from the same seed. Its draws are replayed here so that the GPU cases below see the
+    // same data as before that half moved.
     let mut rng = Rng::new(31);
-    let row: Vec<f64> = (0..7).map(|_| f64::from(rng.uniform(-3.0, 3.0))).collect();
+    let _row: Vec<f32> = (0..7).map(|_| rng.uniform(-3.0, 3.0)).collect();
     for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
         let outputs = if op == RowOp::Entropy { 1 } else { 7 };
-        let up: Vec<f64> = (0..outputs).map(|_| f64::from(rng.uniform(-1.0, 1.0))).collect();
-        let analytic = cpu::row_op_vjp(op, &row, &up);
-        let numeric = finite_differences(&row, |x| cpu::row_op(op, x).iter().zip(&up).map(|(o, u)| o * u).sum());
-        for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
-            assert!(
-                common::close(*a, *n, FINITE_DIFF),
-                "{op:?} [{i}]: analytic {a}, numeric {n}"
-            );
-        }
+        let _up: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0)).collect();
     }
     // The GPU VJP against the reference, with masked classes.
     let ctx = gpu();
@@ -553,13 +441,18 @@ fn row_op_vector_jacobian_products() {
         for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
             let outputs = if op == RowOp::Entropy { rows } else { rows * classes };
             let up: Vec<f32> = (0..outputs).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let batch = Batch::input(&logits, [rows, classes]);
             let want: Vec<f64> = op
-                .backward_cpu(&logits, rows, classes, &up)
+                .forward_backward(Backend::Reference, &batch, Upstream::Values(&up))
                 .expect("cpu")
+                .grad
                 .iter()
                 .map(|&g| f64::from(g))
                 .collect();
-            let got = op.backward(ctx, &logits, rows, classes, &up).expect("gpu");
+            let got = op
+                .forward_backward(Backend::Gpu(ctx), &batch, Upstream::Values(&up))
+                .expect("gpu")
+                .grad;
             assert_close(&format!("{op:?} vjp {rows}x{classes}"), &got, &want, GRAD);
         }
     }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{assert_close, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
-use wgpu_loss::{CrossEntropy, ElementwiseLoss, GpuContext, LossValue, Reduction, RowOp, Targets, Upstream};
+use wgpu_loss::{
+    Backend, Batch, CrossEntropy, ElementwiseLoss, GpuContext, Loss, LossValue, Reduction, RowOp, Targets, Upstream,
+};
 
 fn widen(values: &[f32]) -> Vec<f64> {
     values.iter().map(|&v| f64::from(v)).collect()
@@ -34,7 +36,7 @@ fn cross_entropy_larger_than_a_buffer() {
         .map(|_| rng.uniform(0.0, 1.0) / classes as f32)
         .collect();
     for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
-        for targets in [Targets::I64(&indices), Targets::Probabilities(&probs)] {
+        for targets in [Targets::I64(&indices), Targets::F32(&probs)] {
             let loss = CrossEntropy::default()
                 .weight(&weights)
                 .label_smoothing(0.1)
@@ -42,14 +44,19 @@ fn cross_entropy_larger_than_a_buffer() {
                 .row_outputs(true);
             let what = format!(
                 "{reduction:?} {}",
-                if targets.is_probabilities() { "probs" } else { "indices" }
+                if matches!(targets, Targets::F32(_)) {
+                    "probs"
+                } else {
+                    "indices"
+                }
             );
             let upstream = Upstream::Scalar(0.5);
+            let batch = Batch::new(&logits, [rows, classes], targets);
             let got = loss
-                .forward_backward(&ctx, &logits, rows, classes, targets, upstream)
+                .forward_backward(Backend::Gpu(&ctx), &batch, upstream)
                 .expect(&what);
             let want = loss
-                .forward_backward_cpu(&logits, rows, classes, targets, upstream)
+                .forward_backward(Backend::Reference, &batch, upstream)
                 .expect(&what);
             let tol = if reduction == Reduction::None {
                 ROW_LOSS
@@ -70,7 +77,7 @@ fn cross_entropy_larger_than_a_buffer() {
     let mut bad = indices.clone();
     bad[77] = 37;
     let err = CrossEntropy::default()
-        .forward(&ctx, &logits, rows, classes, &bad)
+        .forward(Backend::Gpu(&ctx), &Batch::new(&logits, [rows, classes], &bad))
         .unwrap_err();
     assert!(err.to_string().contains("77"), "{err}");
 }
@@ -92,17 +99,19 @@ fn elementwise_and_row_ops_larger_than_a_buffer() {
     ];
     for (loss, reduced) in losses {
         let what = format!("{loss:?}");
+        let batch = Batch::new(&x, shape, &y);
         let (got, want) = if reduced {
-            (
-                loss.forward_backward(&ctx, &x, &y, &shape, Upstream::Scalar(1.0))
-                    .expect(&what),
-                loss.forward_backward_cpu(&x, &y, &shape, Upstream::Scalar(1.0))
-                    .unwrap(),
-            )
+            let got = loss
+                .forward_backward(Backend::Gpu(&ctx), &batch, Upstream::Scalar(1.0))
+                .expect(&what);
+            let want = loss
+                .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0))
+                .unwrap();
+            ((got.loss, got.grad), (want.loss, want.grad))
         } else {
             (
-                (loss.forward(&ctx, &x, &y, &shape).expect(&what), Vec::new()),
-                (loss.forward_cpu(&x, &y, &shape).unwrap(), Vec::new()),
+                (loss.forward(Backend::Gpu(&ctx), &batch).expect(&what), Vec::new()),
+                (loss.forward(Backend::Reference, &batch).unwrap(), Vec::new()),
             )
         };
         let tol = if matches!(got.0, LossValue::Scalar(_)) {
@@ -115,14 +124,21 @@ fn elementwise_and_row_ops_larger_than_a_buffer() {
     }
     for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
         let (rows, classes) = (shape[0], shape[1]);
-        let got = op.forward(&ctx, &x, rows, classes).unwrap();
-        let want = op.forward_cpu(&x, rows, classes).unwrap();
+        let batch = Batch::input(&x, [rows, classes]);
+        let got = op.forward(Backend::Gpu(&ctx), &batch).unwrap();
+        let want = op.forward(Backend::Reference, &batch).unwrap();
         assert_close(&format!("{op:?}"), got.values(), &widen(want.values()), ROW_LOSS);
         let upstream: Vec<f32> = (0..rows * op_width(op, classes))
             .map(|_| rng.uniform(-1.0, 1.0))
             .collect();
-        let got = op.backward(&ctx, &x, rows, classes, &upstream).unwrap();
-        let want = op.backward_cpu(&x, rows, classes, &upstream).unwrap();
+        let got = op
+            .forward_backward(Backend::Gpu(&ctx), &batch, Upstream::Values(&upstream))
+            .unwrap()
+            .grad;
+        let want = op
+            .forward_backward(Backend::Reference, &batch, Upstream::Values(&upstream))
+            .unwrap()
+            .grad;
         assert_close(&format!("{op:?} backward"), &got, &widen(&want), GRAD_TOLERANCE);
     }
 }
@@ -145,15 +161,16 @@ fn sixteen_million_rows() {
     let mut rng = Rng::new(3);
     let logits = rng.logits(rows * classes, 4.0);
     let targets: Vec<i32> = (0..rows).map(|r| (r % 3 == 0) as i32).collect();
+    let batch = Batch::new(&logits, [rows, classes], &targets[..]);
     let none = CrossEntropy::default().reduction(Reduction::None);
-    let rows_gpu = none.forward(ctx, &logits, rows, classes, &targets[..]).unwrap();
+    let rows_gpu = none.forward(Backend::Gpu(ctx), &batch).unwrap();
     let rows_gpu = rows_gpu.values();
-    let want = none.forward_cpu(&logits, rows, classes, &targets[..]).unwrap();
+    let want = none.forward(Backend::Reference, &batch).unwrap();
     assert_close("16M rows", rows_gpu, &widen(want.values()), ROW_LOSS);
     // The sum of exactly these f32 row losses: the GPU's tree against f64.
     let sum = CrossEntropy::default()
         .reduction(Reduction::Sum)
-        .forward(ctx, &logits, rows, classes, &targets[..])
+        .forward(Backend::Gpu(ctx), &batch)
         .unwrap()
         .scalar()
         .unwrap();
@@ -165,14 +182,12 @@ fn sixteen_million_rows() {
     );
     // The same for an elementwise loss over 32M elements, and a row op over 16M rows.
     let target: Vec<f32> = logits.iter().map(|x| x * 0.5).collect();
-    let mse = ElementwiseLoss::mse()
-        .forward(ctx, &logits, &target, &[rows, classes])
-        .unwrap();
-    let mse_want = ElementwiseLoss::mse()
-        .forward_cpu(&logits, &target, &[rows, classes])
-        .unwrap();
+    let mse_batch = Batch::new(&logits, [rows, classes], &target);
+    let mse = ElementwiseLoss::mse().forward(Backend::Gpu(ctx), &mse_batch).unwrap();
+    let mse_want = ElementwiseLoss::mse().forward(Backend::Reference, &mse_batch).unwrap();
     assert_close("mse 32M", mse.values(), &widen(mse_want.values()), REDUCED);
-    let entropy = RowOp::Entropy.forward(ctx, &logits, rows, classes).unwrap();
-    let entropy_want = RowOp::Entropy.forward_cpu(&logits, rows, classes).unwrap();
+    let rows_batch = Batch::input(&logits, [rows, classes]);
+    let entropy = RowOp::Entropy.forward(Backend::Gpu(ctx), &rows_batch).unwrap();
+    let entropy_want = RowOp::Entropy.forward(Backend::Reference, &rows_batch).unwrap();
     assert_close("entropy 16M", entropy.values(), &widen(entropy_want.values()), ROW_LOSS);
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_close, close, gpu, Rng, Tolerance, REDUCED, ROW_LOSS};
-use wgpu_loss::{CrossEntropy, ElementwiseLoss, InputKind, LossValue, Reduction, RowOp, Targets};
+use wgpu_loss::{Backend, Batch, CrossEntropy, ElementwiseLoss, InputKind, Loss, LossValue, Reduction, RowOp, Targets};
 
 /// The f64 reference against PyTorch's float64 result: only summation order differs.
 const REFERENCE: Tolerance = Tolerance {
@@ -93,7 +93,7 @@ fn f32s(values: &[f64]) -> Vec<f32> {
 fn check(name: &str, run: impl Fn(bool) -> LossValue, want: &[f64]) {
     let cpu = run(false);
     let cpu64: Vec<f64> = cpu.values().iter().map(|&v| f64::from(v)).collect();
-    // forward_cpu rounds its f64 result to f32: compare at f32 precision, and tightly where
+    // Backend::Reference rounds its f64 result to f32: compare at f32 precision, and tightly where
     // the value is exact in f32 (REFERENCE bounds the f64 math itself; see golden.rs).
     for (i, (&g, &w)) in cpu64.iter().zip(want).enumerate() {
         assert!(
@@ -105,28 +105,31 @@ fn check(name: &str, run: impl Fn(bool) -> LossValue, want: &[f64]) {
     assert_close(&format!("gpu {name}"), run(true).values(), want, GPU_GOLDEN);
 }
 
-fn ce(loss: CrossEntropy, input: &[f32], rows: usize, classes: usize, targets: Targets<'_>, on_gpu: bool) -> LossValue {
+/// The GPU, or the f64 reference (`Backend::Reference`).
+fn backend(on_gpu: bool) -> Backend<'static> {
     if on_gpu {
-        loss.forward(gpu(), input, rows, classes, targets).expect("gpu")
+        Backend::Gpu(gpu())
     } else {
-        loss.forward_cpu(input, rows, classes, targets).expect("cpu")
+        Backend::Reference
     }
+}
+
+fn ce(loss: CrossEntropy, input: &[f32], rows: usize, classes: usize, targets: Targets<'_>, on_gpu: bool) -> LossValue {
+    let batch = Batch::new(input, [rows, classes], targets);
+    loss.forward(backend(on_gpu), &batch)
+        .expect(if on_gpu { "gpu" } else { "cpu" })
 }
 
 fn ew(loss: ElementwiseLoss, input: &[f32], target: &[f32], shape: &[usize], on_gpu: bool) -> LossValue {
-    if on_gpu {
-        loss.forward(gpu(), input, target, shape).expect("gpu")
-    } else {
-        loss.forward_cpu(input, target, shape).expect("cpu")
-    }
+    let batch = Batch::new(input, shape, target);
+    loss.forward(backend(on_gpu), &batch)
+        .expect(if on_gpu { "gpu" } else { "cpu" })
 }
 
 fn row_op(op: RowOp, input: &[f32], rows: usize, classes: usize, on_gpu: bool) -> LossValue {
-    if on_gpu {
-        op.forward(gpu(), input, rows, classes).expect("gpu")
-    } else {
-        op.forward_cpu(input, rows, classes).expect("cpu")
-    }
+    let batch = Batch::input(input, [rows, classes]);
+    op.forward(backend(on_gpu), &batch)
+        .expect(if on_gpu { "gpu" } else { "cpu" })
 }
 
 #[test]
@@ -135,7 +138,7 @@ fn cross_entropy_variants_match_pytorch() {
     // F.cross_entropy(x, tp, reduction="none")
     check(
         "ce_probs_none",
-        |g| ce(none.clone(), &X, 4, 3, Targets::Probabilities(&TP), g),
+        |g| ce(none.clone(), &X, 4, 3, Targets::F32(&TP), g),
         &[
             0.8413113037999445,
             0.09967363562050889,
@@ -152,7 +155,7 @@ fn cross_entropy_variants_match_pytorch() {
                 &X,
                 4,
                 3,
-                Targets::Probabilities(&TP),
+                Targets::F32(&TP),
                 g,
             )
         },
@@ -167,7 +170,7 @@ fn cross_entropy_variants_match_pytorch() {
                 &X,
                 4,
                 3,
-                Targets::Probabilities(&TP),
+                Targets::F32(&TP),
                 g,
             )
         },
@@ -183,7 +186,7 @@ fn cross_entropy_variants_match_pytorch() {
     // -(tp4 * torch.log(p + 1e-7)).sum(1)
     check(
         "ce_on_probs_targets_none",
-        |g| ce(on_probs.clone(), &P, 2, 4, Targets::Probabilities(&TP4), g),
+        |g| ce(on_probs.clone(), &P, 2, 4, Targets::F32(&TP4), g),
         &[2.9957302586548598, 1.262863744753229],
     );
     // F.nll_loss(logp, [0, 1, -100, 2], weight=w, reduction="none")
@@ -402,7 +405,7 @@ fn seed_table_through_the_public_api() {
                 rtol: 1e-6,
             };
             let by_index = ce(on_probs.clone(), &y, 1, 4, Targets::I64(&[1]), on_gpu);
-            let by_probs = ce(on_probs.clone(), &y, 1, 4, Targets::Probabilities(&t), on_gpu);
+            let by_probs = ce(on_probs.clone(), &y, 1, 4, Targets::F32(&t), on_gpu);
             assert!(
                 close(f64::from(by_index.values()[0]), want, seed),
                 "{on_gpu}: {by_index:?}"
@@ -440,14 +443,7 @@ fn one_hot_probability_targets_equal_class_indices() {
         ] {
             let loss = loss.reduction(Reduction::None);
             let by_index = ce(loss.clone(), input, rows, classes, Targets::I64(&indices), on_gpu);
-            let by_probs = ce(
-                loss.clone(),
-                input,
-                rows,
-                classes,
-                Targets::Probabilities(&one_hot),
-                on_gpu,
-            );
+            let by_probs = ce(loss.clone(), input, rows, classes, Targets::F32(&one_hot), on_gpu);
             let want: Vec<f64> = by_index.values().iter().map(|&v| f64::from(v)).collect();
             assert_close(
                 &format!("one-hot {loss:?} gpu={on_gpu}"),
@@ -459,14 +455,7 @@ fn one_hot_probability_targets_equal_class_indices() {
         // With class weights the row values agree; the means differ by design (Σ w[y] vs N).
         let weighted = CrossEntropy::default().weight(&weights).reduction(Reduction::None);
         let by_index = ce(weighted.clone(), &logits, rows, classes, Targets::I64(&indices), on_gpu);
-        let by_probs = ce(
-            weighted,
-            &logits,
-            rows,
-            classes,
-            Targets::Probabilities(&one_hot),
-            on_gpu,
-        );
+        let by_probs = ce(weighted, &logits, rows, classes, Targets::F32(&one_hot), on_gpu);
         let want: Vec<f64> = by_index.values().iter().map(|&v| f64::from(v)).collect();
         assert_close("one-hot weighted", by_probs.values(), &want, ROW_LOSS);
     }
@@ -500,7 +489,7 @@ fn gpu_matches_the_reference_on_random_shapes() {
                 "ce probs",
                 CrossEntropy::default().weight(&weights).label_smoothing(0.1),
                 &logits,
-                Targets::Probabilities(&targets),
+                Targets::F32(&targets),
             ),
             (
                 "ce on probs",
@@ -516,7 +505,7 @@ fn gpu_matches_the_reference_on_random_shapes() {
                     .input_kind(InputKind::Probabilities)
                     .epsilon(0.0),
                 &probs,
-                Targets::Probabilities(&targets),
+                Targets::F32(&targets),
             ),
             (
                 "nll",
@@ -528,14 +517,15 @@ fn gpu_matches_the_reference_on_random_shapes() {
         for (name, loss, input, t) in cases {
             for reduction in [Reduction::None, Reduction::Mean] {
                 let loss = loss.clone().reduction(reduction);
+                let batch = Batch::new(input, [rows, classes], t);
                 let want: Vec<f64> = loss
-                    .forward_cpu(input, rows, classes, t)
+                    .forward(Backend::Reference, &batch)
                     .expect("cpu")
                     .values()
                     .iter()
                     .map(|&v| f64::from(v))
                     .collect();
-                let got = loss.forward(ctx, input, rows, classes, t).expect("gpu");
+                let got = loss.forward(Backend::Gpu(ctx), &batch).expect("gpu");
                 let tol = if reduction == Reduction::None {
                     ROW_LOSS
                 } else {
@@ -568,14 +558,15 @@ fn gpu_matches_the_reference_on_random_shapes() {
         for (name, loss, input, target) in cases {
             for reduction in [Reduction::None, Reduction::Sum, Reduction::Mean] {
                 let loss = loss.clone().reduction(reduction);
+                let batch = Batch::new(input, shape, target);
                 let want: Vec<f64> = loss
-                    .forward_cpu(input, target, &shape)
+                    .forward(Backend::Reference, &batch)
                     .expect("cpu")
                     .values()
                     .iter()
                     .map(|&v| f64::from(v))
                     .collect();
-                let got = loss.forward(ctx, input, target, &shape).expect("gpu");
+                let got = loss.forward(Backend::Gpu(ctx), &batch).expect("gpu");
                 let tol = match (reduction, name) {
                     (Reduction::None, "bce-with-logits") => ELEMENT_LOGITS,
                     (Reduction::None, _) => ELEMENT,
@@ -586,14 +577,15 @@ fn gpu_matches_the_reference_on_random_shapes() {
         }
         // Row operations.
         for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+            let batch = Batch::input(&logits, [rows, classes]);
             let want: Vec<f64> = op
-                .forward_cpu(&logits, rows, classes)
+                .forward(Backend::Reference, &batch)
                 .expect("cpu")
                 .values()
                 .iter()
                 .map(|&v| f64::from(v))
                 .collect();
-            let got = op.forward(ctx, &logits, rows, classes).expect("gpu");
+            let got = op.forward(Backend::Gpu(ctx), &batch).expect("gpu");
             let tol = if op == RowOp::Softmax { SOFTMAX } else { ROW_LOSS };
             assert_close(&what(&format!("{op:?}")), got.values(), &want, tol);
         }
@@ -612,8 +604,9 @@ fn elementwise_and_row_ops_chunk_under_a_lowered_binding_limit() {
     let weights: Vec<f32> = (0..classes).map(|_| rng.uniform(0.1, 2.0)).collect();
     for reduction in [Reduction::None, Reduction::Mean] {
         let loss = ElementwiseLoss::bce_with_logits().weight(&weights).reduction(reduction);
+        let batch = Batch::new(&logits, [rows, classes], &target);
         let want: Vec<f64> = loss
-            .forward_cpu(&logits, &target, &[rows, classes])
+            .forward(Backend::Reference, &batch)
             .expect("cpu")
             .values()
             .iter()
@@ -621,9 +614,7 @@ fn elementwise_and_row_ops_chunk_under_a_lowered_binding_limit() {
             .collect();
         assert_close(
             "chunked bce-with-logits",
-            loss.forward(&small, &logits, &target, &[rows, classes])
-                .expect("gpu")
-                .values(),
+            loss.forward(Backend::Gpu(&small), &batch).expect("gpu").values(),
             &want,
             if reduction == Reduction::None {
                 ELEMENT_LOGITS
@@ -633,8 +624,9 @@ fn elementwise_and_row_ops_chunk_under_a_lowered_binding_limit() {
         );
     }
     for op in [RowOp::Softmax, RowOp::Entropy] {
+        let batch = Batch::input(&logits, [rows, classes]);
         let want: Vec<f64> = op
-            .forward_cpu(&logits, rows, classes)
+            .forward(Backend::Reference, &batch)
             .expect("cpu")
             .values()
             .iter()
@@ -642,7 +634,7 @@ fn elementwise_and_row_ops_chunk_under_a_lowered_binding_limit() {
             .collect();
         assert_close(
             "chunked row op",
-            op.forward(&small, &logits, rows, classes).expect("gpu").values(),
+            op.forward(Backend::Gpu(&small), &batch).expect("gpu").values(),
             &want,
             SOFTMAX,
         );

@@ -6,7 +6,9 @@
 mod common;
 
 use common::{assert_close, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
-use wgpu_loss::{CrossEntropy, GpuContext, InputKind, LossValue, Reduction, Strategy, Targets, Upstream};
+use wgpu_loss::{
+    Backend, Batch, CrossEntropy, GpuContext, InputKind, Loss, LossValue, Reduction, Strategy, Targets, Upstream,
+};
 
 const STRATEGIES: [Strategy; 4] = [
     Strategy::InvocationPerRow,
@@ -123,7 +125,7 @@ fn cases(rows: usize, classes: usize, seed: u64) -> Vec<Case> {
 
 fn targets(case: &Case) -> Targets<'_> {
     match &case.probs {
-        Some(p) => Targets::Probabilities(p),
+        Some(p) => Targets::F32(p),
         None => Targets::I64(&case.indices),
     }
 }
@@ -132,21 +134,18 @@ fn check(ctx: &GpuContext, rows: usize, classes: usize, seed: u64, with_grad: bo
     for case in cases(rows, classes, seed) {
         // The context's Debug names the forced strategy.
         let what = format!("{} {rows}x{classes} ({ctx:?})", case.name);
+        let batch = Batch::new(&case.input, [rows, classes], targets(&case));
         let none = case.loss.clone().reduction(Reduction::None);
-        let got = none
-            .forward(ctx, &case.input, rows, classes, targets(&case))
-            .expect(&what);
-        let want = none
-            .forward_cpu(&case.input, rows, classes, targets(&case))
-            .expect(&what);
+        let got = none.forward(Backend::Gpu(ctx), &batch).expect(&what);
+        let want = none.forward(Backend::Reference, &batch).expect(&what);
         assert_close(&what, got.values(), &as_f64(&want), ROW_LOSS);
         let mean = case.loss.clone().reduction(Reduction::Mean);
         if with_grad {
             let got = mean
-                .forward_backward(ctx, &case.input, rows, classes, targets(&case), Upstream::Scalar(1.0))
+                .forward_backward(Backend::Gpu(ctx), &batch, Upstream::Scalar(1.0))
                 .expect(&what);
             let want = mean
-                .forward_backward_cpu(&case.input, rows, classes, targets(&case), Upstream::Scalar(1.0))
+                .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0))
                 .expect(&what);
             assert_close(&format!("{what} mean"), got.loss.values(), &as_f64(&want.loss), REDUCED);
             assert_close(&format!("{what} grad"), &got.grad, &widen(&want.grad), GRAD_TOLERANCE);
@@ -157,12 +156,8 @@ fn check(ctx: &GpuContext, rows: usize, classes: usize, seed: u64, with_grad: bo
                 assert_close(&format!("{what} lse"), g, &widen(w), ROW_LOSS);
             }
         } else {
-            let got = mean
-                .forward(ctx, &case.input, rows, classes, targets(&case))
-                .expect(&what);
-            let want = mean
-                .forward_cpu(&case.input, rows, classes, targets(&case))
-                .expect(&what);
+            let got = mean.forward(Backend::Gpu(ctx), &batch).expect(&what);
+            let want = mean.forward(Backend::Reference, &batch).expect(&what);
             assert_close(&format!("{what} mean"), got.values(), &as_f64(&want), REDUCED);
         }
     }
@@ -195,9 +190,10 @@ fn every_strategy_is_deterministic() {
     for strategy in STRATEGIES {
         let ctx = forced(strategy);
         let loss = CrossEntropy::default().label_smoothing(0.1);
+        let batch = Batch::new(&logits, [rows, classes], &targets);
         let runs: Vec<u32> = (0..3)
             .map(|_| {
-                loss.forward(&ctx, &logits, rows, classes, &targets)
+                loss.forward(Backend::Gpu(&ctx), &batch)
                     .unwrap()
                     .scalar()
                     .unwrap()
@@ -224,7 +220,7 @@ fn split_rows_larger_than_a_binding() {
         .with_strategy(Strategy::SubgroupPerRow);
     let logits = vec![0.0_f32; 3000];
     let err = CrossEntropy::default()
-        .forward(&whole, &logits, 1, 3000, &[1_i64][..])
+        .forward(Backend::Gpu(&whole), &Batch::new(&logits, [1, 3000], &[1_i64][..]))
         .unwrap_err()
         .to_string();
     assert!(err.contains("3000 classes") && err.contains("12000 bytes"), "{err}");
@@ -252,8 +248,9 @@ fn row_ops_under_every_strategy() {
                 wgpu_loss::RowOp::Entropy,
             ] {
                 let what = format!("{op:?} {rows}x{classes} under {strategy:?}");
-                let got = op.forward(&ctx, &logits, rows, classes).expect(&what);
-                let want = op.forward_cpu(&logits, rows, classes).expect(&what);
+                let batch = Batch::input(&logits, [rows, classes]);
+                let got = op.forward(Backend::Gpu(&ctx), &batch).expect(&what);
+                let want = op.forward(Backend::Reference, &batch).expect(&what);
                 assert_close(&what, got.values(), &as_f64(&want), ROW_LOSS);
             }
         }

@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use common::{assert_close, Rng, REDUCED, ROW_LOSS};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{CrossEntropy, CrossEntropyOutputs, GpuContext, GpuTargets, Reduction, TargetWidth, Upstream};
+use wgpu_loss::{
+    Backend, Batch, BatchAt, CrossEntropy, GpuContext, Loss, Outputs, Reduction, RowOp, TargetsAt, Upstream,
+};
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss_bytes() -> u64 {
@@ -39,27 +42,16 @@ fn ten_thousand_calls_allocate_nothing() {
     let logits = rng.logits(rows * classes, 4.0);
     let targets: Vec<i64> = (0..rows).map(|_| rng.below(classes) as i64).collect();
     let loss = CrossEntropy::default().label_smoothing(0.1);
-    let want = loss
-        .forward_cpu(&logits, rows, classes, &targets)
-        .unwrap()
-        .scalar()
-        .unwrap();
-    let first = loss
-        .forward(&ctx, &logits, rows, classes, &targets)
-        .unwrap()
-        .scalar()
-        .unwrap();
+    let batch = Batch::new(&logits, [rows, classes], &targets);
+    let want = loss.forward(Backend::Reference, &batch).unwrap().scalar().unwrap();
+    let first = loss.forward(Backend::Gpu(&ctx), &batch).unwrap().scalar().unwrap();
     // Warm up: pipelines, pooled buffers, cached parameters, driver caches.
     for _ in 0..50 {
-        loss.forward(&ctx, &logits, rows, classes, &targets).unwrap();
+        loss.forward(Backend::Gpu(&ctx), &batch).unwrap();
     }
     let (bytes, built, rss) = (ctx.bytes_allocated(), ctx.pipelines_built(), rss_bytes());
     for i in 0..10_000 {
-        let got = loss
-            .forward(&ctx, &logits, rows, classes, &targets)
-            .unwrap()
-            .scalar()
-            .unwrap();
+        let got = loss.forward(Backend::Gpu(&ctx), &batch).unwrap().scalar().unwrap();
         assert_eq!(got.to_bits(), first.to_bits(), "call {i}: not bit-identical");
     }
     assert_close("steady state", &[first], &[f64::from(want)], REDUCED);
@@ -101,19 +93,12 @@ fn recording_into_an_app_encoder_reuses_buffers() {
     let loss = CrossEntropy::default().reduction(Reduction::Sum);
     let step = || {
         let mut encoder = device.create_command_encoder(&Default::default());
-        let outputs = CrossEntropyOutputs {
-            grad: Some((
-                wgpu_loss::GradInto::Buffer((&grad).into()),
-                wgpu_loss::GpuUpstream::Scalar(1.0),
-            )),
-            ..CrossEntropyOutputs::loss(&out)
+        let outputs = Outputs {
+            grad: Some((wgpu_loss::GradInto::Buffer((&grad).into()), Upstream::Scalar(1.0))),
+            ..Outputs::loss(&out)
         };
-        let targets = GpuTargets {
-            at: (&target_buf).into(),
-            width: TargetWidth::I64,
-        };
-        loss.encode(&ctx, &mut encoder, &input, rows, classes, targets, &outputs)
-            .unwrap();
+        let batch = BatchAt::new(&input, [rows, classes], TargetsAt::I64((&target_buf).into()));
+        loss.encode(&ctx, &mut encoder, &batch, &outputs).unwrap();
         ctx.queue().submit(Some(encoder.finish()));
     };
     for _ in 0..20 {
@@ -123,7 +108,7 @@ fn recording_into_an_app_encoder_reuses_buffers() {
     for _ in 0..1000 {
         step();
     }
-    let got = wgpu_loss::read_f32(&ctx, (&out).into(), 2).unwrap();
+    let got = wgpu_loss::read::<f32>(&ctx, (&out).into(), 2).unwrap();
     assert_eq!(ctx.pipelines_built(), built);
     // Only the readback's staging buffer may be new.
     assert!(
@@ -131,7 +116,9 @@ fn recording_into_an_app_encoder_reuses_buffers() {
         "{} bytes allocated by 1000 recordings",
         ctx.bytes_allocated() - bytes
     );
-    let want = loss.forward_cpu(&logits, rows, classes, &targets).unwrap();
+    let want = loss
+        .forward(Backend::Reference, &Batch::new(&logits, [rows, classes], &targets))
+        .unwrap();
     assert_close("app encoder", &got[..1], &[f64::from(want.scalar().unwrap())], REDUCED);
 }
 
@@ -151,15 +138,16 @@ fn four_threads_share_one_context() {
                 let loss = CrossEntropy::default()
                     .label_smoothing(0.05 * t as f64)
                     .reduction(Reduction::None);
-                let want = loss.forward_cpu(&logits, rows, classes, &targets).unwrap();
+                let batch = Batch::new(&logits, [rows, classes], &targets);
+                let want = loss.forward(Backend::Reference, &batch).unwrap();
                 let want: Vec<f64> = want.values().iter().map(|&v| f64::from(v)).collect();
                 let mean = loss.clone().reduction(Reduction::Mean);
                 let mut first_grad: Option<Vec<u32>> = None;
                 for i in 0..25 {
-                    let got = loss.forward(&ctx, &logits, rows, classes, &targets).unwrap();
+                    let got = loss.forward(Backend::Gpu(&ctx), &batch).unwrap();
                     assert_close(&format!("thread {t} call {i}"), got.values(), &want, ROW_LOSS);
                     let fb = mean
-                        .forward_backward(&ctx, &logits, rows, classes, &targets, Upstream::Scalar(1.0))
+                        .forward_backward(Backend::Gpu(&ctx), &batch, Upstream::Scalar(1.0))
                         .unwrap();
                     let bits: Vec<u32> = fb.grad.iter().map(|g| g.to_bits()).collect();
                     match &first_grad {
@@ -184,16 +172,17 @@ fn the_pool_is_what_keeps_memory_flat() {
     let logits = rng.logits(rows * classes, 4.0);
     let targets: Vec<i64> = (0..rows).map(|_| rng.below(classes) as i64).collect();
     let loss = CrossEntropy::default();
+    let batch = Batch::new(&logits, [rows, classes], &targets);
     let unpooled = fresh_context().with_pool_limit(0);
-    loss.forward(&unpooled, &logits, rows, classes, &targets).unwrap();
+    loss.forward(Backend::Gpu(&unpooled), &batch).unwrap();
     let before = unpooled.bytes_allocated();
     for _ in 0..10 {
-        loss.forward(&unpooled, &logits, rows, classes, &targets).unwrap();
+        loss.forward(Backend::Gpu(&unpooled), &batch).unwrap();
     }
     assert!(unpooled.bytes_allocated() >= before + 10 * (rows * classes * 4) as u64);
     assert_eq!(unpooled.pooled_bytes(), 0);
     let pooled = fresh_context();
-    loss.forward(&pooled, &logits, rows, classes, &targets).unwrap();
+    loss.forward(Backend::Gpu(&pooled), &batch).unwrap();
     assert!(pooled.pooled_bytes() >= (rows * classes * 4) as u64);
     pooled.release_pooled();
     assert_eq!(pooled.pooled_bytes(), 0);
@@ -236,64 +225,103 @@ fn recordings_sharing_pooled_buffers_in_one_encoder() {
     let mse = wgpu_loss::ElementwiseLoss::mse();
     let mut encoder = device.create_command_encoder(&Default::default());
     for i in 0..2 {
-        let gpu_targets = GpuTargets {
-            at: (&target_bufs[i]).into(),
-            width: TargetWidth::I64,
-        };
+        let batch = BatchAt::new(
+            &input_bufs[i],
+            [rows, classes],
+            TargetsAt::I64((&target_bufs[i]).into()),
+        );
         losses[i]
-            .encode(
-                &ctx,
-                &mut encoder,
-                &input_bufs[i],
-                rows,
-                classes,
-                gpu_targets,
-                &CrossEntropyOutputs::loss(&ce_out[i]),
-            )
+            .encode(&ctx, &mut encoder, &batch, &Outputs::loss(&ce_out[i]))
             .unwrap();
-        let outputs = wgpu_loss::ElementwiseOutputs {
-            loss: (&mse_out[i]).into(),
-            grad: None,
-        };
-        mse.encode(
-            &ctx,
-            &mut encoder,
-            (&input_bufs[i]).into(),
-            (&input_bufs[1 - i]).into(),
-            &[rows, classes],
-            &outputs,
-        )
-        .unwrap();
-        wgpu_loss::RowOp::Softmax
-            .encode(
-                &ctx,
-                &mut encoder,
-                &input_bufs[i],
-                rows,
-                classes,
-                (&softmax_out[i]).into(),
-            )
+        let batch = BatchAt::new(
+            &input_bufs[i],
+            [rows, classes],
+            TargetsAt::F32((&input_bufs[1 - i]).into()),
+        );
+        mse.encode(&ctx, &mut encoder, &batch, &Outputs::loss(&mse_out[i]))
+            .unwrap();
+        let batch = BatchAt::new(&input_bufs[i], [rows, classes], TargetsAt::None);
+        RowOp::Softmax
+            .encode(&ctx, &mut encoder, &batch, &Outputs::loss(&softmax_out[i]))
             .unwrap();
     }
     ctx.queue().submit(Some(encoder.finish()));
     for i in 0..2 {
         let what = format!("recording {i}");
-        let got = wgpu_loss::read_f32(&ctx, (&ce_out[i]).into(), 1).unwrap();
-        let want = losses[i].forward_cpu(&inputs[i], rows, classes, &targets[i]).unwrap();
+        let got = wgpu_loss::read::<f32>(&ctx, (&ce_out[i]).into(), 1).unwrap();
+        let want = losses[i]
+            .forward(
+                Backend::Reference,
+                &Batch::new(&inputs[i], [rows, classes], &targets[i]),
+            )
+            .unwrap();
         assert_close(&what, &got, &[f64::from(want.scalar().unwrap())], REDUCED);
-        let got = wgpu_loss::read_f32(&ctx, (&mse_out[i]).into(), 1).unwrap();
-        let want = mse.forward_cpu(&inputs[i], &inputs[1 - i], &[rows, classes]).unwrap();
+        let got = wgpu_loss::read::<f32>(&ctx, (&mse_out[i]).into(), 1).unwrap();
+        let want = mse
+            .forward(
+                Backend::Reference,
+                &Batch::new(&inputs[i], [rows, classes], &inputs[1 - i]),
+            )
+            .unwrap();
         assert_close(
             &format!("{what} mse"),
             &got,
             &[f64::from(want.scalar().unwrap())],
             REDUCED,
         );
-        let got = wgpu_loss::read_f32(&ctx, (&softmax_out[i]).into(), rows * classes).unwrap();
-        let want = wgpu_loss::RowOp::Softmax
-            .forward_cpu(&inputs[i], rows, classes)
+        let got = wgpu_loss::read::<f32>(&ctx, (&softmax_out[i]).into(), rows * classes).unwrap();
+        let want = RowOp::Softmax
+            .forward(Backend::Reference, &Batch::input(&inputs[i], [rows, classes]))
             .unwrap();
         let want: Vec<f64> = want.values().iter().map(|&v| f64::from(v)).collect();
         assert_close(&format!("{what} softmax"), &got, &want, ROW_LOSS);
     }
+}
+
+/// Calls of different shapes on one context from several threads: a call's scratch buffers
+/// go back to the pool when its recording returns, before it is submitted, so an upload of
+/// another thread must never be handed one of them (its data would be overwritten by the
+/// first call's kernels). Every result must equal the same call made alone.
+#[test]
+fn concurrent_uploads_never_reuse_unsubmitted_scratch() {
+    let ctx = fresh_context();
+    let x = [2.0_f32, 0.5, -1.0, 0.0, 3.0, 0.1, -2.0, 1.5, 0.25, 4.0, 4.0, 4.0];
+    let (p, t) = ([0.1_f32, 0.05, 0.05, 0.8], [0.0_f32, 1.0, 0.0, 0.0]);
+    let on_probs = CrossEntropy::default()
+        .input_kind(wgpu_loss::InputKind::Probabilities)
+        .reduction(Reduction::Sum);
+    let plain = CrossEntropy::default().reduction(Reduction::None);
+    let a = || {
+        on_probs
+            .forward(Backend::Gpu(&ctx), &Batch::new(&p, [1, 4], &t))
+            .expect("a")
+            .values()
+            .to_vec()
+    };
+    let b = || {
+        let batch = Batch::new(&x, [4, 3], &[0_i64, 1, 2, -100]);
+        plain.forward(Backend::Gpu(&ctx), &batch).expect("b").values().to_vec()
+    };
+    let (want_a, want_b) = (a(), b());
+    let bad = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let (a, b, bad, want_a, want_b) = (&a, &b, &bad, &want_a, &want_b);
+            s.spawn(move || {
+                (0..400).filter(|_| a() != *want_a).for_each(|_| {
+                    bad.fetch_add(1, Relaxed);
+                })
+            });
+            s.spawn(move || {
+                (0..400).filter(|_| b() != *want_b).for_each(|_| {
+                    bad.fetch_add(1, Relaxed);
+                })
+            });
+        }
+    });
+    let bad = bad.into_inner();
+    assert_eq!(
+        bad, 0,
+        "{bad} of 1600 concurrent calls differ from the same call made alone"
+    );
 }

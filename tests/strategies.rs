@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, Rng, REDUCED, ROW_LOSS};
-use wgpu_loss::{cpu, wgpu, CrossEntropy, GpuContext, Reduction};
+use wgpu_loss::{wgpu, Backend, Batch, CrossEntropy, GpuContext, Loss, Reduction};
 
 /// A device made the way a wgpu app would, with the given features.
 fn app_device(features: wgpu::Features) -> (wgpu::Device, wgpu::Queue) {
@@ -28,20 +28,30 @@ fn check_against_cpu(ctx: &GpuContext, rows: usize, classes: usize, seed: u64) {
     let targets: Vec<i64> = (0..rows)
         .map(|r| if r % 7 == 3 { -100 } else { rng.below(classes) as i64 })
         .collect();
-    let loss = CrossEntropy::default().weight(&weights).label_smoothing(0.05);
-    let reference = cpu::cross_entropy_rows(&logits, classes, &targets, Some(&weights), -100, 0.05);
+    let loss = CrossEntropy::default()
+        .weight(&weights)
+        .ignore_index(-100)
+        .label_smoothing(0.05);
+    let batch = Batch::new(&logits, [rows, classes], &targets);
+    // The f64 reference (rounded to f32 at the end) of each row and of the weighted mean.
+    let widen = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let none = loss.clone().reduction(Reduction::None);
+    let reference_rows = widen(
+        none.forward(Backend::Reference, &batch)
+            .expect("reference none")
+            .values(),
+    );
+    let mean = loss.reduction(Reduction::Mean);
+    let reference_mean = widen(
+        mean.forward(Backend::Reference, &batch)
+            .expect("reference mean")
+            .values(),
+    );
     let what = format!("{rows}x{classes} on {ctx:?}");
-    let none = loss
-        .clone()
-        .reduction(Reduction::None)
-        .forward(ctx, &logits, rows, classes, &targets)
-        .expect("none");
-    assert_close(&what, none.values(), &reference.loss, ROW_LOSS);
-    let mean = loss
-        .reduction(Reduction::Mean)
-        .forward(ctx, &logits, rows, classes, &targets)
-        .expect("mean");
-    assert_close(&what, mean.values(), &[reference.mean()], REDUCED);
+    let got = none.forward(Backend::Gpu(ctx), &batch).expect("none");
+    assert_close(&what, got.values(), &reference_rows, ROW_LOSS);
+    let got = mean.forward(Backend::Gpu(ctx), &batch).expect("mean");
+    assert_close(&what, got.values(), &reference_mean, REDUCED);
 }
 
 #[test]
@@ -86,7 +96,7 @@ fn a_row_op_row_larger_than_one_binding_is_a_typed_error() {
     let small = GpuContext::from_device(ctx.device().clone(), ctx.queue().clone()).with_binding_limit(4096);
     let logits = vec![0.0_f32; 2000];
     let err = wgpu_loss::RowOp::Softmax
-        .forward(&small, &logits, 1, 2000)
+        .forward(Backend::Gpu(&small), &Batch::input(&logits, [1, 2000]))
         .expect_err("too large");
     assert!(matches!(err, wgpu_loss::LossError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("8000 bytes"), "{err}");

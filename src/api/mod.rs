@@ -1,0 +1,6 @@
+//! The public vocabulary every loss family shares.
+
+pub mod buffers;
+pub mod host;
+pub mod kinds;
+pub mod reduction;

@@ -1,0 +1,249 @@
+//! The argument types of the command line (clap), and what each means to the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wgpu_loss::{InputKind, Reduction, Strategy};
+
+/// Loss functions on the GPU (WGSL through wgpu), checked against an f64 CPU reference.
+#[derive(Debug, Parser)]
+#[command(name = "wgpu-loss", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute a loss from NumPy .npy files.
+    Compute(ComputeArgs),
+    /// Time cross-entropy on generated data on GPU and CPU, checking one against the other.
+    Bench(BenchArgs),
+}
+
+/// Which implementation computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The WGSL kernels through wgpu.
+    Gpu,
+    /// The fast CPU backend (multi-threaded f32, vectorisable exp and ln).
+    Cpu,
+    /// The f64 CPU reference.
+    Reference,
+}
+
+/// The losses and row operations `compute` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossName {
+    /// Cross-entropy: input [N, C]; target class indices [N] (int) or probabilities [N, C] (float32).
+    CrossEntropy,
+    /// Negative log-likelihood: input log-probabilities [N, C]; target class indices [N].
+    Nll,
+    /// Binary cross-entropy: input probabilities, target of the same shape, both in [0, 1].
+    Bce,
+    /// Binary cross-entropy on logits: input logits, target of the same shape.
+    BceWithLogits,
+    /// Mean squared error: input and target of the same shape.
+    Mse,
+    /// KL divergence: input log-probabilities, target probabilities (or log with --log-target).
+    KlDiv,
+    /// Softmax of each row of [N, C]: output [N, C].
+    Softmax,
+    /// Log-softmax of each row of [N, C]: output [N, C].
+    LogSoftmax,
+    /// Entropy of each row's softmax: output [N].
+    Entropy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReductionArg {
+    None,
+    Sum,
+    Mean,
+    Batchmean,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputKindArg {
+    Logits,
+    Probs,
+    LogProbs,
+}
+
+/// Arguments of `compute`.
+#[derive(Debug, Args)]
+pub struct ComputeArgs {
+    /// The loss.
+    #[arg(long, value_enum)]
+    pub loss: LossName,
+    /// Input .npy (float32; float16 for cross-entropy, nll and the softmax family).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Target .npy (int64/int32 class indices, or float32).
+    #[arg(long)]
+    pub target: Option<PathBuf>,
+    /// Weights .npy: float32, one per class (last axis).
+    #[arg(long)]
+    pub weight: Option<PathBuf>,
+    /// Positive-example weights .npy for bce-with-logits: float32, one per class (last axis).
+    #[arg(long)]
+    pub pos_weight: Option<PathBuf>,
+    /// Target value whose rows are ignored (cross-entropy, nll; default -100).
+    #[arg(long, allow_negative_numbers = true)]
+    pub ignore_index: Option<i64>,
+    /// Label smoothing in [0, 1] (cross-entropy).
+    #[arg(long, allow_negative_numbers = true)]
+    pub label_smoothing: Option<f64>,
+    /// How losses are reduced (default mean; batchmean for kl-div only).
+    #[arg(long, value_enum)]
+    pub reduction: Option<ReductionArg>,
+    /// What the cross-entropy input holds (default logits).
+    #[arg(long, value_enum)]
+    pub input_kind: Option<InputKindArg>,
+    /// Added to probabilities before the log, with --input-kind probs (default 1e-7).
+    #[arg(long, allow_negative_numbers = true)]
+    pub epsilon: Option<f64>,
+    /// kl-div: the target holds log-probabilities.
+    #[arg(long)]
+    pub log_target: bool,
+    /// cross-entropy: add the z-loss S·lse² to each row that is not ignored.
+    #[arg(long, allow_negative_numbers = true)]
+    pub z_loss: Option<f64>,
+    /// cross-entropy: soft-cap the logits, C·tanh(x / C), before the softmax.
+    #[arg(long, allow_negative_numbers = true)]
+    pub softcap: Option<f64>,
+    /// Write ∂loss/∂input as float32 .npy in the input's shape (upstream gradient 1; all
+    /// ones for reduction none).
+    #[arg(long)]
+    pub grad_out: Option<PathBuf>,
+    /// Where to compute: the WGSL kernels, the fast CPU backend, or the f64 reference.
+    #[arg(long, value_enum, default_value = "gpu")]
+    pub backend: BackendArg,
+    /// Write the result as float32 .npy: [] for sum/mean/batchmean, else the result's shape.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+// `bench --backend`: which side to time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Which {
+    Gpu,
+    Cpu,
+    Both,
+}
+
+/// The losses `bench` can time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchLoss {
+    CrossEntropy,
+    Nll,
+    Mse,
+    Bce,
+    BceWithLogits,
+    KlDiv,
+    Softmax,
+    LogSoftmax,
+    Entropy,
+}
+
+/// Arguments of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Rows of one shape to run instead of the default set (needs --classes).
+    #[arg(long, requires = "classes")]
+    pub rows: Option<usize>,
+    /// Classes of that shape (needs --rows).
+    #[arg(long, requires = "rows")]
+    pub classes: Option<usize>,
+    /// Timed runs per shape and backend; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Which side to time (the reference always runs once, to check the others).
+    #[arg(long, value_enum, default_value = "both")]
+    pub backend: Which,
+    /// The loss (mean reduction; softmax, log-softmax and entropy write per-row outputs).
+    #[arg(long, value_enum, default_value = "cross-entropy")]
+    pub loss: BenchLoss,
+    /// Write throughput against input size as an SVG chart, one line per backend and mode.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Print one JSON array of result objects instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Force one row-kernel strategy instead of the plan's choice per shape.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub strategy: StrategyArg,
+}
+
+/// `--strategy`: the plan's choice, or one forced (see `wgpu_loss::Strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Chosen per shape and adapter.
+    Auto,
+    /// One invocation per row.
+    Invocation,
+    /// One subgroup per row.
+    Subgroup,
+    /// One workgroup per row.
+    Workgroup,
+    /// Several workgroups per row (cross-entropy / NLL).
+    Split,
+}
+
+/// How a value is spelled on the command line (`cross-entropy`, `batchmean`, …).
+pub fn spelled(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
+impl From<ReductionArg> for Reduction {
+    fn from(arg: ReductionArg) -> Self {
+        match arg {
+            ReductionArg::None => Reduction::None,
+            ReductionArg::Sum => Reduction::Sum,
+            ReductionArg::Mean => Reduction::Mean,
+            ReductionArg::Batchmean => Reduction::BatchMean,
+        }
+    }
+}
+
+impl From<InputKindArg> for InputKind {
+    fn from(arg: InputKindArg) -> Self {
+        match arg {
+            InputKindArg::Logits => InputKind::Logits,
+            InputKindArg::Probs => InputKind::Probabilities,
+            InputKindArg::LogProbs => InputKind::LogProbabilities,
+        }
+    }
+}
+
+impl StrategyArg {
+    /// The strategy forced, or `None` for the plan's choice.
+    pub fn forced(self) -> Option<Strategy> {
+        match self {
+            StrategyArg::Auto => None,
+            StrategyArg::Invocation => Some(Strategy::InvocationPerRow),
+            StrategyArg::Subgroup => Some(Strategy::SubgroupPerRow),
+            StrategyArg::Workgroup => Some(Strategy::WorkgroupPerRow),
+            StrategyArg::Split => Some(Strategy::SplitRow),
+        }
+    }
+}
+
+impl From<BenchLoss> for LossName {
+    fn from(loss: BenchLoss) -> Self {
+        match loss {
+            BenchLoss::CrossEntropy => LossName::CrossEntropy,
+            BenchLoss::Nll => LossName::Nll,
+            BenchLoss::Mse => LossName::Mse,
+            BenchLoss::Bce => LossName::Bce,
+            BenchLoss::BceWithLogits => LossName::BceWithLogits,
+            BenchLoss::KlDiv => LossName::KlDiv,
+            BenchLoss::Softmax => LossName::Softmax,
+            BenchLoss::LogSoftmax => LossName::LogSoftmax,
+            BenchLoss::Entropy => LossName::Entropy,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The generated batches of `bench`: reproducible (SplitMix64), the same for a shape and
+//! loss on every run, with the targets the loss's family reads.
+
+use wgpu_loss::Batch;
+
+use crate::cli::args::LossName;
+use crate::cli::data::TargetData;
+use crate::cli::family::Family;
+
+/// SplitMix64, for reproducible generated batches.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Each row's log-softmax (f32, for generating inputs only).
+fn log_softmax(x: &[f32], classes: usize) -> Vec<f32> {
+    x.chunks(classes)
+        .flat_map(|row| {
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+            row.iter().map(move |v| v - lse).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The generated host data of one shape `[rows, classes]`, for one loss.
+pub struct Generated {
+    pub rows: usize,
+    pub classes: usize,
+    pub input: Vec<f32>,
+    pub targets: TargetData,
+}
+
+impl Generated {
+    /// Logits in [-8, 8), class indices and values in [0.01, 0.99), made into what `loss`
+    /// reads: log-probabilities for nll and kl-div, probabilities for bce (whose target is
+    /// 1 - input), probabilities for kl-div's target.
+    pub fn new(loss: LossName, rows: usize, classes: usize) -> Self {
+        let mut rng = Rng(rows as u64 * 1_000_003 + classes as u64);
+        let n = rows * classes;
+        let logits: Vec<f32> = (0..n).map(|_| (rng.unit() - 0.5) * 16.0).collect();
+        let indices: Vec<i64> = (0..rows).map(|_| (rng.next() % classes as u64) as i64).collect();
+        let unit: Vec<f32> = (0..n).map(|_| rng.unit() * 0.98 + 0.01).collect();
+        let (input, target) = match loss {
+            LossName::Nll => (log_softmax(&logits, classes), Vec::new()),
+            LossName::Bce => {
+                let target = unit.iter().map(|u| 1.0 - u).collect();
+                (unit, target)
+            }
+            LossName::KlDiv => {
+                let target = log_softmax(&unit, classes).iter().map(|v| v.exp()).collect();
+                (log_softmax(&logits, classes), target)
+            }
+            _ => (logits, unit),
+        };
+        let targets = match loss.family() {
+            Family::CrossEntropy(_) => TargetData::I64(indices),
+            Family::Elementwise(_) => TargetData::F32(target),
+            Family::RowOp(_) => TargetData::None,
+        };
+        Self {
+            rows,
+            classes,
+            input,
+            targets,
+        }
+    }
+
+    /// The shape, `[rows, classes]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.rows, self.classes]
+    }
+
+    /// The batch as the library takes it.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(&self.input, self.shape(), self.targets.as_targets())
+    }
+
+    /// Bytes of input the loss reads: the input, and its targets.
+    pub fn bytes_read(&self) -> usize {
+        self.input.len() * 4 + self.targets.bytes().len()
+    }
+}

@@ -1,0 +1,356 @@
+//! Every kernel of the crate, named by one enum that is also the pipeline-cache key.
+//!
+//! A kernel family is one `.wgsl` file under `shaders/`; the prelude (online max/sum
+//! merge, row indexing) and, for row kernels, one team-reduction strategy are prepended
+//! at pipeline creation. Specialisation is by WGSL `override` constants.
+
+use crate::api::kinds::{ElementwiseKind, InputFormat, InputKind, RowOutput, TargetWidth};
+pub(crate) use crate::gpu::layouts::Layout;
+
+const PRELUDE: &str = include_str!("../../shaders/prelude.wgsl");
+const TEAM_SUBGROUP: &str = include_str!("../../shaders/team_subgroup.wgsl");
+const TEAM_WORKGROUP: &str = include_str!("../../shaders/team_workgroup.wgsl");
+const TEAM_INVOCATION: &str = include_str!("../../shaders/team_invocation.wgsl");
+const TARGETS: &str = include_str!("../../shaders/targets.wgsl");
+const CROSS_ENTROPY: &str = include_str!("../../shaders/cross_entropy.wgsl");
+const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
+const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
+const CROSS_ENTROPY_GRAD: &str = include_str!("../../shaders/cross_entropy_grad.wgsl");
+
+/// How the invocations of one row (a "team") combine their partial results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Team {
+    /// One subgroup per row, combined with a `subgroupShuffleXor` butterfly.
+    Subgroup,
+    /// One workgroup per row, combined with a tree in workgroup memory.
+    Workgroup,
+    /// One invocation per row: nothing to combine (tiny rows).
+    Invocation,
+}
+
+impl Team {
+    fn source(self) -> &'static str {
+        match self {
+            Team::Subgroup => TEAM_SUBGROUP,
+            Team::Workgroup => TEAM_WORKGROUP,
+            Team::Invocation => TEAM_INVOCATION,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Team::Subgroup => "subgroup",
+            Team::Workgroup => "workgroup",
+            Team::Invocation => "invocation",
+        }
+    }
+}
+
+/// Which pass of the cross-entropy row kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RowPass {
+    /// One team reduces each whole row and writes its loss.
+    Whole,
+    /// Split rows, pass 1: one team per block of columns writes partial statistics.
+    Partials,
+    /// Split rows, pass 2: one invocation per row merges its blocks in order and writes the loss.
+    Merge,
+}
+
+/// How the targets of a cross-entropy row kernel are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetLayout {
+    /// One class index per row.
+    Indices(TargetWidth),
+    /// f32 probabilities `[N, C]`.
+    Probabilities,
+}
+
+/// The options both cross-entropy passes are specialised on (`targets.wgsl`'s overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CeFlags {
+    /// Target layout.
+    pub targets: TargetLayout,
+    /// Class weights bound.
+    pub weighted: bool,
+    /// Label smoothing on.
+    pub smoothing: bool,
+    /// What the input holds.
+    pub input: InputKind,
+    /// Soft-cap the logits.
+    pub softcap: bool,
+    /// Add the z-loss.
+    pub z_loss: bool,
+    /// The input's element type.
+    pub format: InputFormat,
+}
+
+impl CeFlags {
+    /// The override constants of `targets.wgsl`.
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        vec![
+            (
+                "TARGET_I64",
+                flag(self.targets == TargetLayout::Indices(TargetWidth::I64)),
+            ),
+            ("TARGET_PROBS", flag(self.targets == TargetLayout::Probabilities)),
+            ("WEIGHTED", flag(self.weighted)),
+            ("SMOOTHING", flag(self.smoothing)),
+            ("INPUT_KIND", input_kind_code(self.input)),
+            ("SOFTCAP", flag(self.softcap)),
+            ("Z_LOSS", flag(self.z_loss)),
+            ("FORMAT", format_code(self.format)),
+        ]
+    }
+}
+
+/// A shader module: one kernel family with its prepended parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShaderFamily {
+    /// `cross_entropy.wgsl` with the given team strategy.
+    CrossEntropy(Team),
+    /// `reduce.wgsl`: the fixed-order batch sum.
+    Reduce,
+    /// `elementwise.wgsl`: MSE, BCE, BCE with logits, KL divergence.
+    Elementwise,
+    /// `softmax.wgsl` with the given team strategy: softmax, log-softmax, entropy.
+    Softmax(Team),
+    /// `cross_entropy_grad.wgsl`: pass 2 of fused cross-entropy.
+    CrossEntropyGrad,
+}
+
+impl ShaderFamily {
+    /// Every family, for validation.
+    #[cfg(test)]
+    pub const ALL: [ShaderFamily; 9] = [
+        ShaderFamily::CrossEntropyGrad,
+        ShaderFamily::CrossEntropy(Team::Subgroup),
+        ShaderFamily::CrossEntropy(Team::Workgroup),
+        ShaderFamily::CrossEntropy(Team::Invocation),
+        ShaderFamily::Reduce,
+        ShaderFamily::Elementwise,
+        ShaderFamily::Softmax(Team::Subgroup),
+        ShaderFamily::Softmax(Team::Workgroup),
+        ShaderFamily::Softmax(Team::Invocation),
+    ];
+
+    /// The label of the module ("cross_entropy.subgroup").
+    pub fn label(self) -> String {
+        match self {
+            ShaderFamily::CrossEntropy(team) => format!("cross_entropy.{}", team.name()),
+            ShaderFamily::Reduce => "reduce".into(),
+            ShaderFamily::Elementwise => "elementwise".into(),
+            ShaderFamily::Softmax(team) => format!("softmax.{}", team.name()),
+            ShaderFamily::CrossEntropyGrad => "cross_entropy_grad".into(),
+        }
+    }
+
+    /// Whether the module uses subgroup operations (needs `wgpu::Features::SUBGROUP`).
+    #[cfg(test)]
+    pub fn needs_subgroups(self) -> bool {
+        matches!(
+            self,
+            ShaderFamily::CrossEntropy(Team::Subgroup) | ShaderFamily::Softmax(Team::Subgroup)
+        )
+    }
+
+    /// The full WGSL source as compiled: prelude, strategy, family.
+    pub fn source(self) -> String {
+        let parts: &[&str] = match self {
+            ShaderFamily::CrossEntropy(team) => &[PRELUDE, TARGETS, team.source(), CROSS_ENTROPY],
+            ShaderFamily::Reduce => &[PRELUDE, REDUCE],
+            ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
+            ShaderFamily::Softmax(team) => &[PRELUDE, team.source(), SOFTMAX],
+            ShaderFamily::CrossEntropyGrad => &[PRELUDE, TARGETS, CROSS_ENTROPY_GRAD],
+        };
+        parts.join("\n")
+    }
+}
+
+/// Every compute pipeline of the crate; the pipeline-cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Cross-entropy / NLL, forward: one row loss and row weight per row.
+    CrossEntropyRows {
+        /// Team strategy.
+        team: Team,
+        /// Which pass (whole rows, or the two passes of split rows).
+        pass: RowPass,
+        /// The options both passes are specialised on.
+        flags: CeFlags,
+        /// Write each row's argmax.
+        argmax: bool,
+    },
+    /// Pass 2 of fused cross-entropy: the gradient.
+    CrossEntropyGrad {
+        /// The options both passes are specialised on.
+        flags: CeFlags,
+        /// Overwrite the input with the gradient.
+        in_place: bool,
+        /// Reduction none: one upstream value per row.
+        per_row_upstream: bool,
+    },
+    /// One loss value per element.
+    Elementwise {
+        /// Which loss.
+        loss: ElementwiseKind,
+        /// Weights over the last axis bound.
+        weighted: bool,
+        /// `pos_weight` over the last axis bound.
+        pos_weighted: bool,
+        /// KL divergence with log-probability targets.
+        log_target: bool,
+        /// The gradient instead of the loss.
+        grad: bool,
+        /// Gradient of reduction none: one upstream value per element.
+        per_element_upstream: bool,
+        /// The input's element type.
+        format: InputFormat,
+    },
+    /// Softmax, log-softmax or entropy per row, or their vector-Jacobian product.
+    SoftmaxRows {
+        /// Team strategy.
+        team: Team,
+        /// What is written.
+        output: RowOutput,
+        /// The vector-Jacobian product with an upstream gradient instead.
+        grad: bool,
+        /// The input's element type.
+        format: InputFormat,
+    },
+    /// One pass of the fixed-order pair sum.
+    ReducePairs,
+    /// Sum → scalar (or sum / weight sum for mean).
+    Finish,
+}
+
+impl Kernel {
+    pub(crate) fn layout(self) -> Layout {
+        match self {
+            Kernel::CrossEntropyRows { .. } => Layout::Rows,
+            Kernel::ReducePairs | Kernel::Finish => Layout::Reduce,
+            Kernel::Elementwise { .. } => Layout::Elementwise,
+            Kernel::SoftmaxRows { .. } => Layout::Map,
+            Kernel::CrossEntropyGrad { .. } => Layout::Grad,
+        }
+    }
+
+    /// The shader family the kernel's module comes from.
+    pub fn family(self) -> ShaderFamily {
+        match self {
+            Kernel::CrossEntropyRows { team, .. } => ShaderFamily::CrossEntropy(team),
+            Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
+            Kernel::Elementwise { .. } => ShaderFamily::Elementwise,
+            Kernel::SoftmaxRows { team, .. } => ShaderFamily::Softmax(team),
+            Kernel::CrossEntropyGrad { .. } => ShaderFamily::CrossEntropyGrad,
+        }
+    }
+
+    pub(crate) fn entry_point(self) -> &'static str {
+        match self {
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Whole, ..
+            } => "cross_entropy_rows",
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Partials,
+                ..
+            } => "cross_entropy_partials",
+            Kernel::CrossEntropyRows {
+                pass: RowPass::Merge, ..
+            } => "cross_entropy_merge",
+            Kernel::ReducePairs => "reduce_pairs",
+            Kernel::Finish => "finish",
+            Kernel::Elementwise { grad: false, .. } => "elementwise_loss",
+            Kernel::Elementwise { grad: true, .. } => "elementwise_grad",
+            Kernel::CrossEntropyGrad { .. } => "cross_entropy_grad",
+            Kernel::SoftmaxRows { .. } => "softmax_rows",
+        }
+    }
+
+    pub(crate) fn label(self) -> String {
+        format!("{}.{}", self.family().label(), self.entry_point())
+    }
+
+    /// The override constants set at pipeline creation.
+    pub fn constants(self) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match self {
+            Kernel::CrossEntropyRows { flags, argmax, .. } => {
+                let mut constants = flags.constants();
+                constants.push(("ARGMAX", flag(argmax)));
+                constants
+            }
+            Kernel::CrossEntropyGrad {
+                flags,
+                in_place,
+                per_row_upstream,
+            } => {
+                let mut constants = flags.constants();
+                constants.extend([
+                    ("IN_PLACE", flag(in_place)),
+                    ("PER_ROW_UPSTREAM", flag(per_row_upstream)),
+                ]);
+                constants
+            }
+            Kernel::Elementwise {
+                loss,
+                weighted,
+                pos_weighted,
+                log_target,
+                per_element_upstream,
+                format,
+                ..
+            } => {
+                vec![
+                    ("LOSS", elementwise_code(loss)),
+                    ("FORMAT", format_code(format)),
+                    ("WEIGHTED", flag(weighted)),
+                    ("POS_WEIGHTED", flag(pos_weighted)),
+                    ("LOG_TARGET", flag(log_target)),
+                    ("PER_ELEMENT_UPSTREAM", flag(per_element_upstream)),
+                ]
+            }
+            Kernel::SoftmaxRows {
+                output, grad, format, ..
+            } => {
+                let code = match output {
+                    RowOutput::Softmax => 0.0,
+                    RowOutput::LogSoftmax => 1.0,
+                    RowOutput::Entropy => 2.0,
+                };
+                vec![("OUTPUT", code), ("GRAD", flag(grad)), ("FORMAT", format_code(format))]
+            }
+            Kernel::ReducePairs | Kernel::Finish => Vec::new(),
+        }
+    }
+}
+
+/// The WGSL `LOSS` code of `elementwise.wgsl`.
+fn elementwise_code(loss: ElementwiseKind) -> f64 {
+    match loss {
+        ElementwiseKind::Mse => 0.0,
+        ElementwiseKind::Bce => 1.0,
+        ElementwiseKind::BceWithLogits => 2.0,
+        ElementwiseKind::KlDiv => 3.0,
+    }
+}
+
+/// The WGSL `INPUT_KIND` code.
+fn input_kind_code(kind: InputKind) -> f64 {
+    match kind {
+        InputKind::Logits => 0.0,
+        InputKind::Probabilities => 1.0,
+        InputKind::LogProbabilities => 2.0,
+    }
+}
+
+/// The WGSL `FORMAT` code.
+fn format_code(format: InputFormat) -> f64 {
+    match format {
+        InputFormat::F32 => 0.0,
+        InputFormat::F16 => 1.0,
+        InputFormat::Bf16 => 2.0,
+    }
+}

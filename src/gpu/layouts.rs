@@ -1,0 +1,60 @@
+//! The bind-group layouts of the kernels: binding 0 is a uniform, then read-only storage,
+//! then read-write storage, in the order the shaders declare them.
+
+/// The bind-group layouts: binding 0 is a uniform, then read-only storage, then
+/// read-write storage, in the order the shaders declare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Layout {
+    /// Row kernels: params, logits, targets, class weights | row loss, row weight, status,
+    /// row (lse, A), row argmax.
+    Rows,
+    /// Reduction: params, loss in, weight in | loss out, weight out.
+    Reduce,
+    /// Elementwise losses: params, input, target, weight, pos_weight, upstream | out.
+    Elementwise,
+    /// Row maps (softmax family): params, input, upstream | out.
+    Map,
+    /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
+    /// upstream, reduced | grad.
+    Grad,
+}
+
+impl Layout {
+    pub(crate) const ALL: [Layout; 5] = [
+        Layout::Rows,
+        Layout::Reduce,
+        Layout::Elementwise,
+        Layout::Map,
+        Layout::Grad,
+    ];
+
+    fn storage_counts(self) -> (u32, u32) {
+        match self {
+            Layout::Rows => (3, 5),
+            Layout::Reduce => (2, 2),
+            Layout::Elementwise => (5, 1),
+            Layout::Map => (2, 1),
+            Layout::Grad => (6, 1),
+        }
+    }
+
+    pub(crate) fn entries(self) -> Vec<wgpu::BindGroupLayoutEntry> {
+        let (read_only, read_write) = self.storage_counts();
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
+        for binding in 1..=read_only + read_write {
+            let read_only = binding <= read_only;
+            entries.push(entry(binding, wgpu::BufferBindingType::Storage { read_only }));
+        }
+        entries
+    }
+}

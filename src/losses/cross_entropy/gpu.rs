@@ -1,0 +1,208 @@
+//! Cross-entropy recorded on the GPU: checks the caller's buffers, allocates the O(N)
+//! temporaries, then records pass 1 (`rows.rs`), the fixed-order batch sum and pass 2
+//! (`grad.rs`) over the tiler's pieces. Submits nothing.
+
+use crate::api::buffers::{BufferAt, GradInto, Outputs};
+use crate::api::host::Upstream;
+use crate::api::kinds::{InputFormat, InputKind};
+use crate::api::reduction::Reduction;
+use crate::error::{LossError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::io::{constant, storage};
+use crate::gpu::kernels::TargetLayout;
+use crate::gpu::plan::Plan;
+use crate::gpu::pool::Lease;
+use crate::gpu::reduce::{encode_batch_sum, Finish};
+use crate::gpu::tiler::pieces;
+use crate::gpu::window::{check_room, check_room_aligned};
+
+use super::grad::{encode_grad, GradArgs};
+use super::rows::{encode_rows, RowBuffers, RowsArgs};
+use super::spec::{Inputs, Spec};
+
+/// An output position of one recording: the caller's, or a temporary leased for it.
+enum Slot<'a> {
+    Given(BufferAt<'a>),
+    Own(Lease),
+}
+
+impl<'a> Slot<'a> {
+    /// `given`, or a new `bytes`-byte temporary.
+    fn new(ctx: &GpuContext, given: Option<BufferAt<'a>>, label: &str, bytes: u64) -> Result<Self> {
+        Ok(match given {
+            Some(at) => Slot::Given(at),
+            None => Slot::Own(storage(ctx, label, bytes)?),
+        })
+    }
+
+    fn at(&self) -> BufferAt<'_> {
+        match self {
+            Slot::Given(at) => *at,
+            Slot::Own(lease) => lease.into(),
+        }
+    }
+}
+
+/// Fails unless every buffer of the recording has room for `[N, C]` at its offset, and the
+/// gradient options fit the input and the reduction.
+fn check_buffers(spec: &Spec<'_>, inputs: &Inputs<'_>, outputs: &Outputs<'_>, loss: (BufferAt<'_>, u64)) -> Result<()> {
+    let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
+    let shape = format!("[{rows}, {classes}]");
+    let target_bytes = match inputs.targets.1 {
+        TargetLayout::Indices(width) => rows * width.bytes(),
+        TargetLayout::Probabilities => rows * classes * 4,
+    };
+    let element = inputs.format.bytes();
+    check_room_aligned("input", inputs.input, rows * classes * element, &shape, element)?;
+    if inputs.format != InputFormat::F32 && matches!(outputs.grad, Some((GradInto::InPlace, _))) {
+        return Err(LossError::Unsupported {
+            loss: "cross-entropy",
+            option: "an in-place gradient over f16/bf16 input (use GradInto::Buffer, f32)",
+        });
+    }
+    check_room("targets", inputs.targets.0, target_bytes, &shape)?;
+    check_room("loss", loss.0, loss.1, &shape)?;
+    for (what, at, bytes) in [
+        ("status", outputs.status, 4),
+        ("row_stats", outputs.row_stats, rows * 8),
+        ("argmax", outputs.argmax, rows * 4),
+    ] {
+        if let Some(at) = at {
+            check_room(what, at, bytes, &shape)?;
+        }
+    }
+    if let Some((into, upstream)) = outputs.grad {
+        if let GradInto::Buffer(at) = into {
+            check_room("grad", at, rows * classes * 4, &shape)?;
+        }
+        if let Upstream::Values(at) = upstream {
+            if spec.reduction != Reduction::None {
+                return Err(LossError::Unsupported {
+                    loss: "cross-entropy",
+                    option: "a per-row upstream gradient with a reduced loss (use Upstream::Scalar)",
+                });
+            }
+            check_room("upstream", at, rows * 4, &shape)?;
+        }
+    }
+    Ok(())
+}
+
+/// Class weights padded to whole vec4s (the row kernel reads them as vec4<f32>), in an
+/// immutable content-cached buffer: the recording may be submitted after later calls.
+fn weight_buffer(ctx: &GpuContext, spec: &Spec<'_>) -> Result<wgpu::Buffer> {
+    let mut words: Vec<f32> = spec.weight.map_or_else(Vec::new, <[f32]>::to_vec);
+    words.resize(words.len().next_multiple_of(4).max(4), 0.0);
+    constant(
+        ctx,
+        "cross_entropy.weight",
+        bytemuck::cast_slice(&words),
+        wgpu::BufferUsages::empty(),
+    )
+}
+
+/// Records pass 1, the reduction and pass 2 into `encoder`, reading `inputs` and writing
+/// `outputs`; submits nothing. Temporary buffers (O(N)) are created here and kept alive
+/// by the recorded commands.
+pub(crate) fn encode(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+    outputs: &Outputs<'_>,
+) -> Result<()> {
+    let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
+    let reduced_loss = spec.reduction != Reduction::None;
+    let loss_bytes = if reduced_loss { 8 } else { rows * 4 };
+    // Without a loss output the loss still goes somewhere: pass 2 reads [loss, divisor].
+    let loss = Slot::new(ctx, outputs.loss, "cross_entropy.loss", loss_bytes)?;
+    check_buffers(spec, inputs, outputs, (loss.at(), loss_bytes))?;
+    let weight = weight_buffer(ctx, spec)?;
+    // (lse, A) per row is written for logits when the gradient or the caller reads it.
+    let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
+    // Row losses go straight to the loss output for `none`, else to a temporary to reduce.
+    let row_loss = Slot::new(
+        ctx,
+        (!reduced_loss).then(|| loss.at()),
+        "cross_entropy.row_loss",
+        rows * 4,
+    )?;
+    let row_weight = storage(ctx, "cross_entropy.row_weight", rows * 4)?;
+    let status = Slot::new(ctx, outputs.status, "cross_entropy.status", 4)?;
+    let stats_bytes = if stats_per_row { rows * 8 } else { 8 };
+    let stats = Slot::new(ctx, outputs.row_stats, "cross_entropy.row_stats", stats_bytes)?;
+    let argmax = Slot::new(ctx, outputs.argmax, "cross_entropy.argmax", 4)?;
+    let bufs = RowBuffers {
+        loss: row_loss.at(),
+        weight: (&row_weight).into(),
+        status: status.at(),
+        stats: stats.at(),
+        stats_per_row,
+        argmax: argmax.at(),
+        argmax_per_row: outputs.argmax.is_some() && spec.row_outputs,
+    };
+    encoder.clear_buffer(bufs.status.buffer, bufs.status.offset, Some(4));
+    let plan = Plan::choose(ctx, rows, classes, true);
+    let pieces = pieces(ctx, rows, classes, inputs.targets.1, &plan)?;
+    let weight = &weight;
+    let rows_args = RowsArgs {
+        spec,
+        inputs,
+        weight,
+        bufs: &bufs,
+        pieces: &pieces,
+        plan: &plan,
+    };
+    encode_rows(ctx, encoder, &rows_args)?;
+    // The reduced loss, or for `none` a constant [0, 1] so that pass 2 scales by upstream / 1.
+    let unit_divisor;
+    let reduced = if reduced_loss {
+        let finish = if spec.reduction == Reduction::Sum {
+            Finish::Sum
+        } else {
+            Finish::WeightedMean
+        };
+        encode_batch_sum(
+            ctx,
+            encoder,
+            bufs.loss.buffer,
+            Some(&row_weight),
+            rows,
+            finish,
+            loss.at(),
+        )?;
+        loss.at()
+    } else {
+        let unit = bytemuck::cast_slice(&[0.0_f32, 1.0]);
+        unit_divisor = constant(ctx, "cross_entropy.unit_divisor", unit, wgpu::BufferUsages::empty())?;
+        (&unit_divisor).into()
+    };
+    match outputs.grad {
+        Some(grad) => record_grad(ctx, encoder, &rows_args, reduced, grad),
+        None => Ok(()),
+    }
+}
+
+/// Records pass 2 over the pieces of pass 1, reading `reduced` ([loss, divisor]).
+fn record_grad(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    rows: &RowsArgs<'_>,
+    reduced: BufferAt<'_>,
+    (into, upstream): (GradInto<'_>, Upstream<BufferAt<'_>>),
+) -> Result<()> {
+    let grad_args = GradArgs {
+        spec: rows.spec,
+        inputs: rows.inputs,
+        weight: rows.weight,
+        stats: rows.bufs.stats,
+        reduced,
+        grad: match into {
+            GradInto::InPlace => rows.inputs.input,
+            GradInto::Buffer(at) => at,
+        },
+        in_place: matches!(into, GradInto::InPlace),
+        upstream,
+    };
+    encode_grad(ctx, encoder, &grad_args, rows.pieces, rows.plan)
+}

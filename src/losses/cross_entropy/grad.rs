@@ -1,0 +1,184 @@
+//! Pass 2 of cross-entropy (`shaders/cross_entropy_grad.wgsl`): ∂loss/∂input from each
+//! row's (lse, A) and the reduced [loss, divisor], reading the input once more and writing
+//! the gradient once (in place over the input when asked).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::api::buffers::BufferAt;
+use crate::api::host::Upstream;
+use crate::api::kinds::InputKind;
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{bind, KernelPass};
+use crate::gpu::io::placeholder;
+use crate::gpu::kernels::Kernel;
+use crate::gpu::plan::Plan;
+use crate::gpu::tiler::Piece;
+use crate::gpu::window::{window, Window};
+
+use super::rows::{input_window, target_window};
+use super::spec::{Inputs, Spec};
+
+/// Elements a workgroup of the gradient kernel should cover at least: rows are grouped
+/// until a group has this many (lavapipe pays per workgroup).
+const GRAD_ELEMENTS_PER_GROUP: u64 = 4096;
+
+/// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct GradParams {
+    rows: u32,
+    rows_per_group: u32,
+    classes: u32,
+    input_offset: u32,
+    targets_offset: u32,
+    row_offset: u32,
+    grad_offset: u32,
+    ignore_lo: u32,
+    ignore_hi: u32,
+    label_smoothing: f32,
+    epsilon: f32,
+    softcap: f32,
+    z_loss: f32,
+    upstream: f32,
+    upstream_offset: u32,
+    reduced_offset: u32,
+    col_begin: u32,
+    cols: u32,
+    cols_per_group: u32,
+    _pad: u32,
+}
+
+/// The buffers and options of pass 2.
+pub(crate) struct GradArgs<'a> {
+    pub spec: &'a Spec<'a>,
+    pub inputs: &'a Inputs<'a>,
+    pub weight: &'a wgpu::Buffer,
+    pub stats: BufferAt<'a>,
+    pub reduced: BufferAt<'a>,
+    pub grad: BufferAt<'a>,
+    pub in_place: bool,
+    pub upstream: Upstream<BufferAt<'a>>,
+}
+
+/// The values every launch of pass 2 shares.
+struct Shared<'a> {
+    args: &'a GradArgs<'a>,
+    placeholder: &'a wgpu::Buffer,
+    upstream: (bool, BufferAt<'a>, f32),
+    reduced: Window<'a>,
+    rows_per_group: u64,
+    cols_per_group: u64,
+}
+
+impl Shared<'_> {
+    /// The parameters and bindings of one piece's launch.
+    fn launch<'w>(&'w self, ctx: &GpuContext, piece: &Piece) -> Result<(GradParams, Vec<wgpu::BindingResource<'w>>)> {
+        let (args, spec) = (self.args, self.args.spec);
+        let classes = args.inputs.classes as u64;
+        let (begin, len) = (piece.begin, piece.len);
+        let (per_row_upstream, upstream_at, upstream_scalar) = self.upstream;
+        let grad_at = args.grad.offset + piece.first(classes) * 4;
+        let grad_w = window(ctx, "gradient", args.grad.buffer, grad_at, piece.span(classes) * 4)?;
+        let input_w = if args.in_place {
+            window(ctx, "input", self.placeholder, 0, 4)?
+        } else {
+            input_window(ctx, args.inputs.input, args.inputs.format, classes, piece)?
+        };
+        let targets_w = target_window(ctx, args.inputs.targets, classes, piece)?;
+        let stats = args.stats;
+        let lse_w = if spec.kind == InputKind::Logits {
+            window(ctx, "row stats", stats.buffer, stats.offset + begin * 8, len * 8)?
+        } else {
+            window(ctx, "row stats", stats.buffer, stats.offset, 8)?
+        };
+        let upstream_w = if per_row_upstream {
+            window(
+                ctx,
+                "upstream",
+                upstream_at.buffer,
+                upstream_at.offset + begin * 4,
+                len * 4,
+            )?
+        } else {
+            window(ctx, "upstream", upstream_at.buffer, upstream_at.offset, 4)?
+        };
+        let ignore = spec.ignore_index as u64;
+        let params = GradParams {
+            rows: len as u32,
+            rows_per_group: self.rows_per_group as u32,
+            classes: classes as u32,
+            input_offset: input_w.word_shift,
+            targets_offset: targets_w.word_shift,
+            row_offset: lse_w.word_shift / 2,
+            grad_offset: grad_w.word_shift,
+            ignore_lo: ignore as u32,
+            ignore_hi: (ignore >> 32) as u32,
+            label_smoothing: spec.label_smoothing as f32,
+            epsilon: spec.epsilon as f32,
+            softcap: spec.softcap.unwrap_or(1.0) as f32,
+            z_loss: spec.z_loss as f32,
+            upstream: upstream_scalar,
+            upstream_offset: upstream_w.word_shift,
+            reduced_offset: self.reduced.word_shift,
+            col_begin: piece.col_begin as u32,
+            cols: piece.cols as u32,
+            cols_per_group: self.cols_per_group.min(piece.cols) as u32,
+            _pad: 0,
+        };
+        let resources = vec![
+            input_w.binding(),
+            targets_w.binding(),
+            args.weight.as_entire_binding(),
+            lse_w.binding(),
+            upstream_w.binding(),
+            self.reduced.binding(),
+            grad_w.binding(),
+        ];
+        Ok((params, resources))
+    }
+}
+
+/// Records `cross_entropy_grad` over all pieces. A workgroup covers whole rows (at least
+/// `GRAD_ELEMENTS_PER_GROUP` elements), or for a split plan one block of one row.
+pub(crate) fn encode_grad(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GradArgs<'_>,
+    pieces: &[Piece],
+    plan: &Plan,
+) -> Result<()> {
+    let spec = args.spec;
+    let classes = args.inputs.classes as u64;
+    let placeholder = placeholder(ctx)?;
+    let upstream = match args.upstream {
+        Upstream::Values(at) => (true, at, 0.0),
+        Upstream::Scalar(g) => (false, BufferAt::from(&placeholder), g),
+    };
+    let kernel = Kernel::CrossEntropyGrad {
+        flags: spec.flags(args.inputs),
+        in_place: args.in_place,
+        per_row_upstream: upstream.0,
+    };
+    let (rows_per_group, cols_per_group) = if plan.split() {
+        (1, plan.block)
+    } else {
+        (GRAD_ELEMENTS_PER_GROUP.div_ceil(classes).max(1), classes)
+    };
+    let shared = Shared {
+        args,
+        placeholder: &placeholder,
+        upstream,
+        reduced: window(ctx, "reduced", args.reduced.buffer, args.reduced.offset, 8)?,
+        rows_per_group,
+        cols_per_group,
+    };
+    let mut pass = KernelPass::begin(ctx, encoder, kernel)?;
+    for piece in pieces {
+        let (params, resources) = shared.launch(ctx, piece)?;
+        let x = piece.cols.div_ceil(cols_per_group.min(piece.cols));
+        let y = piece.len.div_ceil(rows_per_group);
+        pass.launch_grid(&bind(ctx, kernel, &params, resources)?, x, y)?;
+    }
+    Ok(())
+}

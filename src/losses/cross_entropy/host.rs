@@ -1,0 +1,266 @@
+//! Cross-entropy's host path on the GPU: uploads the host data (in groups when it is larger
+//! than the device's largest buffer, `gpu::driver`), records through `gpu.rs`, and reads
+//! back the loss, the per-row outputs and the gradient in one readback; a bad class index
+//! comes back as [`LossError::TargetOutOfRange`] with its row and value.
+
+use crate::api::buffers::{GradInto, Outputs, Status};
+use crate::api::host::{ForwardBackward, Input, Targets, Upstream};
+use crate::api::kinds::{InputFormat, TargetWidth};
+use crate::api::reduction::{LossValue, Reduction};
+use crate::error::{LossError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::driver::{group_upstream, groups, rows_per_group, Combined};
+use crate::gpu::io::{read_back, storage, upload, Waiting};
+use crate::gpu::kernels::TargetLayout;
+
+use super::cpu::accuracy_of;
+use super::gpu::encode;
+use super::spec::{Inputs, Spec};
+
+/// A validated host call: the data, the upstream when a gradient is wanted, and how the
+/// readback waits.
+pub(crate) struct HostCall<'a> {
+    pub input: Input<'a>,
+    pub rows: usize,
+    pub classes: usize,
+    pub targets: Targets<'a>,
+    pub grad: Option<Upstream<&'a [f32]>>,
+    pub waiting: Waiting,
+}
+
+impl<'a> HostCall<'a> {
+    /// Rows `[begin, end)` of this call, with `grad` as their upstream.
+    fn rows(&self, rows: &std::ops::Range<usize>, grad: Option<Upstream<&'a [f32]>>) -> Self {
+        let (begin, end, classes) = (rows.start, rows.end, self.classes);
+        let targets = match self.targets {
+            Targets::F32(_) => self.targets.slice(begin * classes, end * classes),
+            other => other.slice(begin, end),
+        };
+        HostCall {
+            input: self.input.slice(begin * classes, end * classes),
+            rows: end - begin,
+            classes,
+            targets,
+            grad,
+            waiting: self.waiting,
+        }
+    }
+
+    /// The divisor of a mean over the whole call: Σ w[y] of counted rows, or N for
+    /// probability targets.
+    fn mean_divisor(&self, spec: &Spec<'_>) -> f64 {
+        match self.targets {
+            Targets::F32(_) => self.rows as f64,
+            targets => targets
+                .indices()
+                .into_iter()
+                .filter(|&t| t != spec.ignore_index)
+                .map(|t| {
+                    spec.weight
+                        .map_or(1.0, |w| f64::from(w.get(t as usize).copied().unwrap_or(f32::NAN)))
+                })
+                .sum(),
+        }
+    }
+}
+
+/// The result for an empty batch, as PyTorch gives it: `none` is empty, `sum` is 0,
+/// `mean` is 0/0 = NaN.
+fn empty_result(spec: &Spec<'_>) -> ForwardBackward {
+    let loss = match spec.reduction {
+        Reduction::None => LossValue::Tensor {
+            shape: vec![0],
+            values: Vec::new(),
+        },
+        Reduction::Sum => LossValue::Scalar(0.0),
+        _ => LossValue::Scalar(f32::NAN),
+    };
+    ForwardBackward {
+        loss,
+        grad: Vec::new(),
+        lse: spec.row_outputs.then(Vec::new),
+        argmax: spec.row_outputs.then(Vec::new),
+        accuracy: spec.row_outputs.then_some(f32::NAN),
+    }
+}
+
+/// Uploads host data and runs. Inputs are already validated. With a gradient, the
+/// uploaded input buffer is overwritten by it (no second `[N, C]` buffer) and read back.
+/// An input larger than the device's largest buffer runs in groups of rows, each a batch
+/// of its own with reduction `sum`; a mean divides the groups' sum by the whole batch's
+/// divisor on the host (f64), and its gradient scales the upstream by that divisor.
+pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostCall<'_>) -> Result<ForwardBackward> {
+    let (rows, classes) = (call.rows, call.classes);
+    if rows == 0 {
+        return Ok(empty_result(spec));
+    }
+    let format = call.input.format();
+    // The largest of the [N, C] arrays of one row: input, probability targets, f32 gradient.
+    let row_bytes = (classes as u64 * format.bytes())
+        .max(if call.targets.is_indices() {
+            8
+        } else {
+            classes as u64 * 4
+        })
+        .max(if call.grad.is_some() { classes as u64 * 4 } else { 0 });
+    let what = format!("[{rows}, {classes}] {format:?}");
+    let Some(per_group) = rows_per_group(ctx, rows, row_bytes, &what)? else {
+        return forward_host_one(ctx, spec, call).await;
+    };
+    let divisor = match spec.reduction {
+        Reduction::None => None,
+        Reduction::Sum => Some(1.0),
+        _ => Some(call.mean_divisor(spec)),
+    };
+    let group_spec = Spec {
+        reduction: if divisor.is_some() {
+            Reduction::Sum
+        } else {
+            Reduction::None
+        },
+        ..*spec
+    };
+    let mut combined = Combined::default();
+    for range in groups(rows, per_group) {
+        let upstream = group_upstream(call.grad, &range, 1, divisor);
+        let part = forward_host_one(ctx, &group_spec, &call.rows(&range, upstream))
+            .await
+            .map_err(|err| match err {
+                LossError::TargetOutOfRange {
+                    row,
+                    value,
+                    classes,
+                    ignore_index,
+                } => LossError::TargetOutOfRange {
+                    row: row + range.start,
+                    value,
+                    classes,
+                    ignore_index,
+                },
+                other => other,
+            })?;
+        combined.push(part);
+    }
+    let mut out = combined.finish(divisor, vec![rows]);
+    if let (Some(argmax), true) = (&out.argmax, call.targets.is_indices()) {
+        out.accuracy = Some(accuracy_of(argmax, &call.targets.indices(), spec.ignore_index));
+    }
+    Ok(out)
+}
+
+/// [`forward_host`] for an input that fits one buffer.
+async fn forward_host_one(ctx: &GpuContext, spec: &Spec<'_>, call: &HostCall<'_>) -> Result<ForwardBackward> {
+    let (rows, classes) = (call.rows, call.classes);
+    let format = call.input.format();
+    let usage = wgpu::BufferUsages::COPY_SRC;
+    let input_buf = upload(ctx, "cross_entropy.input", call.input.bytes(), usage)?;
+    // f32 input takes the gradient in place; half input needs an f32 gradient buffer.
+    let grad_buf = (call.grad.is_some() && format != InputFormat::F32)
+        .then(|| storage(ctx, "cross_entropy.grad", rows as u64 * classes as u64 * 4))
+        .transpose()?;
+    let targets_buf = upload(ctx, "cross_entropy.targets", call.targets.bytes(), usage)?;
+    let upstream_buf = match call.grad {
+        Some(Upstream::Values(v)) => Some(upload(ctx, "cross_entropy.upstream", bytemuck::cast_slice(v), usage)?),
+        _ => None,
+    };
+    let upstream = match (call.grad, &upstream_buf) {
+        (Some(Upstream::Scalar(g)), _) => Some(Upstream::Scalar(g)),
+        (Some(_), Some(buffer)) => Some(Upstream::Values(buffer.into())),
+        _ => None,
+    };
+    let inputs = Inputs {
+        input: (&input_buf).into(),
+        format,
+        rows,
+        classes,
+        targets: ((&targets_buf).into(), target_layout(&call.targets)),
+    };
+    let into = grad_buf
+        .as_ref()
+        .map_or(GradInto::InPlace, |b| GradInto::Buffer(b.into()));
+    run(ctx, spec, &inputs, upstream.map(|u| (into, u)), call).await
+}
+
+/// How host targets are laid out for the kernels.
+fn target_layout(targets: &Targets<'_>) -> TargetLayout {
+    match targets {
+        Targets::I32(_) => TargetLayout::Indices(TargetWidth::I32),
+        Targets::F32(_) => TargetLayout::Probabilities,
+        _ => TargetLayout::Indices(TargetWidth::I64),
+    }
+}
+
+/// Allocates the outputs, records, submits once, and reads back the status, the loss, the
+/// per-row outputs asked for and the gradient in one readback.
+async fn run(
+    ctx: &GpuContext,
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+    grad: Option<(GradInto<'_>, Upstream<crate::api::buffers::BufferAt<'_>>)>,
+    call: &HostCall<'_>,
+) -> Result<ForwardBackward> {
+    let rows = inputs.rows as u64;
+    let loss_bytes = if spec.reduction == Reduction::None { rows * 4 } else { 8 };
+    let rows_out = spec.row_outputs;
+    let loss_out = storage(ctx, "cross_entropy.loss", loss_bytes)?;
+    let status = storage(ctx, "cross_entropy.status", 4)?;
+    let row_stats = storage(ctx, "cross_entropy.row_stats", if rows_out { rows * 8 } else { 4 })?;
+    let argmax = storage(ctx, "cross_entropy.argmax", if rows_out { rows * 4 } else { 4 })?;
+    let outputs = Outputs {
+        loss: Some((&loss_out).into()),
+        status: Some((&status).into()),
+        row_stats: rows_out.then(|| (&row_stats).into()),
+        argmax: rows_out.then(|| (&argmax).into()),
+        grad,
+    };
+    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("cross_entropy"),
+    });
+    encode(ctx, &mut encoder, spec, inputs, &outputs)?;
+    let mut sources = vec![(&*status, 0, 4), (&*loss_out, 0, loss_bytes)];
+    if rows_out {
+        sources.extend([(&*row_stats, 0, rows * 8), (&*argmax, 0, rows * 4)]);
+    }
+    if let Some((into, _)) = grad {
+        let at = match into {
+            GradInto::InPlace => inputs.input,
+            GradInto::Buffer(at) => at,
+        };
+        sources.push((at.buffer, at.offset, rows * inputs.classes as u64 * 4));
+    }
+    let mut parts = read_back(ctx, encoder, &sources, call.waiting).await?.into_iter();
+    let mut next = || parts.next().unwrap_or_default();
+    let status: Vec<u32> = bytemuck::pod_collect_to_vec(&next());
+    check_status(spec, Status(status.first().copied().unwrap_or(0)), call)?;
+    let floats: Vec<f32> = bytemuck::pod_collect_to_vec(&next());
+    let mut out = ForwardBackward::plain(
+        LossValue::from_gpu(spec.reduction, vec![inputs.rows], floats),
+        Vec::new(),
+    );
+    if rows_out {
+        let stats: Vec<f32> = bytemuck::pod_collect_to_vec(&next());
+        let argmax: Vec<u32> = bytemuck::pod_collect_to_vec(&next());
+        if call.targets.is_indices() {
+            out.accuracy = Some(accuracy_of(&argmax, &call.targets.indices(), spec.ignore_index));
+        }
+        out.lse = Some(stats.iter().step_by(2).copied().collect());
+        out.argmax = Some(argmax);
+    }
+    if grad.is_some() {
+        out.grad = bytemuck::pod_collect_to_vec(&next());
+    }
+    Ok(out)
+}
+
+/// Turns a bad status into [`LossError::TargetOutOfRange`] with the host target's value.
+fn check_status(spec: &Spec<'_>, status: Status, call: &HostCall<'_>) -> Result<()> {
+    match status.bad_row() {
+        None => Ok(()),
+        Some(row) => Err(LossError::TargetOutOfRange {
+            row,
+            value: call.targets.index(row).unwrap_or_default(),
+            classes: call.classes,
+            ignore_index: spec.ignore_index,
+        }),
+    }
+}

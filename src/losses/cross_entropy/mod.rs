@@ -1,0 +1,105 @@
+//! Cross-entropy and NLL (`F.cross_entropy`, `F.nll_loss`).
+//!
+//! `options.rs` the builder → `check.rs` validation into `spec.rs` (what every backend
+//! sees) → `reference.rs` (f64) / `fast.rs` (f32 CPU) through `cpu.rs`, or the GPU:
+//! `host.rs` (uploads, groups, readback) over `gpu.rs` (the recording: `rows.rs` pass 1
+//! beside `shaders/cross_entropy.wgsl`, `grad.rs` pass 2 beside
+//! `shaders/cross_entropy_grad.wgsl`). This file wires them into the `Loss` trait.
+
+mod check;
+mod cpu;
+mod fast;
+mod gpu;
+mod grad;
+mod host;
+mod options;
+mod reference;
+mod rows;
+mod spec;
+
+use crate::api::buffers::{BatchAt, Outputs};
+use crate::api::host::{Batch, ForwardBackward, Upstream};
+use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::io::Waiting;
+use crate::losses::{Backend, Loss, LossFuture};
+
+use cpu::HostRows;
+pub use options::{CrossEntropy, DEFAULT_EPSILON};
+
+impl CrossEntropy {
+    /// Validates `batch` (and the upstream) and runs it on `backend`; a GPU readback waits
+    /// as `waiting` says.
+    async fn run(
+        &self,
+        backend: Backend<'_>,
+        batch: &Batch<'_>,
+        upstream: Option<Upstream<&[f32]>>,
+        waiting: Waiting,
+    ) -> Result<ForwardBackward> {
+        let (rows, classes) = self.check_batch(batch, upstream)?;
+        let spec = self.spec();
+        let rows_of = |input| HostRows {
+            input,
+            rows,
+            classes,
+            targets: batch.targets,
+        };
+        match backend {
+            Backend::Gpu(ctx) => {
+                let call = host::HostCall {
+                    input: batch.input,
+                    rows,
+                    classes,
+                    targets: batch.targets,
+                    grad: upstream,
+                    waiting,
+                };
+                host::forward_host(ctx, &spec, &call).await
+            }
+            Backend::Cpu => Ok(cpu::fast(&spec, &rows_of(&batch.input.to_f32()), upstream)),
+            Backend::Reference => Ok(cpu::reference(&spec, &rows_of(&batch.input.to_f32()), upstream)),
+        }
+    }
+}
+
+impl Loss for CrossEntropy {
+    fn name(&self) -> &'static str {
+        self.loss_name()
+    }
+
+    fn compute(
+        &self,
+        backend: Backend<'_>,
+        batch: &Batch<'_>,
+        upstream: Option<Upstream<&[f32]>>,
+    ) -> Result<ForwardBackward> {
+        pollster::block_on(self.run(backend, batch, upstream, Waiting::Block))
+    }
+
+    fn compute_async<'a>(
+        &'a self,
+        ctx: &'a GpuContext,
+        batch: &'a Batch<'a>,
+        upstream: Option<Upstream<&'a [f32]>>,
+    ) -> LossFuture<'a, ForwardBackward> {
+        Box::pin(self.run(Backend::Gpu(ctx), batch, upstream, Waiting::AppPolls))
+    }
+
+    fn encode(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &BatchAt<'_>,
+        outputs: &Outputs<'_>,
+    ) -> Result<()> {
+        let inputs = self.check_batch_at(batch)?;
+        if inputs.rows == 0 {
+            return Ok(());
+        }
+        gpu::encode(ctx, encoder, &self.spec(), &inputs, outputs)
+    }
+}
+
+#[cfg(test)]
+mod reference_tests;

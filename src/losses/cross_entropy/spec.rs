@@ -1,0 +1,70 @@
+//! A validated cross-entropy call as every backend sees it (never the builder itself): the
+//! options, and for a recording the positions of its inputs.
+
+use crate::api::buffers::BufferAt;
+use crate::api::kinds::{InputFormat, InputKind};
+use crate::api::reduction::Reduction;
+use crate::gpu::kernels::{CeFlags, TargetLayout};
+
+/// The options of one call, PyTorch's plus z-loss, soft-cap and the row outputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spec<'a> {
+    /// Per-class weights.
+    pub weight: Option<&'a [f32]>,
+    /// The ignored class index.
+    pub ignore_index: i64,
+    /// Label smoothing ε.
+    pub label_smoothing: f64,
+    /// What the input holds.
+    pub kind: InputKind,
+    /// Added to probabilities before the log.
+    pub epsilon: f64,
+    /// `cap` of `cap·tanh(x / cap)` applied to logits first.
+    pub softcap: Option<f64>,
+    /// `z` of the z-loss `z·lse²` added to each row that is not ignored.
+    pub z_loss: f64,
+    /// The reduction.
+    pub reduction: Reduction,
+    /// Each row's lse and argmax and the accuracy are wanted.
+    pub row_outputs: bool,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Self {
+            weight: None,
+            ignore_index: -100,
+            label_smoothing: 0.0,
+            kind: InputKind::Logits,
+            epsilon: 1e-7,
+            softcap: None,
+            z_loss: 0.0,
+            reduction: Reduction::Mean,
+            row_outputs: false,
+        }
+    }
+}
+
+/// The inputs of one recording.
+pub(crate) struct Inputs<'a> {
+    pub input: BufferAt<'a>,
+    pub format: InputFormat,
+    pub rows: usize,
+    pub classes: usize,
+    pub targets: (BufferAt<'a>, TargetLayout),
+}
+
+impl Spec<'_> {
+    /// The kernel flags of a recording of `inputs` with these options.
+    pub(crate) fn flags(&self, inputs: &Inputs<'_>) -> CeFlags {
+        CeFlags {
+            targets: inputs.targets.1,
+            weighted: self.weight.is_some(),
+            smoothing: self.label_smoothing > 0.0,
+            input: self.kind,
+            softcap: self.softcap.is_some(),
+            z_loss: self.z_loss != 0.0,
+            format: inputs.format,
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The softmax family on `[N, C]` input: softmax, log-softmax (`[N, C]` out) and the
+//! entropy of each row's softmax (`[N]` out), with their vector-Jacobian products.
+//!
+//! `spec.rs` (shapes and validation) → `reference.rs` (f64) / `fast.rs` (f32 CPU) through
+//! `cpu.rs`, or `gpu.rs` (beside `shaders/softmax.wgsl`). This file wires them into the
+//! `Loss` trait.
+
+mod cpu;
+mod fast;
+mod gpu;
+mod reference;
+mod spec;
+
+use crate::api::buffers::{BatchAt, Outputs};
+use crate::api::host::{Batch, ForwardBackward, Upstream};
+use crate::api::kinds::RowOutput as RowOp;
+use crate::error::{LossError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::io::Waiting;
+use crate::losses::{Backend, Loss, LossFuture};
+
+use spec::RowsIn;
+
+impl RowOp {
+    /// The upstream in the output's shape (a scalar upstream is broadcast).
+    fn check_upstream(
+        self,
+        rows: usize,
+        classes: usize,
+        upstream: Upstream<&[f32]>,
+    ) -> Result<std::borrow::Cow<'_, [f32]>> {
+        let expected = rows.saturating_mul(self.per_row(classes));
+        match upstream {
+            Upstream::Scalar(g) => Ok(std::borrow::Cow::Owned(vec![g; expected])),
+            Upstream::Values(v) if v.len() == expected => Ok(std::borrow::Cow::Borrowed(v)),
+            Upstream::Values(v) => Err(LossError::LengthMismatch {
+                what: "upstream",
+                shape: format!("{:?} (the output's shape)", self.shape(rows, classes)),
+                expected,
+                actual: v.len(),
+            }),
+        }
+    }
+
+    /// Validates and runs on `backend`: the output and, with an upstream, the VJP; a GPU
+    /// readback waits as `waiting` says.
+    async fn run(
+        self,
+        backend: Backend<'_>,
+        batch: &Batch<'_>,
+        upstream: Option<Upstream<&[f32]>>,
+        waiting: Waiting,
+    ) -> Result<ForwardBackward> {
+        let (rows, classes) = self.check_input(&batch.shape, batch.input.len())?;
+        let upstream = upstream.map(|u| self.check_upstream(rows, classes, u)).transpose()?;
+        let data = RowsIn {
+            input: batch.input,
+            rows,
+            classes,
+            upstream: upstream.as_deref(),
+        };
+        match backend {
+            Backend::Gpu(ctx) => self.run_gpu(ctx, &data, waiting).await,
+            Backend::Cpu => Ok(cpu::fast(self, &data)),
+            Backend::Reference => Ok(cpu::reference(self, &data)),
+        }
+    }
+}
+
+impl Loss for RowOp {
+    fn name(&self) -> &'static str {
+        self.op_name()
+    }
+
+    fn compute(
+        &self,
+        backend: Backend<'_>,
+        batch: &Batch<'_>,
+        upstream: Option<Upstream<&[f32]>>,
+    ) -> Result<ForwardBackward> {
+        pollster::block_on(self.run(backend, batch, upstream, Waiting::Block))
+    }
+
+    fn compute_async<'a>(
+        &'a self,
+        ctx: &'a GpuContext,
+        batch: &'a Batch<'a>,
+        upstream: Option<Upstream<&'a [f32]>>,
+    ) -> LossFuture<'a, ForwardBackward> {
+        Box::pin(self.run(Backend::Gpu(ctx), batch, upstream, Waiting::AppPolls))
+    }
+
+    fn encode(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        batch: &BatchAt<'_>,
+        outputs: &Outputs<'_>,
+    ) -> Result<()> {
+        self.encode_batch(ctx, encoder, batch, outputs)
+    }
+}
+
+#[cfg(test)]
+mod reference_tests;

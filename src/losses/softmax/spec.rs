@@ -1,0 +1,47 @@
+//! The softmax family's shapes and the validated data of a host call.
+
+use crate::api::host::Input;
+use crate::api::kinds::RowOutput as RowOp;
+use crate::error::Result;
+use crate::losses::validate::rows_and_classes;
+
+/// The validated host data of one call: `[N, C]` input (f32: widened for the CPU paths)
+/// and, for a backward pass, the upstream in the output's shape.
+pub(crate) struct RowsIn<'a> {
+    pub input: Input<'a>,
+    pub rows: usize,
+    pub classes: usize,
+    pub upstream: Option<&'a [f32]>,
+}
+
+impl RowOp {
+    /// Output elements per row.
+    pub(crate) fn per_row(self, classes: usize) -> usize {
+        match self {
+            RowOp::Softmax | RowOp::LogSoftmax => classes,
+            RowOp::Entropy => 1,
+        }
+    }
+
+    /// The output's shape.
+    pub(crate) fn shape(self, rows: usize, classes: usize) -> Vec<usize> {
+        match self {
+            RowOp::Softmax | RowOp::LogSoftmax => vec![rows, classes],
+            RowOp::Entropy => vec![rows],
+        }
+    }
+
+    /// The name errors and the CLI use.
+    pub(crate) fn op_name(self) -> &'static str {
+        match self {
+            RowOp::Softmax => "softmax",
+            RowOp::LogSoftmax => "log-softmax",
+            RowOp::Entropy => "entropy",
+        }
+    }
+
+    /// `[N, C]` with C > 0 from a shape whose element count is `len`.
+    pub(crate) fn check_input(self, shape: &[usize], len: usize) -> Result<(usize, usize)> {
+        rows_and_classes(shape, len)
+    }
+}

@@ -81,7 +81,7 @@ pub enum LossError {
         value: f32,
     },
     /// The epsilon added to probabilities is negative or not finite.
-    #[error("epsilon must be finite and non-negative, got {0}")]
+    #[error("epsilon must be finite (as an f32) and non-negative, got {0:?}")]
     BadEpsilon(f64),
     /// A value that must be a probability is outside `[0, 1]` (or NaN).
     #[error("{what}[{index}] = {value} is not a probability in [0, 1]")]
@@ -94,7 +94,7 @@ pub enum LossError {
         value: f32,
     },
     /// An option's value is out of its range.
-    #[error("{option} = {value} is out of range (it must be finite{})", if *option == "softcap" { " and positive" } else { "" })]
+    #[error("{option} = {value:?} is out of range (it must be finite as an f32{})", if *option == "softcap" { " and positive" } else { "" })]
     BadOption {
         /// The option.
         option: &'static str,

@@ -8,7 +8,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    quiet_wayland_probe();
+    let runtime_dir = quiet_wayland_probe();
+    let code = run();
+    // The private runtime folder goes with the process (no litter in the temp folder).
+    if let Some(dir) = runtime_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    code
+}
+
+/// Parses the arguments and runs the command: exit 0, 1 for an error, 2 for bad arguments.
+fn run() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(err) => {
@@ -34,13 +44,15 @@ fn main() -> ExitCode {
 
 /// Mesa's Vulkan loader probes Wayland when the instance is created and, with no
 /// XDG_RUNTIME_DIR, prints "error: XDG_RUNTIME_DIR is invalid or not set" to stderr,
-/// which would break the one-line error contract. Point it at a private temp folder.
-fn quiet_wayland_probe() {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        let dir = std::env::temp_dir().join(format!("wgpu-loss-xdg-{}", std::process::id()));
-        if std::fs::create_dir_all(&dir).is_ok() {
-            // Single-threaded here: nothing else reads the environment yet.
-            std::env::set_var("XDG_RUNTIME_DIR", &dir);
-        }
+/// which would break the one-line error contract. Point it at a private temp folder, which
+/// is returned so that `main` removes it at exit.
+fn quiet_wayland_probe() -> Option<std::path::PathBuf> {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return None;
     }
+    let dir = std::env::temp_dir().join(format!("wgpu-loss-xdg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    // Single-threaded here: nothing else reads the environment yet.
+    std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    Some(dir)
 }

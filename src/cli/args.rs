@@ -89,10 +89,10 @@ pub struct ComputeArgs {
     #[arg(long)]
     pub pos_weight: Option<PathBuf>,
     /// Target value whose rows are ignored (cross-entropy, nll; default -100).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub ignore_index: Option<i64>,
     /// Label smoothing in [0, 1] (cross-entropy).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub label_smoothing: Option<f64>,
     /// How losses are reduced (default mean; batchmean for kl-div only).
     #[arg(long, value_enum)]
@@ -101,16 +101,16 @@ pub struct ComputeArgs {
     #[arg(long, value_enum)]
     pub input_kind: Option<InputKindArg>,
     /// Added to probabilities before the log, with --input-kind probs (default 1e-7).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub epsilon: Option<f64>,
     /// kl-div: the target holds log-probabilities.
     #[arg(long)]
     pub log_target: bool,
     /// cross-entropy: add the z-loss S·lse² to each row that is not ignored.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub z_loss: Option<f64>,
     /// cross-entropy: soft-cap the logits, C·tanh(x / C), before the softmax.
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_hyphen_values = true)]
     pub softcap: Option<f64>,
     /// Write ∂loss/∂input as float32 .npy in the input's shape (upstream gradient 1; all
     /// ones for reduction none).

@@ -152,3 +152,23 @@ pub(crate) fn encode_batch_sum(
     let bind_group = bind(ctx, Kernel::Finish, &params, resources)?;
     KernelPass::begin(ctx, encoder, Kernel::Finish)?.launch(&bind_group, 1)
 }
+
+/// Records the result of reducing no values into `result` (room for two f32 already
+/// checked): `[sum / divisor, divisor]` of an empty sum, as PyTorch gives it (a sum is 0, a
+/// mean over nothing is 0/0 = NaN).
+pub(crate) fn encode_empty(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    divisor: f32,
+    result: BufferAt<'_>,
+) -> Result<()> {
+    let words = [0.0 / divisor, divisor];
+    let source = io::constant(
+        ctx,
+        "reduce.empty",
+        bytemuck::cast_slice(&words),
+        wgpu::BufferUsages::COPY_SRC,
+    )?;
+    encoder.copy_buffer_to_buffer(&source, 0, result.buffer, result.offset, 8);
+    Ok(())
+}

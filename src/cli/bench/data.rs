@@ -43,6 +43,42 @@ pub struct Generated {
     pub targets: TargetData,
 }
 
+/// Host bytes a shape's generated data and results take per element, about: the input, the
+/// values it is made from, an f32 target, and the outputs of each backend.
+const HOST_BYTES_PER_ELEMENT: u64 = 32;
+
+/// `(rows, classes)` if a shape can be generated: both at least 1, their product without
+/// overflow, and its data within the host memory available now (checked before anything is
+/// allocated from them).
+pub fn check_shape(rows: usize, classes: usize) -> Result<(usize, usize), String> {
+    if rows == 0 || classes == 0 {
+        return Err(format!(
+            "--rows and --classes must be at least 1, got {rows} x {classes}"
+        ));
+    }
+    let needed = (rows as u64)
+        .checked_mul(classes as u64)
+        .and_then(|n| n.checked_mul(HOST_BYTES_PER_ELEMENT))
+        .filter(|&bytes| usize::try_from(bytes).is_ok())
+        .ok_or_else(|| format!("--rows {rows} x --classes {classes} overflows"))?;
+    if let Some(available) = available_memory() {
+        if needed > available {
+            return Err(format!(
+                "--rows {rows} x --classes {classes} needs about {needed} bytes of host memory; {available} are available"
+            ));
+        }
+    }
+    Ok((rows, classes))
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux; `None` elsewhere).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 impl Generated {
     /// Logits in [-8, 8), class indices and values in [0.01, 0.99), made into what `loss`
     /// reads: log-probabilities for nll and kl-div, probabilities for bce (whose target is

@@ -41,7 +41,7 @@ const DEFAULT_SHAPES: [(usize, usize); 5] = [
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let shapes = match (args.rows, args.classes) {
-        (Some(rows), Some(classes)) => vec![(rows, classes)],
+        (Some(rows), Some(classes)) => vec![data::check_shape(rows, classes)?],
         _ => DEFAULT_SHAPES.to_vec(),
     };
     let ctx = context(&args)?;

@@ -43,6 +43,7 @@ impl Runner {
 /// Runs `compute`.
 pub fn run(args: ComputeArgs) -> Result<(), String> {
     options::check(&args)?;
+    outputs::check_paths(&args)?;
     let input = inputs::input(&args)?;
     let runner = Runner::new(args.backend)?;
     let prepared = build::prepare(&args, &input)?;

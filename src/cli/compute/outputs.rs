@@ -15,20 +15,88 @@ pub struct Computed {
     pub grad: Option<Vec<f32>>,
 }
 
-/// Writes `--out` ([] for a scalar, else the result's shape) and `--grad-out` (the
-/// input's shape), each only if asked for.
-pub fn write(args: &ComputeArgs, input_shape: &[usize], result: &Computed) -> Result<(), String> {
-    if let Some(path) = &args.out {
-        save(path, "--out", &result.loss.shape(), result.loss.values())?;
+/// Checks the output paths before anything is computed: `--out` and `--grad-out` are two
+/// different files, neither is one of the inputs, and neither names anything but a regular
+/// file (a device, a FIFO, a folder) that the rename would replace.
+pub fn check_paths(args: &ComputeArgs) -> Result<(), String> {
+    let outputs = [("--out", &args.out), ("--grad-out", &args.grad_out)];
+    let inputs = [
+        ("--input", Some(&args.input)),
+        ("--target", args.target.as_ref()),
+        ("--weight", args.weight.as_ref()),
+        ("--pos-weight", args.pos_weight.as_ref()),
+    ];
+    for (flag, path) in outputs.iter().filter_map(|(f, p)| p.as_ref().map(|p| (*f, p))) {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(format!("{flag} {} exists and is not a regular file", path.display()));
+        }
+        for (other, other_path) in inputs.iter().filter_map(|(f, p)| p.map(|p| (*f, p))) {
+            if same_file(path, other_path) {
+                return Err(format!(
+                    "{flag} {} is also {other}: it would be overwritten",
+                    path.display()
+                ));
+            }
+        }
     }
-    if let (Some(path), Some(grad)) = (&args.grad_out, &result.grad) {
-        save(path, "--grad-out", input_shape, grad)?;
+    if let (Some(out), Some(grad)) = (&args.out, &args.grad_out) {
+        if same_file(out, grad) {
+            return Err(format!("--out and --grad-out are the same file ({})", out.display()));
+        }
     }
     Ok(())
 }
 
-fn save(path: &Path, flag: &str, shape: &[usize], values: &[f32]) -> Result<(), String> {
-    npy::write_f32(path, shape, values).map_err(|e| format!("{flag}: {e}"))
+/// Whether two paths name the same file (through links and `..`), existing or not.
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolved = |p: &Path| {
+        std::fs::canonicalize(p).ok().or_else(|| {
+            let parent = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            Some(std::fs::canonicalize(parent).ok()?.join(p.file_name()?))
+        })
+    };
+    match (resolved(a), resolved(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Writes `--out` ([] for a scalar, else the result's shape) and `--grad-out` (the
+/// input's shape), each only if asked for, together: both or neither.
+pub fn write(args: &ComputeArgs, input_shape: &[usize], result: &Computed) -> Result<(), String> {
+    let out_shape = result.loss.shape();
+    let mut files = Vec::new();
+    if let Some(path) = &args.out {
+        files.push((
+            "--out",
+            npy::NpyFile {
+                path,
+                shape: &out_shape,
+                data: result.loss.values(),
+            },
+        ));
+    }
+    if let (Some(path), Some(grad)) = (&args.grad_out, &result.grad) {
+        files.push((
+            "--grad-out",
+            npy::NpyFile {
+                path,
+                shape: input_shape,
+                data: grad,
+            },
+        ));
+    }
+    let all: Vec<npy::NpyFile<'_>> = files.iter().map(|(_, f)| *f).collect();
+    npy::write_all(&all).map_err(|e| {
+        let flag = files
+            .iter()
+            .find(|(_, f)| e.to_string().starts_with(&f.path.display().to_string()))
+            .map_or("--out", |(flag, _)| *flag);
+        format!("{flag}: {e}")
+    })
 }
 
 /// The scalar, or a one-line summary of a tensor.

@@ -12,6 +12,12 @@ use crate::losses::validate::{check_weights, rows_and_classes};
 use super::options::CrossEntropy;
 use super::spec::{Inputs, Spec};
 
+/// Whether `value` is finite once rounded to f32, as the kernels and the fast CPU path
+/// use it (1e300 is finite in f64 but infinite in f32): options must be, on every backend.
+fn finite_f32(value: f64) -> bool {
+    (value as f32).is_finite()
+}
+
 /// The lengths of a call's targets and upstream.
 struct Lens {
     targets: usize,
@@ -155,7 +161,7 @@ impl CrossEntropy {
                 option: "reduction batchmean",
             });
         }
-        if self.input_kind == InputKind::Probabilities && !(self.epsilon.is_finite() && self.epsilon >= 0.0) {
+        if self.input_kind == InputKind::Probabilities && !(finite_f32(self.epsilon) && self.epsilon >= 0.0) {
             return Err(LossError::BadEpsilon(self.epsilon));
         }
         let logits_only = [
@@ -168,13 +174,13 @@ impl CrossEntropy {
                 return Err(LossError::Unsupported { loss, option });
             }
         }
-        if !self.z_loss.is_finite() {
+        if !finite_f32(self.z_loss) {
             return Err(LossError::BadOption {
                 option: "z_loss",
                 value: self.z_loss,
             });
         }
-        if let Some(cap) = self.softcap.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        if let Some(cap) = self.softcap.filter(|&c| !(finite_f32(c) && c as f32 > 0.0)) {
             return Err(LossError::BadOption {
                 option: "softcap",
                 value: cap,

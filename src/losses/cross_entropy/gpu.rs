@@ -12,7 +12,7 @@ use crate::gpu::io::{constant, storage};
 use crate::gpu::kernels::TargetLayout;
 use crate::gpu::plan::Plan;
 use crate::gpu::pool::Lease;
-use crate::gpu::reduce::{encode_batch_sum, Finish};
+use crate::gpu::reduce::{encode_batch_sum, encode_empty as encode_empty_sum, Finish};
 use crate::gpu::tiler::pieces;
 use crate::gpu::window::{check_room, check_room_aligned};
 
@@ -45,7 +45,12 @@ impl<'a> Slot<'a> {
 
 /// Fails unless every buffer of the recording has room for `[N, C]` at its offset, and the
 /// gradient options fit the input and the reduction.
-fn check_buffers(spec: &Spec<'_>, inputs: &Inputs<'_>, outputs: &Outputs<'_>, loss: (BufferAt<'_>, u64)) -> Result<()> {
+fn check_buffers(
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+    outputs: &Outputs<'_>,
+    loss: Option<(BufferAt<'_>, u64)>,
+) -> Result<()> {
     let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
     let shape = format!("[{rows}, {classes}]");
     let target_bytes = match inputs.targets.1 {
@@ -61,7 +66,9 @@ fn check_buffers(spec: &Spec<'_>, inputs: &Inputs<'_>, outputs: &Outputs<'_>, lo
         });
     }
     check_room("targets", inputs.targets.0, target_bytes, &shape)?;
-    check_room("loss", loss.0, loss.1, &shape)?;
+    if let Some((at, bytes)) = loss {
+        check_room("loss", at, bytes, &shape)?;
+    }
     for (what, at, bytes) in [
         ("status", outputs.status, 4),
         ("row_stats", outputs.row_stats, rows * 8),
@@ -101,6 +108,29 @@ fn weight_buffer(ctx: &GpuContext, spec: &Spec<'_>) -> Result<wgpu::Buffer> {
     )
 }
 
+/// Records the result of an empty batch after the same checks: the reduced loss PyTorch
+/// gives (`[0, 1]` for a sum, `[NaN, 0]` for a mean over no rows) and a cleared status;
+/// nothing else has elements.
+pub(crate) fn encode_empty(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+    outputs: &Outputs<'_>,
+) -> Result<()> {
+    let reduced = spec.reduction != Reduction::None;
+    let loss = outputs.loss.map(|at| (at, if reduced { 8 } else { 0 }));
+    check_buffers(spec, inputs, outputs, loss)?;
+    if let (Some(at), true) = (outputs.loss, reduced) {
+        let divisor = if spec.reduction == Reduction::Sum { 1.0 } else { 0.0 };
+        encode_empty_sum(ctx, encoder, divisor, at)?;
+    }
+    if let Some(status) = outputs.status {
+        encoder.clear_buffer(status.buffer, status.offset, Some(4));
+    }
+    Ok(())
+}
+
 /// Records pass 1, the reduction and pass 2 into `encoder`, reading `inputs` and writing
 /// `outputs`; submits nothing. Temporary buffers (O(N)) are created here and kept alive
 /// by the recorded commands.
@@ -116,7 +146,7 @@ pub(crate) fn encode(
     let loss_bytes = if reduced_loss { 8 } else { rows * 4 };
     // Without a loss output the loss still goes somewhere: pass 2 reads [loss, divisor].
     let loss = Slot::new(ctx, outputs.loss, "cross_entropy.loss", loss_bytes)?;
-    check_buffers(spec, inputs, outputs, (loss.at(), loss_bytes))?;
+    check_buffers(spec, inputs, outputs, Some((loss.at(), loss_bytes)))?;
     let weight = weight_buffer(ctx, spec)?;
     // (lse, A) per row is written for logits when the gradient or the caller reads it.
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());

@@ -95,7 +95,7 @@ impl Loss for CrossEntropy {
     ) -> Result<()> {
         let inputs = self.check_batch_at(batch)?;
         if inputs.rows == 0 {
-            return Ok(());
+            return gpu::encode_empty(ctx, encoder, &self.spec(), &inputs, outputs);
         }
         gpu::encode(ctx, encoder, &self.spec(), &inputs, outputs)
     }

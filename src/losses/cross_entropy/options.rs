@@ -101,7 +101,7 @@ impl CrossEntropy {
     }
 
     /// The `epsilon` added to probabilities before the log (default 1e-7; must be finite
-    /// and non-negative). Only used with [`InputKind::Probabilities`].
+    /// as an f32 and non-negative). Only used with [`InputKind::Probabilities`].
     pub fn epsilon(mut self, epsilon: f64) -> Self {
         self.epsilon = epsilon;
         self
@@ -115,7 +115,7 @@ impl CrossEntropy {
     }
 
     /// Soft-caps the logits, `cap · tanh(x / cap)`, before the softmax (Gemma 2; logits
-    /// only). `cap` must be finite and positive.
+    /// only). `cap` must be finite and positive as an f32.
     pub fn softcap(mut self, cap: f64) -> Self {
         self.softcap = Some(cap);
         self

@@ -19,6 +19,7 @@ use crate::api::reduction::LossValue;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
+use crate::gpu::reduce::encode_empty;
 use crate::losses::{Backend, Loss, LossFuture};
 
 pub use options::ElementwiseLoss;
@@ -95,7 +96,11 @@ impl Loss for ElementwiseLoss {
     ) -> Result<()> {
         let (at, count) = self.check_batch_at(batch, outputs)?;
         if count == 0 {
-            return Ok(());
+            // An empty batch: the reduced loss PyTorch gives (0 over the divisor).
+            return match (outputs.loss, self.spec(&batch.shape).divisor(&batch.shape, 0)) {
+                (Some(at), Some(divisor)) => encode_empty(ctx, encoder, divisor as f32, at),
+                _ => Ok(()),
+            };
         }
         gpu::encode(&self.spec(&batch.shape), ctx, encoder, &at, outputs)
     }

@@ -2,6 +2,8 @@
 //! `float16`, `int64` and `int32` arrays in C order, and writing `float32` arrays atomically (to a
 //! temporary file that is renamed into place, so a failure never leaves a partial file).
 
+mod header;
+
 use std::io::Write;
 use std::path::Path;
 
@@ -65,13 +67,21 @@ pub struct NpyArray {
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Reads a `.npy` file.
+/// Reads a `.npy` file. Anything but a regular file (a FIFO, a device, a directory) is
+/// refused before it is opened, so reading never blocks on a pipe.
 pub fn read(path: impl AsRef<Path>) -> Result<NpyArray, NpyError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+    let io_err = |source| NpyError::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    if !std::fs::metadata(path).map_err(io_err)?.is_file() {
+        return Err(NpyError::Format {
+            path: path.display().to_string(),
+            reason: "not a regular file".into(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io_err)?;
     parse(&bytes).map_err(|reason| NpyError::Format {
         path: path.display().to_string(),
         reason,
@@ -95,91 +105,57 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
     let data_start = header_start + header_len;
     let header = bytes.get(header_start..data_start).ok_or("the header is cut short")?;
     let header = std::str::from_utf8(header).map_err(|_| "the header is not text")?;
-    let descr = dict_value(header, "descr").ok_or("the header has no 'descr'")?;
-    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
-    if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
+    let header::Header {
+        descr,
+        fortran_order,
+        shape,
+    } = header::parse(header)?;
+    if fortran_order {
         return Err("Fortran-order arrays are not supported; save with np.ascontiguousarray".into());
     }
-    let shape = parse_shape(&dict_value(header, "shape").ok_or("the header has no 'shape'")?)?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or("the shape overflows")?;
-    let payload = &bytes[data_start..];
-    let (data, elem_size) = match descr {
-        "<f4" => (NpyData::F32(cast_le(payload, count, f32::from_le_bytes)?), 4),
-        "<i8" => (NpyData::I64(cast_le(payload, count, i64::from_le_bytes)?), 8),
-        "<i4" => (NpyData::I32(cast_le(payload, count, i32::from_le_bytes)?), 4),
-        "<f2" => (NpyData::F16(cast_le(payload, count, u16::from_le_bytes)?), 2),
+    let elem_size = match descr.as_str() {
+        "<f4" | "<i4" => 4,
+        "<i8" => 8,
+        "<f2" => 2,
         other => {
             return Err(format!(
             "dtype {other} is not supported: expected float32 ('<f4'), float16 ('<f2'), int64 ('<i8') or int32 ('<i4')"
         ))
         }
     };
-    if payload.len() != count * elem_size {
+    // Sizes from the header are checked before anything is allocated from them.
+    let count = shape.iter().try_fold(1_usize, |acc, &d| acc.checked_mul(d));
+    let bytes_needed = count.and_then(|c| c.checked_mul(elem_size));
+    let (Some(count), Some(needed)) = (count, bytes_needed) else {
+        return Err(format!("shape {shape:?} overflows: its data could never fit in memory"));
+    };
+    let payload = &bytes[data_start..];
+    if payload.len() < needed {
         return Err(format!(
-            "shape {shape:?} needs {} data bytes, the file has {}",
-            count * elem_size,
+            "{count} elements need {needed} data bytes, the file has {}",
             payload.len()
         ));
     }
+    if payload.len() > needed {
+        return Err(format!(
+            "shape {shape:?} needs {needed} data bytes, the file has {}",
+            payload.len()
+        ));
+    }
+    let data = match descr.as_str() {
+        "<f4" => NpyData::F32(cast_le(payload, f32::from_le_bytes)),
+        "<i8" => NpyData::I64(cast_le(payload, i64::from_le_bytes)),
+        "<i4" => NpyData::I32(cast_le(payload, i32::from_le_bytes)),
+        _ => NpyData::F16(cast_le(payload, u16::from_le_bytes)),
+    };
     Ok(NpyArray { shape, data })
 }
 
-fn cast_le<T, const N: usize>(payload: &[u8], count: usize, from: fn([u8; N]) -> T) -> Result<Vec<T>, String> {
-    if payload.len() < count * N {
-        return Err(format!(
-            "{count} elements need {} data bytes, the file has {}",
-            count * N,
-            payload.len()
-        ));
-    }
-    Ok(payload[..count * N]
+/// The little-endian elements of `payload` (a whole number of them: checked by the caller).
+fn cast_le<T, const N: usize>(payload: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    payload
         .chunks_exact(N)
         .map(|c| from(c.try_into().unwrap_or([0; N])))
-        .collect())
-}
-
-/// The text after `'key':` in the header dict, up to the next top-level comma or brace.
-fn dict_value(header: &str, key: &str) -> Option<String> {
-    let at = header
-        .find(&format!("'{key}'"))
-        .or_else(|| header.find(&format!("\"{key}\"")))?;
-    let rest = header[at + key.len() + 2..].trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start();
-    let mut depth = 0;
-    for (i, c) in rest.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(rest[..=i].to_string());
-                }
-            }
-            ',' | '}' if depth == 0 => return Some(rest[..i].trim().to_string()),
-            _ => {}
-        }
-    }
-    None
-}
-
-fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
-    let inner = text
-        .trim()
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .ok_or_else(|| format!("bad shape {text}"))?;
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim_end_matches('L')
-                .parse::<usize>()
-                .map_err(|_| format!("bad shape {text}"))
-        })
         .collect()
 }
 
@@ -206,26 +182,65 @@ pub fn encode_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     bytes
 }
 
+/// One `float32` array to write: where, its shape, its values (C order).
+#[derive(Debug, Clone, Copy)]
+pub struct NpyFile<'a> {
+    /// The destination.
+    pub path: &'a Path,
+    /// The shape.
+    pub shape: &'a [usize],
+    /// The values.
+    pub data: &'a [f32],
+}
+
 /// Writes a `float32` `.npy` file atomically: to `PATH.tmp-PID` beside it, then renamed.
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<(), NpyError> {
-    let path = path.as_ref();
-    let io_err = |source| NpyError::Io {
-        path: path.display().to_string(),
-        source,
+    write_all(&[NpyFile {
+        path: path.as_ref(),
+        shape,
+        data,
+    }])
+}
+
+/// Writes several `float32` `.npy` files together: every file to a temporary beside it
+/// first, and only when all of them are written are they renamed into place, so a failure
+/// while writing (a full disk, a missing folder, no permission) changes none of them.
+pub fn write_all(files: &[NpyFile<'_>]) -> Result<(), NpyError> {
+    let temp = |path: &Path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".tmp-{}", std::process::id()));
+        std::path::PathBuf::from(name)
     };
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp_name);
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut file| {
-            file.write_all(&encode_f32(shape, data))?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut written = Vec::new();
+    for file in files {
+        let tmp = temp(file.path);
+        let result = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(&encode_f32(file.shape, file.data))?;
+            f.sync_all()
+        });
+        written.push(tmp);
+        if let Err(source) = result {
+            for tmp in &written {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(NpyError::Io {
+                path: file.path.display().to_string(),
+                source,
+            });
+        }
     }
-    result.map_err(io_err)
+    for (file, tmp) in files.iter().zip(&written) {
+        std::fs::rename(tmp, file.path).map_err(|source| {
+            for tmp in &written {
+                let _ = std::fs::remove_file(tmp);
+            }
+            NpyError::Io {
+                path: file.path.display().to_string(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -277,5 +292,42 @@ mod tests {
             .collect();
         let err = parse(&big_endian).unwrap_err();
         assert!(err.contains("dtype >f4 is not supported"), "{err}");
+    }
+
+    /// A version 1.0 file with `header` (padded like NumPy's) and `payload`.
+    fn file(header: &str, payload: &[u8]) -> Vec<u8> {
+        let mut text = header.to_string();
+        while !(10 + text.len() + 1).is_multiple_of(64) {
+            text.push(' ');
+        }
+        text.push('\n');
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&[1, 0]);
+        bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn sizes_from_the_header_are_checked_before_use() {
+        // 2^62 float32 elements are 2^64 bytes: the byte count wraps to 0 in u64, which an
+        // empty payload would match; elements that overflow on their own likewise.
+        for shape in [
+            "(4611686018427387904,)",
+            "(2305843009213693952, 2)",
+            "(4294967296, 4294967296, 2)",
+        ] {
+            let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let err = parse(&file(&header, &[])).unwrap_err();
+            assert!(err.contains("overflows"), "{shape}: {err}");
+        }
+        // A huge shape with a small payload is refused before anything the size of the shape.
+        let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (1073741824, 16), }";
+        let err = parse(&file(header, &[0; 128])).unwrap_err();
+        assert!(err.contains("need 137438953472 data bytes, the file has 128"), "{err}");
+        // A repeated 'shape' is refused, as NumPy does, rather than read as the first one.
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'shape': (2,), }";
+        assert!(parse(&file(header, &[0; 4])).unwrap_err().contains("repeated"));
     }
 }

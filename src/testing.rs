@@ -87,3 +87,14 @@ pub(crate) fn finite_differences(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f6
         })
         .collect()
 }
+
+/// A xorshift64 stream from `seed` (non-zero): cheap random bytes for mutation tests.
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

@@ -1,6 +1,8 @@
 //! The `compute` contract, through the built binary: values on both backends, `--out`
 //! shapes, and bad input (non-zero exit, exactly one line on stderr, no output file).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,10 +13,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-loss-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("cli", name)
 }
 
 /// Minimal .npy writers for the integer targets (the crate only writes float32).
@@ -25,16 +24,8 @@ fn write_npy(path: &Path, descr: &str, shape: &[usize], payload: &[u8]) {
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(payload);
-    std::fs::write(path, bytes).expect("write npy");
+    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    common::npy_with_header(path, &header, payload);
 }
 
 struct Files {

@@ -17,24 +17,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgpu-loss-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    common::scratch("hostile", name)
 }
 
-/// A version 1.0 `.npy` file with exactly this header text and payload.
+/// A `.npy` file with exactly this header text and payload.
 fn npy_file(path: &Path, header: &str, payload: &[u8]) {
-    let mut text = header.to_string();
-    while !(10 + text.len() + 1).is_multiple_of(64) {
-        text.push(' ');
-    }
-    text.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(payload);
-    std::fs::write(path, bytes).expect("write npy");
+    common::npy_with_header(path, header, payload);
 }
 
 fn f32_header(shape: &str) -> String {

@@ -256,13 +256,7 @@ mod tests {
         // bytes replaced, inserted or cut from NumPy's own; each parses or is refused.
         let seed = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
         let alphabet = b"{}()[]:,'\" 0123456789LTrueFalse-+.eE\\x";
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..20_000 {
             let mut bytes = seed.as_bytes().to_vec();
             for _ in 0..1 + next() % 4 {

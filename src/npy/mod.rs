@@ -336,20 +336,14 @@ mod tests {
         // Bytes anywhere in a valid file (magic, version, header length, header, payload)
         // replaced at random, 20,000 times: each file parses or is refused, never panics.
         let valid = encode_f32(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for _ in 0..20_000 {
             let mut bytes = valid.clone();
             for _ in 0..1 + next() % 3 {
                 let at = (next() as usize) % bytes.len();
                 bytes[at] = next() as u8;
             }
-            if next() % 4 == 0 {
+            if next().is_multiple_of(4) {
                 bytes.truncate((next() as usize) % bytes.len());
             }
             let _ = parse(&bytes);

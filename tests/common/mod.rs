@@ -112,3 +112,26 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tolerance) {
         eprintln!("{what}: worst abs error {worst:?}");
     }
 }
+
+/// A fresh folder for one test's files (`wgpu-loss-<suite>-<pid>-<name>` in the temp folder).
+pub fn scratch(suite: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgpu-loss-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// A version 1.0 `.npy` file with exactly this header text (padded as NumPy pads it) and
+/// payload: for writing any dtype, and for writing lying headers.
+pub fn npy_with_header(path: &std::path::Path, header: &str, payload: &[u8]) {
+    let mut text = header.to_string();
+    while !(10 + text.len() + 1).is_multiple_of(64) {
+        text.push(' ');
+    }
+    text.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(payload);
+    std::fs::write(path, bytes).expect("write npy");
+}

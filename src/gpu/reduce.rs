@@ -12,7 +12,7 @@ use crate::gpu::io::{self, storage};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::pool::Lease;
 use crate::gpu::tiler::spans;
-use crate::gpu::window::{items_per_binding, window};
+use crate::gpu::window::{items, items_per_binding, window};
 
 /// Elements one workgroup of `reduce_pairs` folds (GROUP_SIZE × ITEMS_PER_LANE in WGSL).
 const BLOCK: u64 = 256 * 8;
@@ -64,12 +64,9 @@ fn fold_level(
     let mut pass = KernelPass::begin(ctx, encoder, Kernel::ReducePairs)?;
     let mut written = 0;
     for (begin, len) in chunks {
-        let loss_in = window(ctx, "losses", inputs.0, begin * 4, len * 4)?;
-        let weight_in = if has_weight == 1 {
-            window(ctx, "weights", inputs.1, begin * 4, len * 4)?
-        } else {
-            window(ctx, "weights", inputs.1, 0, 4)?
-        };
+        let loss_in = items(ctx, "losses", inputs.0.into(), 4, (begin, len))?;
+        let weights = if has_weight == 1 { (begin, len) } else { (0, 1) };
+        let weight_in = items(ctx, "weights", inputs.1.into(), 4, weights)?;
         let params = ReduceParams {
             count: len as u32,
             in_offset: loss_in.word_shift,

@@ -105,6 +105,19 @@ pub(crate) fn window<'a>(
     })
 }
 
+/// The binding of items `[begin, begin + len)` of `item_bytes` each, counted from `at`
+/// (rows of a per-row output, elements, partial records): the one way a piece's part of a
+/// strided position is bound.
+pub(crate) fn items<'a>(
+    ctx: &GpuContext,
+    what: &'static str,
+    at: BufferAt<'a>,
+    item_bytes: u64,
+    (begin, len): (u64, u64),
+) -> Result<Window<'a>> {
+    window(ctx, what, at.buffer, at.offset + begin * item_bytes, len * item_bytes)
+}
+
 /// Splits `count` items of `item_bytes` each into runs whose bindings fit the device:
 /// returns the largest run, leaving room for the alignment slack of a window.
 pub(crate) fn items_per_binding(ctx: &GpuContext, item_bytes: u64) -> u64 {

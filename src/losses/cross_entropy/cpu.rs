@@ -27,14 +27,13 @@ pub(crate) fn reference(spec: &Spec<'_>, data: &HostRows<'_>, upstream: Option<U
         targets,
     } = *data;
     let targets64 = widen_targets(&targets);
-    let opts = *spec;
-    let losses = reference_rows(input, classes, targets64.as_ref(), &opts);
+    let losses = reference_rows(input, classes, targets64.as_ref(), spec);
     let mut out = ForwardBackward::plain(reduce_rows(spec, rows, &losses), Vec::new());
     let Some(upstream) = upstream else {
         return out;
     };
     let scale = row_scale(spec, &losses, upstream);
-    let grad = reference_grad(input, classes, targets64.as_ref(), &opts, &scale);
+    let grad = reference_grad(input, classes, targets64.as_ref(), spec, &scale);
     out.grad = grad.iter().map(|&g| g as f32).collect();
     if spec.row_outputs {
         let lse: Vec<f32> = input
@@ -42,7 +41,7 @@ pub(crate) fn reference(spec: &Spec<'_>, data: &HostRows<'_>, upstream: Option<U
             .map(|row| {
                 let capped: Vec<f32> = row
                     .iter()
-                    .map(|&x| opts.softcap.map_or(f64::from(x), |c| c * (f64::from(x) / c).tanh()) as f32)
+                    .map(|&x| spec.softcap.map_or(f64::from(x), |c| c * (f64::from(x) / c).tanh()) as f32)
                     .collect();
                 cpu::logsumexp(&capped) as f32
             })
@@ -78,14 +77,13 @@ pub(crate) fn fast(spec: &Spec<'_>, data: &HostRows<'_>, upstream: Option<Upstre
         Targets::F32(t) => fast::FastTargets::Probabilities(t),
         _ => fast::FastTargets::Indices(&indices),
     };
-    let opts = *spec;
     match upstream {
         None => {
-            let losses = fast::rows(input, classes, fast_targets, &opts);
+            let losses = fast::rows(input, classes, fast_targets, spec);
             ForwardBackward::plain(reduce_rows(spec, rows, &losses), Vec::new())
         }
         Some(upstream) => {
-            let (losses, grad) = fast::rows_and_grad(input, classes.max(1), fast_targets, &opts, |l| {
+            let (losses, grad) = fast::rows_and_grad(input, classes.max(1), fast_targets, spec, |l| {
                 row_scale(spec, l, upstream)
             });
             ForwardBackward::plain(reduce_rows(spec, rows, &losses), grad)

@@ -14,7 +14,7 @@ use crate::gpu::io::placeholder;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::Piece;
-use crate::gpu::window::{window, Window};
+use crate::gpu::window::{items, window, Window};
 
 use super::rows::{input_window, target_window};
 use super::spec::{Inputs, Spec};
@@ -87,22 +87,15 @@ impl Shared<'_> {
         };
         let targets_w = target_window(ctx, args.inputs.targets, classes, piece)?;
         let stats = args.stats;
-        let lse_w = if spec.kind == InputKind::Logits {
-            window(ctx, "row stats", stats.buffer, stats.offset + begin * 8, len * 8)?
-        } else {
-            window(ctx, "row stats", stats.buffer, stats.offset, 8)?
-        };
-        let upstream_w = if per_row_upstream {
-            window(
-                ctx,
-                "upstream",
-                upstream_at.buffer,
-                upstream_at.offset + begin * 4,
-                len * 4,
-            )?
-        } else {
-            window(ctx, "upstream", upstream_at.buffer, upstream_at.offset, 4)?
-        };
+        let rows_or_first = |per_row: bool| if per_row { (begin, len) } else { (0, 1) };
+        let lse_w = items(
+            ctx,
+            "row stats",
+            stats,
+            8,
+            rows_or_first(spec.kind == InputKind::Logits),
+        )?;
+        let upstream_w = items(ctx, "upstream", upstream_at, 4, rows_or_first(per_row_upstream))?;
         let ignore = spec.ignore_index as u64;
         let params = GradParams {
             rows: len as u32,

@@ -13,7 +13,7 @@ use crate::gpu::io::{placeholder, storage};
 use crate::gpu::kernels::{Kernel, RowPass, TargetLayout};
 use crate::gpu::plan::{Plan, PARTIAL_BYTES, TEAM_GROUP_SIZE};
 use crate::gpu::tiler::Piece;
-use crate::gpu::window::{window, window_of, Window};
+use crate::gpu::window::{items, window, window_of, Window};
 
 use super::spec::{Inputs, Spec};
 
@@ -256,7 +256,7 @@ fn row_chunks(pieces: &[Piece], classes: u64) -> Vec<Piece> {
 }
 
 /// A position with a per-row stride `(at, stride, per_row)` as a window of rows `[begin,
-/// begin + len)`, or the first stride bytes when it is a placeholder (`per_row` false).
+/// begin + len)`, or its first row when it is a placeholder (`per_row` false).
 fn rows_window<'a>(
     ctx: &GpuContext,
     what: &'static str,
@@ -264,11 +264,7 @@ fn rows_window<'a>(
     begin: u64,
     len: u64,
 ) -> Result<Window<'a>> {
-    if per_row {
-        window(ctx, what, at.buffer, at.offset + begin * stride, len * stride)
-    } else {
-        window(ctx, what, at.buffer, at.offset, stride)
-    }
+    items(ctx, what, at, stride, if per_row { (begin, len) } else { (0, 1) })
 }
 
 /// Records the row kernel over all pieces: `cross_entropy_rows` per chunk of rows, or for

@@ -14,7 +14,7 @@ use crate::gpu::io::{constant, placeholder, read_back, storage, upload, Waiting}
 use crate::gpu::kernels::Kernel;
 use crate::gpu::reduce::{encode_batch_sum, Finish};
 use crate::gpu::tiler::spans;
-use crate::gpu::window::{items_per_binding, window, window_of};
+use crate::gpu::window::{items, items_per_binding, window_of};
 
 use super::spec::{ElementSpec, Elements, ElementsAt};
 
@@ -50,7 +50,7 @@ fn span<'b>(
     begin: u64,
     len: u64,
 ) -> Result<(wgpu::BindingResource<'b>, u32)> {
-    let w = window(ctx, what, at.buffer, at.offset + begin * 4, len * 4)?;
+    let w = items(ctx, what, at, 4, (begin, len))?;
     Ok((w.binding(), w.word_shift))
 }
 

@@ -16,7 +16,7 @@ use crate::gpu::io::{placeholder, read_back, storage, upload, Waiting};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::spans;
-use crate::gpu::window::{check_room, check_room_aligned, items_per_binding, window, window_of};
+use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding, window_of};
 
 use super::spec::RowsIn;
 
@@ -153,19 +153,12 @@ impl RowOp {
                 piece * in_row,
                 fmt.bytes(),
             )?;
-            let out_w = window(
-                ctx,
-                "output",
-                out.buffer,
-                out.offset + begin * per_row * 4,
-                piece * per_row * 4,
-            )?;
-            let (up_at, up_len) = if grad {
-                (begin * per_row_up * 4, piece * per_row_up * 4)
+            let out_w = items(ctx, "output", out, per_row * 4, (begin, piece))?;
+            let up_w = if grad {
+                items(ctx, "upstream", upstream_at, per_row_up * 4, (begin, piece))?
             } else {
-                (0, 4)
+                items(ctx, "upstream", upstream_at, 4, (0, 1))?
             };
-            let up_w = window(ctx, "upstream", upstream_at.buffer, upstream_at.offset + up_at, up_len)?;
             let params = Params {
                 rows: piece as u32,
                 classes: classes as u32,

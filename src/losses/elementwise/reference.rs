@@ -38,24 +38,18 @@ pub(crate) fn kl_div(x: f64, t: f64, log_target: bool) -> f64 {
 /// The loss of every element; `weight` and `pos_weight` broadcast over the last axis of
 /// length `last_dim`.
 pub(crate) fn elementwise_losses(spec: &ElementSpec<'_>, input: &[f64], target: &[f64]) -> Vec<f64> {
-    let ElementSpec {
-        kind,
-        weight,
-        pos_weight,
-        log_target,
-        last_dim,
-        ..
-    } = *spec;
-    let at = |v: Option<&[f32]>, i: usize| v.map_or(1.0, |v| f64::from(v[i % last_dim.max(1)]));
     input
         .iter()
         .zip(target)
         .enumerate()
-        .map(|(i, (&x, &y))| match kind {
-            ElementwiseKind::Mse => mse(x, y),
-            ElementwiseKind::Bce => bce(x, y, at(weight, i)),
-            ElementwiseKind::BceWithLogits => bce_with_logits(x, y, at(weight, i), at(pos_weight, i)),
-            ElementwiseKind::KlDiv => kl_div(x, y, log_target),
+        .map(|(i, (&x, &y))| {
+            let (w, pw) = spec.weights_at(i);
+            match spec.kind {
+                ElementwiseKind::Mse => mse(x, y),
+                ElementwiseKind::Bce => bce(x, y, w),
+                ElementwiseKind::BceWithLogits => bce_with_logits(x, y, w, pw),
+                ElementwiseKind::KlDiv => kl_div(x, y, spec.log_target),
+            }
         })
         .collect()
 }
@@ -63,29 +57,22 @@ pub(crate) fn elementwise_losses(spec: &ElementSpec<'_>, input: &[f64], target: 
 /// `∂loss/∂input` of every element before the upstream scale, with PyTorch's backward
 /// formulas (BCE: `w (p - y) / max((1 - p) p, 1e-12)`).
 pub(crate) fn elementwise_grad(spec: &ElementSpec<'_>, input: &[f64], target: &[f64]) -> Vec<f64> {
-    let ElementSpec {
-        kind,
-        weight,
-        pos_weight,
-        log_target,
-        last_dim,
-        ..
-    } = *spec;
-    let at = |v: Option<&[f32]>, i: usize| v.map_or(1.0, |v| f64::from(v[i % last_dim.max(1)]));
     input
         .iter()
         .zip(target)
         .enumerate()
-        .map(|(i, (&x, &y))| match kind {
-            ElementwiseKind::Mse => 2.0 * (x - y),
-            ElementwiseKind::Bce => at(weight, i) * (x - y) / ((1.0 - x) * x).max(1e-12),
-            ElementwiseKind::BceWithLogits => {
-                let sigma = 1.0 / (1.0 + (-x).exp());
-                let pw = at(pos_weight, i);
-                at(weight, i) * (sigma * (1.0 + (pw - 1.0) * y) - pw * y)
+        .map(|(i, (&x, &y))| {
+            let (w, pw) = spec.weights_at(i);
+            match spec.kind {
+                ElementwiseKind::Mse => 2.0 * (x - y),
+                ElementwiseKind::Bce => w * (x - y) / ((1.0 - x) * x).max(1e-12),
+                ElementwiseKind::BceWithLogits => {
+                    let sigma = 1.0 / (1.0 + (-x).exp());
+                    w * (sigma * (1.0 + (pw - 1.0) * y) - pw * y)
+                }
+                ElementwiseKind::KlDiv if spec.log_target => -y.exp(),
+                ElementwiseKind::KlDiv => -y,
             }
-            ElementwiseKind::KlDiv if log_target => -y.exp(),
-            ElementwiseKind::KlDiv => -y,
         })
         .collect()
 }

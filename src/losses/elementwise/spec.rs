@@ -17,6 +17,13 @@ pub(crate) struct ElementSpec<'a> {
 }
 
 impl ElementSpec<'_> {
+    /// `(weight, pos_weight)` of flat element `i` (1 where absent), in f64: the weights
+    /// broadcast over the last axis.
+    pub(crate) fn weights_at(&self, i: usize) -> (f64, f64) {
+        let at = |v: Option<&[f32]>| v.map_or(1.0, |v| f64::from(v[i % self.last_dim.max(1)]));
+        (at(self.weight), at(self.pos_weight))
+    }
+
     /// What the sum is divided by (1 for a sum, the element count for a mean, N =
     /// `shape[0]` for batchmean), or `None` for reduction `none`.
     pub(crate) fn divisor(&self, shape: &[usize], count: usize) -> Option<f64> {

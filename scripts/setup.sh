@@ -5,7 +5,10 @@
 
 have_vulkan_driver() {
     # The loader (libvulkan.so.1) and at least one installable client driver (ICD) manifest.
-    ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' || return 1
+    # Not `grep -q`: it exits at the first match, ldconfig then dies of SIGPIPE, and under
+    # the callers' `set -o pipefail` the pipeline fails now and then although the loader is
+    # there (seen: "installed, but still no Vulkan driver found").
+    ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null || return 1
     compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null \
         || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null \
         || [ -n "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]

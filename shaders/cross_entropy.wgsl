@@ -167,7 +167,7 @@ fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32
 // lp for probabilities and log-probabilities.
 fn log_prob(x: f32) -> f32 {
     if (INPUT_KIND == 1u) {
-        return log(x + params.epsilon);
+        return log_exact_sum(x, params.epsilon);
     }
     return x;
 }

@@ -47,7 +47,7 @@ fn log1p(x: f32) -> f32 {
 
 // xlogy(t, t) = t·log t, 0 at t = 0 (PyTorch's kl_div).
 fn t_log_t(t: f32) -> f32 {
-    return select(t * log(t), 0.0, t == 0.0);
+    return select(t * log_exact(t), 0.0, t == 0.0);
 }
 
 fn element_loss(x: f32, y: f32, class_index: u32) -> f32 {
@@ -62,7 +62,7 @@ fn element_loss(x: f32, y: f32, class_index: u32) -> f32 {
         }
         case 1u: {
             // PyTorch clamps each log at -100, so p = 0 or 1 gives a finite loss.
-            let log_p = max(log(x), -100.0);
+            let log_p = max(log_exact(x), -100.0);
             let log_1mp = max(log1p(-x), -100.0);
             return -w * (y * log_p + (1.0 - y) * log_1mp);
         }

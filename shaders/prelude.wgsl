@@ -70,6 +70,29 @@ fn is_nan(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
+// log(x) that honours subnormal x. llvmpipe's log takes a subnormal for about the smallest
+// normal (log(1e-40) gave -88.02, not -92.10), and Vulkan lets any driver flush them;
+// PyTorch's CPU kernels do not. A positive subnormal is m·2^-149 with an integer m < 2^23,
+// so its log is log(f32(m)) - 149·ln 2, from the bits alone.
+fn log_exact(x: f32) -> f32 {
+    let bits = bitcast<u32>(x);
+    if (bits != 0u && bits < 0x00800000u) {
+        return log(f32(bits)) - 103.27892990343184;
+    }
+    return log(x);
+}
+
+// log(x + e) for x, e ≥ 0 with subnormals honoured: two subnormals (or zeros) add exactly
+// as integers (their encoding is linear, and a carry lands on the smallest normal).
+fn log_exact_sum(x: f32, e: f32) -> f32 {
+    let xb = bitcast<u32>(x);
+    let eb = bitcast<u32>(e);
+    if (xb < 0x00800000u && eb < 0x00800000u) {
+        return log_exact(bitcast<f32>(xb + eb));
+    }
+    return log_exact(x + e);
+}
+
 // Argmax order, as torch.argmax: NaN beats everything, then larger values, then the lower
 // index on ties. Returns whether (a, ia) comes before (b, ib).
 fn argmax_before(a: f32, ia: u32, b: f32, ib: u32) -> bool {

@@ -85,7 +85,10 @@ fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: 
             case 1u: { g = upstream[up_start + c] - p * row_term; }
             default: {
                 let u = upstream[params.upstream_offset + row];
+                // A row whose H is NaN (all -inf, or +inf / NaN in it) has NaN gradients
+                // throughout, masked classes included, as PyTorch's autograd gives.
                 g = select(-u * p * ((d - log_z) + row_term), 0.0, d == negative_infinity());
+                g = select(g, bitcast<f32>(0x7fc00000u), is_nan(row_term));
             }
         }
         out[out_start + c] = g;

@@ -27,9 +27,18 @@ fn run() -> ExitCode {
                 print!("{err}");
                 return ExitCode::SUCCESS;
             }
-            // clap's own rendering spans several lines; the contract is one line.
+            // clap's own rendering spans several lines; the contract is one line: its first
+            // paragraph joined (which names the flag, the value and the values allowed).
             let text = err.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("bad arguments").trim());
+            let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!(
+                "{}",
+                if first.is_empty() {
+                    "error: bad arguments".into()
+                } else {
+                    first.join(" ")
+                }
+            );
             return ExitCode::from(2);
         }
     };

@@ -9,11 +9,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::cli::{misused, refused, run, BIN};
 use common::gpu;
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{BatchAt, CrossEntropy, ElementwiseLoss, Loss, Outputs, Reduction, TargetsAt};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -27,41 +26,6 @@ fn npy_file(path: &Path, header: &str, payload: &[u8]) {
 
 fn f32_header(shape: &str) -> String {
     format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}")
-}
-
-/// Runs the binary in `dir` (with a 60 s limit: a hang is a failure, not a stuck suite).
-fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("wgpu-loss {args:?} hung");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Fails with exit 1 and exactly one line on stderr that contains `want`.
-#[track_caller]
-fn refused(dir: &Path, args: &[&str], want: &str) {
-    let (code, stderr) = run(dir, args);
-    assert_eq!(code, Some(1), "{args:?} should fail with exit 1: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: one line on stderr, got {stderr:?}"
-    );
-    assert!(stderr.contains(want), "{args:?}: {stderr:?} should say {want:?}");
-    assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
 }
 
 /// A valid 2 × 3 float32 input and int64 targets in `dir`.
@@ -261,6 +225,52 @@ fn option_values_reach_the_range_checks() {
             "epsilon must be",
         );
         refused(&dir, &with(&["--z-loss", "3e39"]), "z_loss = 3e39");
+        for (extra, want) in [
+            (
+                &["--label-smoothing", "1.5"][..],
+                "label_smoothing must be in [0, 1], got 1.5",
+            ),
+            (&["--label-smoothing", "nan"], "got NaN"),
+            (&["--label-smoothing", "inf"], "got inf"),
+            (&["--softcap", "0"], "softcap = 0.0"),
+            (&["--softcap", "nan"], "softcap = NaN"),
+            (&["--softcap", "-inf"], "softcap = -inf"),
+            (&["--z-loss", "nan"], "z_loss = NaN"),
+            (&["--input-kind", "probs", "--epsilon", "nan"], "got NaN"),
+            (&["--input-kind", "probs", "--epsilon", "inf"], "got inf"),
+            (&["--reduction", "batchmean"], "batchmean"),
+        ] {
+            refused(&dir, &with(extra), want);
+        }
+        for (extra, want) in [
+            (&["--ignore-index", "1.5"][..], "'1.5' for '--ignore-index"),
+            (&["--ignore-index", "1e30"], "'1e30' for '--ignore-index"),
+            (&["--ignore-index", "99999999999999999999"], "too large"),
+            (&["--reduction", "bogus"], "possible values: none, sum, mean, batchmean"),
+            (&["--input-kind", "bogus"], "'bogus' for '--input-kind"),
+            (&["--label-smoothing", "0x10"], "'0x10' for '--label-smoothing"),
+            (&["--label-smoothing", ""], "empty string"),
+            (&["--z-loss"], "--z-loss"),
+            (&["--bogus-flag", "3"], "'--bogus-flag'"),
+            (&["--backend", "gpu"], "cannot be used multiple times"),
+        ] {
+            misused(&dir, &with(extra), want);
+        }
+    }
+    for (args, want) in [
+        (&["compute"][..], "--loss <LOSS> --input <INPUT>"),
+        (&["bogus"], "'bogus'"),
+        (
+            &["compute", "--loss", "bogus", "--input", "x.npy"],
+            "'bogus' for '--loss",
+        ),
+        (&["bench", "--rows", "3"], "--classes <CLASSES>"),
+        (&["bench", "--rows", "3", "--classes", "-1"], "'-1' for '--classes"),
+        (&["bench", "--rows", "1e3", "--classes", "2"], "'1e3' for '--rows"),
+        (&["bench", "--loss", "bogus"], "'bogus' for '--loss"),
+        (&["bench", "--repeat", "0"], "--repeat"),
+    ] {
+        misused(&dir, args, want);
     }
     let (code, stderr) = run(
         &dir,

@@ -150,10 +150,10 @@ pub enum BenchLoss {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Rows of one shape to run instead of the default set (needs --classes).
-    #[arg(long, requires = "classes")]
+    #[arg(long, requires = "classes", allow_hyphen_values = true)]
     pub rows: Option<usize>,
     /// Classes of that shape (needs --rows).
-    #[arg(long, requires = "rows")]
+    #[arg(long, requires = "rows", allow_hyphen_values = true)]
     pub classes: Option<usize>,
     /// Timed runs per shape and backend; the median is reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]

@@ -81,15 +81,36 @@ pub struct RowLosses {
 }
 
 impl RowLosses {
-    /// `Σ l_n`.
+    /// `Σ l_n`, exact (the f64 reference's own checks need it smooth).
+    #[cfg(test)]
     pub fn sum(&self) -> f64 {
         self.loss.iter().sum()
     }
 
     /// `Σ l_n / Σ w[y_n]` over rows not ignored; `0/0 = NaN` when every row is ignored.
+    #[cfg(test)]
     pub fn mean(&self) -> f64 {
         self.sum() / self.weight.iter().sum::<f64>()
     }
+
+    /// `Σ l_n` as a backend returns it: as PyTorch's float32 kernels hold it ([`f32_sum`]).
+    pub fn sum_f32(&self) -> f64 {
+        f32_sum(self.loss.iter().copied())
+    }
+
+    /// The mean's divisor `Σ w[y_n]` as a backend uses it ([`f32_sum`]).
+    pub fn divisor_f32(&self) -> f64 {
+        f32_sum(self.weight.iter().copied())
+    }
+}
+
+/// A sum as PyTorch's float32 kernels hold one: each term an f32 value and the total
+/// rounded to f32, so a total past 3.4e38 is ±inf before anything divides it (a weighted
+/// mean whose Σ w overflows is then `Σ l / inf`, as in PyTorch), while the addition in
+/// between is f64 (exact order-free to the f32 result in all but sums of mixed signs).
+/// docs/NOTES.md, "Extreme values", states the rule.
+pub fn f32_sum(terms: impl Iterator<Item = f64>) -> f64 {
+    f64::from(terms.map(|t| f64::from(t as f32)).sum::<f64>() as f32)
 }
 
 /// The entropy of `softmax(row)`: `-Σ p log p`, masked (`-inf`) classes adding 0, as

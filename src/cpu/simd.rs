@@ -224,6 +224,8 @@ pub(crate) fn ln_nonneg(x: f32) -> f32 {
     let r = f + (p * f * z - 0.5 * z) + ef * LN2_LO + ef * LN2_HI;
     if x == 0.0 {
         f32::NEG_INFINITY
+    } else if x < 0.0 {
+        f32::NAN // as ln: kl_div's xlogy(t, t) of a negative target is NaN in PyTorch
     } else if x.is_finite() {
         r
     } else {
@@ -231,7 +233,8 @@ pub(crate) fn ln_nonneg(x: f32) -> f32 {
     }
 }
 
-/// exp(x) for any x: exp_neg of -|x| inverted for x > 0 (inf above ~88).
+/// exp(x) for any x: exp_neg of -|x| inverted for x > 0 (inf above ~88); below -87 (where
+/// exp_neg stops) the f64 exp, so that exp(-inf) is 0 and 0·(-inf) stays NaN as in PyTorch.
 #[inline(always)]
 pub(crate) fn exp_any(x: f32) -> f32 {
     let e = exp_neg(-x.abs());
@@ -241,6 +244,8 @@ pub(crate) fn exp_any(x: f32) -> f32 {
         } else {
             1.0 / e
         }
+    } else if x < -87.0 {
+        f64::from(x).exp() as f32
     } else {
         e
     }

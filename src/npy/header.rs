@@ -126,7 +126,7 @@ pub(super) fn parse(text: &str) -> Result<Header, String> {
     while !cursor.eat('}') {
         let key = cursor.text()?;
         cursor.expect(':')?;
-        let value = cursor.value()?;
+        let value = cursor.value().map_err(|e| format!("{e} (the value of '{key}')"))?;
         if entries.iter().any(|(k, _)| *k == key) {
             return Err(format!("bad header: the key '{key}' is repeated"));
         }

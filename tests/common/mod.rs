@@ -2,6 +2,8 @@
 //! comparison with named tolerances (`|got - want| <= atol + rtol * |want|`).
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::sync::OnceLock;
 
 use wgpu_loss::GpuContext;
@@ -124,6 +126,11 @@ pub fn scratch(suite: &str, name: &str) -> std::path::PathBuf {
 /// A version 1.0 `.npy` file with exactly this header text (padded as NumPy pads it) and
 /// payload: for writing any dtype, and for writing lying headers.
 pub fn npy_with_header(path: &std::path::Path, header: &str, payload: &[u8]) {
+    std::fs::write(path, npy_bytes(header, payload)).expect("write npy");
+}
+
+/// The bytes of such a file.
+pub fn npy_bytes(header: &str, payload: &[u8]) -> Vec<u8> {
     let mut text = header.to_string();
     while !(10 + text.len() + 1).is_multiple_of(64) {
         text.push(' ');
@@ -133,5 +140,5 @@ pub fn npy_with_header(path: &std::path::Path, header: &str, payload: &[u8]) {
     bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
     bytes.extend_from_slice(text.as_bytes());
     bytes.extend_from_slice(payload);
-    std::fs::write(path, bytes).expect("write npy");
+    bytes
 }

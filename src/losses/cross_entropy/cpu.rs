@@ -97,8 +97,7 @@ fn row_scale(spec: &Spec<'_>, losses: &RowLosses, upstream: Upstream<&[f32]>) ->
     match (upstream, spec.reduction) {
         (Upstream::Values(v), _) => v.iter().map(|&g| f64::from(g)).collect(),
         (Upstream::Scalar(g), Reduction::Mean) => {
-            let divisor: f64 = losses.weight.iter().sum();
-            vec![f64::from(g) / divisor; rows]
+            vec![f64::from(g) / losses.divisor_f32(); rows]
         }
         (Upstream::Scalar(g), _) => vec![f64::from(g); rows],
     }
@@ -110,8 +109,9 @@ fn reduce_rows(spec: &Spec<'_>, rows: usize, losses: &RowLosses) -> LossValue {
             shape: vec![rows],
             values: losses.loss.iter().map(|&l| l as f32).collect(),
         },
-        Reduction::Sum => LossValue::Scalar(losses.sum() as f32),
-        _ => LossValue::Scalar(losses.mean() as f32),
+        // Each sum rounded to f32 before the mean divides, as PyTorch's float32 kernels.
+        Reduction::Sum => LossValue::Scalar(losses.sum_f32() as f32),
+        _ => LossValue::Scalar((losses.sum_f32() / losses.divisor_f32()) as f32),
     }
 }
 

@@ -77,10 +77,13 @@ impl Spec<'_> {
                 .collect(),
         };
         let (logp, lse) = self.log_probs(row);
-        // 0·(-inf) terms are skipped, as the gathered class-index form never forms them.
+        // PyTorch gathers the target's term but sums the smoothing term and probability
+        // targets over every class: there 0·(-inf) is NaN (a zero class weight on a -inf
+        // log-probability too); a gathered form never forms it.
+        let every_class = target.is_err() || eps > 0.0;
         let mut loss = 0.0;
         for (a, lp) in coefficients.iter().zip(&logp) {
-            if *a != 0.0 || target.is_err() {
+            if *a != 0.0 || every_class {
                 loss -= a * lp;
             }
         }

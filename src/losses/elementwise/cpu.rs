@@ -3,7 +3,7 @@
 
 use crate::api::host::{ForwardBackward, Upstream};
 use crate::api::reduction::LossValue;
-use crate::cpu::simd::sum_fixed;
+use crate::cpu::{self, simd::sum_fixed};
 
 use super::spec::{ElementSpec, Elements};
 use super::{fast, reference};
@@ -22,14 +22,16 @@ pub(crate) fn reference(
             shape: data.shape.to_vec(),
             values: losses.iter().map(|&l| l as f32).collect(),
         },
-        Some(d) => LossValue::Scalar((losses.iter().sum::<f64>() / d) as f32),
+        Some(d) => LossValue::Scalar((cpu::f32_sum(losses.iter().copied()) / d) as f32),
     };
     let grad = match upstream {
         None => Vec::new(),
         Some(upstream) => reference::elementwise_grad(spec, &input, &target)
             .iter()
             .enumerate()
-            .map(|(i, g)| (g * element_scale(spec, data, upstream, i)) as f32)
+            // The derivative before the upstream scale is an f32 value, as in PyTorch's
+            // float32 backward (w·(p - y)/… past 3.4e38 is inf there too).
+            .map(|(i, &g)| (f64::from(g as f32) * element_scale(spec, data, upstream, i)) as f32)
             .collect(),
     };
     ForwardBackward::plain(value, grad)
@@ -43,7 +45,7 @@ pub(crate) fn fast(spec: &ElementSpec<'_>, data: &Elements<'_>, upstream: Option
             shape: data.shape.to_vec(),
             values,
         },
-        Some(d) => LossValue::Scalar((sum_fixed(&values) / d) as f32),
+        Some(d) => LossValue::Scalar((f64::from(sum_fixed(&values) as f32) / d) as f32),
     };
     let grad = match upstream {
         None => Vec::new(),

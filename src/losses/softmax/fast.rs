@@ -40,13 +40,7 @@ pub(crate) fn row_op(op: RowOutput, input: &[f32], classes: usize) -> Vec<f32> {
                     }
                 }
                 RowOutput::Entropy => {
-                    let mut acc = 0.0_f32;
-                    for &x in row {
-                        let d = x - m;
-                        if d != f32::NEG_INFINITY {
-                            acc += exp_neg(d) * d;
-                        }
-                    }
+                    let acc = p_d_sum(row, m);
                     o[0] = log_s - acc / s;
                 }
             }
@@ -89,17 +83,11 @@ pub(crate) fn row_op_vjp(op: RowOutput, input: &[f32], classes: usize, upstream:
                     }
                 }
                 RowOutput::Entropy => {
-                    let mut acc = 0.0_f32;
-                    for &x in row {
-                        let d = x - m;
-                        if d != f32::NEG_INFINITY {
-                            acc += exp_neg(d) * d;
-                        }
-                    }
+                    let acc = p_d_sum(row, m);
                     let h = log_s - acc * inv;
                     for (v, &x) in o.iter_mut().zip(row) {
                         let d = x - m;
-                        *v = if d == f32::NEG_INFINITY {
+                        *v = if d < NEGLIGIBLE {
                             0.0
                         } else {
                             -u[0] * exp_neg(d) * inv * ((d - log_s) + h)
@@ -109,4 +97,20 @@ pub(crate) fn row_op_vjp(op: RowOutput, input: &[f32], classes: usize, upstream:
             }
         });
     out
+}
+
+/// Below this x - max, a class's probability is 0 to f32 (exp_neg stops at exp(-87)).
+const NEGLIGIBLE: f32 = -87.0;
+
+/// Σ exp(d)·d over the row, d = x - m: the entropy's Σ p·(x - m) times Σ exp(d). Classes
+/// with d below `NEGLIGIBLE` add 0, as in PyTorch's p·log p (Categorical clamps log p, so a
+/// d of -inf or -2e38 adds 0 rather than exp(-87)·d).
+fn p_d_sum(row: &[f32], m: f32) -> f32 {
+    let mut acc = 0.0_f32;
+    for &x in row {
+        let d = x - m;
+        let term = exp_neg(d) * d;
+        acc += if d < NEGLIGIBLE { 0.0 } else { term };
+    }
+    acc
 }

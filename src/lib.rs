@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod ceiling;
 mod cpu;
 mod error;
 mod gpu;

@@ -760,6 +760,9 @@ fn bench_checks_then_reports_every_loss() {
             "\"median_ms\":",
             "\"gb_per_s\":",
             "\"read_bandwidth_gb_per_s\":",
+            "\"ceiling_gb_per_s\":",
+            "\"fraction_of_ceiling\":",
+            "\"grad\":false",
             "\"adapter\":",
             "\"max_abs_err\":",
         ] {
@@ -787,11 +790,49 @@ fn bench_checks_then_reports_every_loss() {
     );
     assert!(ok, "{stderr}");
     assert!(
-        stdout.contains("% read") && stdout.contains("gpu/cpu") && stdout.contains("memory-read bandwidth"),
+        stdout.contains("% ceil") && stdout.contains("gpu/cpu") && stdout.contains("memory-read bandwidth"),
         "{stdout}"
     );
     let svg = std::fs::read_to_string(dir.join("b.svg")).expect("plot written");
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
     let (ok, _, stderr) = run(&dir, &["bench", "--rows", "64"]);
     assert!(!ok && stderr.trim_end().lines().count() == 1, "{stderr}");
+}
+
+#[test]
+fn bench_grad_checks_forward_and_backward_of_every_loss() {
+    let dir = scratch("bench-grad");
+    for loss in [
+        "cross-entropy",
+        "nll",
+        "mse",
+        "bce",
+        "bce-with-logits",
+        "kl-div",
+        "softmax",
+        "log-softmax",
+        "entropy",
+    ] {
+        let args = [
+            "bench",
+            "--loss",
+            loss,
+            "--rows",
+            "19",
+            "--classes",
+            "67",
+            "--repeat",
+            "1",
+            "--grad",
+            "--json",
+        ];
+        let (ok, stdout, stderr) = run(&dir, &args);
+        assert!(ok, "{loss}: {stderr}");
+        let line = stdout.trim();
+        assert!(
+            line.contains("\"grad\":true") && line.contains("\"fraction_of_ceiling\":"),
+            "{loss}: {line}"
+        );
+        assert_eq!(line.matches("\"backend\":").count(), 4, "{loss}: {line}");
+    }
 }

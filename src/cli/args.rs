@@ -170,6 +170,10 @@ pub struct BenchArgs {
     /// Print one JSON array of result objects instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Time forward + backward (the gradient for upstream 1, or ones for the softmax
+    /// family's outputs) instead of the forward alone: reads the input, writes the gradient.
+    #[arg(long)]
+    pub grad: bool,
     /// Force one row-kernel strategy instead of the plan's choice per shape.
     #[arg(long, value_enum, default_value = "auto")]
     pub strategy: StrategyArg,

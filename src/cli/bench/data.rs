@@ -128,4 +128,10 @@ impl Generated {
     pub fn bytes_read(&self) -> usize {
         self.input.len() * 4 + self.targets.bytes().len()
     }
+
+    /// Bytes a call moves: those read, and with `grad` the gradient written (one f32 per
+    /// input element).
+    pub fn bytes_moved(&self, grad: bool) -> usize {
+        self.bytes_read() + if grad { self.input.len() * 4 } else { 0 }
+    }
 }

@@ -2,8 +2,11 @@
 //! resident on the device, `resident`, and end-to-end with upload and readback) and on the
 //! CPU (the fast backend, and the f64 reference). Every GPU and fast-CPU result is checked
 //! against the reference (`check`) before it is timed (`timing`): a mismatch is an error,
-//! not a row. The machine's single-thread memory-read bandwidth is measured in the same
-//! run. Results are printed as a table or JSON (`report`) and optionally plotted (`svg`).
+//! not a row. Each row is stated against the ceiling of the side it ran on, measured in the
+//! same run at the shape's byte count (`wgpu_loss::ceiling`: the adapter's streaming read,
+//! or its copy with `--grad`; the host's read with every thread), and the machine's
+//! single-thread read bandwidth is kept beside them. Results are printed as a table or
+//! JSON (`report`) and optionally plotted (`svg`).
 //!
 //! Written once for every loss: the loss is a `Box<dyn Loss>` at its defaults, run with
 //! `forward` on `Backend::Reference`, `Backend::Cpu` and `Backend::Gpu`, and recorded with
@@ -19,7 +22,7 @@ mod timing;
 
 use std::time::{Duration, Instant};
 
-use wgpu_loss::{Backend, GpuContext, Loss, LossValue};
+use wgpu_loss::{ceiling, Backend, GpuContext, Loss, LossValue, Upstream};
 
 use super::args::{spelled, BenchArgs, LossName, Which};
 use check::check;
@@ -50,12 +53,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .map_or_else(|| "none".to_string(), |c| c.adapter_info().name.clone());
     let bandwidth = timing::read_bandwidth();
     let per_shape = if args.backend == Which::Both { 4 } else { 2 };
-    let mut progress = Progress::new(shapes.len() * per_shape);
+    let mut progress = Progress::new(shapes.len() * (per_shape + 1));
     let name = LossName::from(args.loss);
     let loss = name.default_loss();
     let mut results = Vec::new();
     for &(rows, classes) in &shapes {
-        let shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
+        let mut shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
+        progress.step(&format!("{} ceilings", shape.label));
+        shape.ceilings = Ceilings::measure(ctx.as_ref(), shape.bytes as u64, args.grad)?;
         results.extend(shape.run(ctx.as_ref(), &mut progress)?);
     }
     progress.finish();
@@ -65,6 +70,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         bandwidth,
         adapter,
         repeat: args.repeat,
+        grad: args.grad,
     };
     if args.json {
         report.print_json();
@@ -89,15 +95,41 @@ fn context(args: &BenchArgs) -> Result<Option<GpuContext>, String> {
     }))
 }
 
+/// The ceilings of one shape's byte count, GB/s: the adapter's (streaming read, or copy for
+/// forward + backward) and the host's read with every thread.
+#[derive(Clone, Copy, Default)]
+struct Ceilings {
+    gpu: f64,
+    host: f64,
+}
+
+impl Ceilings {
+    fn measure(ctx: Option<&GpuContext>, bytes: u64, grad: bool) -> Result<Self, String> {
+        let gpu = match ctx {
+            Some(ctx) if grad => ceiling::gpu_copy(ctx, bytes),
+            Some(ctx) => ceiling::gpu_read(ctx, bytes),
+            None => Ok(f64::NAN),
+        };
+        Ok(Self {
+            gpu: gpu.map_err(|e| e.to_string())?,
+            host: ceiling::host_read(bytes as usize),
+        })
+    }
+}
+
 /// One shape's measurements: the loss, its generated data, and how they are timed.
 struct Shape<'a> {
     loss: &'a dyn Loss,
     data: Generated,
     which: Which,
     repeat: u32,
+    /// Forward + backward (`--grad`) rather than the forward alone.
+    grad: bool,
     /// `ROWSxCLASSES`, as errors and progress name it.
     label: String,
+    /// Bytes a call moves (read, and with `grad` written).
     bytes: f64,
+    ceilings: Ceilings,
 }
 
 impl<'a> Shape<'a> {
@@ -105,20 +137,45 @@ impl<'a> Shape<'a> {
         Self {
             loss,
             label: format!("{}x{}", data.rows, data.classes),
-            bytes: data.bytes_read() as f64,
+            bytes: data.bytes_moved(args.grad) as f64,
             data,
             which: args.backend,
             repeat: args.repeat,
+            grad: args.grad,
+            ceilings: Ceilings::default(),
         }
     }
 
-    /// The loss's values on `backend`.
-    fn values(&self, backend: Backend<'_>) -> Result<Vec<f32>, String> {
-        let value = self
-            .loss
-            .forward(backend, &self.data.batch())
-            .map_err(|e| e.to_string())?;
-        Ok(value.values().to_vec())
+    /// One call on `backend`, what is timed: the forward, or with `grad` forward and
+    /// backward for `ones` (the upstream of a tensor output) or 1.
+    fn call(&self, backend: Backend<'_>, ones: &[f32]) -> Result<(LossValue, Vec<f32>), String> {
+        let batch = self.data.batch();
+        let out = if self.grad {
+            let upstream = if ones.is_empty() {
+                Upstream::Scalar(1.0)
+            } else {
+                Upstream::Values(ones)
+            };
+            self.loss
+                .forward_backward(backend, &batch, upstream)
+                .map(|out| (out.loss, out.grad))
+        } else {
+            self.loss.forward(backend, &batch).map(|loss| (loss, Vec::new()))
+        };
+        out.map_err(|e| e.to_string())
+    }
+
+    /// What a call gives, to check: the loss (unless it is a tensor and `grad` is on: the
+    /// softmax family's gradient is a vector-Jacobian product alone), then the gradient.
+    fn values(&self, backend: Backend<'_>, ones: &[f32]) -> Result<Vec<f32>, String> {
+        let (loss, grad) = self.call(backend, ones)?;
+        let mut values = if ones.is_empty() {
+            loss.values().to_vec()
+        } else {
+            Vec::new()
+        };
+        values.extend(grad);
+        Ok(values)
     }
 
     fn row(&self, backend: &'static str, mode: &'static str, median: Duration, err: f64) -> Row {
@@ -130,6 +187,11 @@ impl<'a> Shape<'a> {
             median,
             bytes: self.bytes,
             max_abs_err: Some(err),
+            ceiling: if backend == "gpu" {
+                self.ceilings.gpu
+            } else {
+                self.ceilings.host
+            },
         }
     }
 
@@ -141,44 +203,66 @@ impl<'a> Shape<'a> {
             .loss
             .forward(Backend::Reference, &self.data.batch())
             .map_err(|e| e.to_string())?;
-        let want = reference.values().to_vec();
+        // A tensor output's upstream, for the gradient: ones.
+        let ones = match &reference {
+            LossValue::Tensor { values, .. } if self.grad => vec![1.0_f32; values.len()],
+            _ => Vec::new(),
+        };
+        let want = if self.grad {
+            self.values(Backend::Reference, &ones)?
+        } else {
+            reference.values().to_vec()
+        };
         let reference_time = start.elapsed();
         let mut rows = Vec::new();
         if self.which != Which::Gpu {
-            rows.extend(self.cpu(&want, reference_time, progress)?);
+            rows.extend(self.cpu(&want, &ones, reference_time, progress)?);
         }
         if let Some(ctx) = ctx {
-            rows.extend(self.gpu(ctx, &reference, progress)?);
+            rows.extend(self.gpu(ctx, &reference, &want, &ones, progress)?);
         }
         Ok(rows)
     }
 
     /// The f64 reference and the fast CPU backend, end-to-end.
-    fn cpu(&self, want: &[f32], reference_time: Duration, progress: &mut Progress) -> Result<Vec<Row>, String> {
-        let t = if self.repeat == 1 {
+    fn cpu(
+        &self,
+        want: &[f32],
+        ones: &[f32],
+        reference_time: Duration,
+        progress: &mut Progress,
+    ) -> Result<Vec<Row>, String> {
+        let t = if self.repeat == 1 && !self.grad {
             reference_time
         } else {
-            time(self.repeat, || self.values(Backend::Reference))?
+            time(self.repeat, || self.call(Backend::Reference, ones))?
         };
         let mut rows = vec![self.row("cpu-reference", "end-to-end", t, 0.0)];
         progress.step(&format!("{} cpu fast", self.label));
-        let err = check("fast CPU", &self.label, &self.values(Backend::Cpu)?, want)?;
-        let t = time(self.repeat, || self.values(Backend::Cpu))?;
+        let err = check("fast CPU", &self.label, &self.values(Backend::Cpu, ones)?, want)?;
+        let t = time(self.repeat, || self.call(Backend::Cpu, ones))?;
         rows.push(self.row("cpu", "end-to-end", t, err));
         Ok(rows)
     }
 
     /// The GPU with the inputs resident, then end-to-end (upload, compute, readback).
-    fn gpu(&self, ctx: &GpuContext, reference: &LossValue, progress: &mut Progress) -> Result<Vec<Row>, String> {
+    fn gpu(
+        &self,
+        ctx: &GpuContext,
+        reference: &LossValue,
+        want: &[f32],
+        ones: &[f32],
+        progress: &mut Progress,
+    ) -> Result<Vec<Row>, String> {
         progress.step(&format!("{} gpu resident", self.label));
-        let resident = Resident::new(ctx, self.loss, &self.data, reference);
-        let err = check("GPU (resident)", &self.label, &resident.run(true)?, reference.values())?;
+        let resident = Resident::new(ctx, self.loss, &self.data, reference, self.grad);
+        let err = check("GPU (resident)", &self.label, &resident.run(true)?, want)?;
         let t = time(self.repeat, || resident.run(false))?;
         let mut rows = vec![self.row("gpu", "resident", t, err)];
         progress.step(&format!("{} gpu end-to-end", self.label));
         let gpu = Backend::Gpu(ctx);
-        let err = check("GPU (end-to-end)", &self.label, &self.values(gpu)?, reference.values())?;
-        let t = time(self.repeat, || self.values(gpu))?;
+        let err = check("GPU (end-to-end)", &self.label, &self.values(gpu, ones)?, want)?;
+        let t = time(self.repeat, || self.call(gpu, ones))?;
         rows.push(self.row("gpu", "end-to-end", t, err));
         Ok(rows)
     }

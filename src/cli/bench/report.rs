@@ -12,11 +12,18 @@ pub struct Row {
     pub median: Duration,
     pub bytes: f64,
     pub max_abs_err: Option<f64>,
+    /// The ceiling that applies to this row's side and mode, GB/s (measured in this run).
+    pub ceiling: f64,
 }
 
 impl Row {
     pub fn gb_per_s(&self) -> f64 {
         self.bytes / self.median.as_secs_f64() / 1e9
+    }
+
+    /// The share of the ceiling reached, 0..1 (about).
+    pub fn fraction_of_ceiling(&self) -> f64 {
+        self.gb_per_s() / self.ceiling
     }
 }
 
@@ -29,27 +36,35 @@ pub struct Report {
     pub bandwidth: f64,
     pub adapter: String,
     pub repeat: u32,
+    /// Forward + backward rather than the forward alone.
+    pub grad: bool,
 }
 
 impl Report {
     pub fn print_table(&self) {
         let (loss, adapter, bandwidth, repeat) = (&self.loss, &self.adapter, self.bandwidth, self.repeat);
-        println!("{loss}, reduction mean, generated data; median of {repeat} runs; adapter: {adapter}");
+        let what = if self.grad { "forward + backward" } else { "forward" };
+        println!("{loss} {what}, reduction mean, generated data; median of {repeat} runs; adapter: {adapter}");
         println!("single-thread memory-read bandwidth (sum over 256 MiB, this run): {bandwidth:.2} GB/s");
+        let device = if self.grad { "copy" } else { "read" };
         println!(
-            "{:>16}  {:<14} {:<11} {:>10} {:>8} {:>7} {:>9} {:>10}",
-            "shape", "backend", "mode", "median ms", "GB/s", "% read", "gpu/cpu", "max |err|"
+            "ceilings at each shape's bytes, this run: GPU = the adapter's {device} kernel, CPU = the host's read with all threads"
+        );
+        println!(
+            "{:>16}  {:<14} {:<11} {:>10} {:>8} {:>8} {:>7} {:>9} {:>10}",
+            "shape", "backend", "mode", "median ms", "GB/s", "ceiling", "% ceil", "gpu/cpu", "max |err|"
         );
         for r in &self.results {
             let err = r.max_abs_err.map_or("-".into(), |e| format!("{e:.1e}"));
             println!(
-                "{:>16}  {:<14} {:<11} {:>10.2} {:>8.2} {:>6.0}% {:>9} {:>10}",
+                "{:>16}  {:<14} {:<11} {:>10.2} {:>8.2} {:>8.2} {:>6.0}% {:>9} {:>10}",
                 format!("{}x{}", r.rows, r.classes),
                 r.backend,
                 r.mode,
                 r.median.as_secs_f64() * 1e3,
                 r.gb_per_s(),
-                100.0 * r.gb_per_s() / bandwidth,
+                r.ceiling,
+                100.0 * r.fraction_of_ceiling(),
                 self.speedup(r),
                 err
             );
@@ -76,15 +91,18 @@ impl Report {
             .map(|r| {
                 let err = r.max_abs_err.map_or("null".into(), |e| format!("{e:e}"));
                 format!(
-                    "{{\"loss\":\"{}\",\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
+                    "{{\"loss\":\"{}\",\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"grad\":{},\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"ceiling_gb_per_s\":{:.4},\"fraction_of_ceiling\":{:.4},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
                     escape(&self.loss),
                     r.rows,
                     r.classes,
                     r.backend,
                     r.mode,
+                    self.grad,
                     r.median.as_secs_f64() * 1e3,
                     r.gb_per_s(),
                     self.bandwidth,
+                    r.ceiling,
+                    r.fraction_of_ceiling(),
                     escape(&self.adapter),
                     err
                 )

@@ -1,9 +1,9 @@
 //! The GPU with inputs resident: uploaded once, as a wgpu app holds them; each run records
-//! the loss into an encoder (`Loss::encode`), submits and waits, reading back only a scalar
-//! (or nothing, for the row outputs, unless checking).
+//! the loss (with `--grad`, its gradient too) into an encoder (`Loss::encode`), submits and
+//! waits, reading back only a scalar (or nothing, for tensors, unless checking).
 
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{BatchAt, BufferAt, GpuContext, Loss, LossValue, Outputs, TargetsAt};
+use wgpu_loss::{BatchAt, BufferAt, GpuContext, GradInto, Loss, LossValue, Outputs, TargetsAt, Upstream};
 
 use super::data::Generated;
 use crate::cli::data::TargetData;
@@ -23,6 +23,8 @@ pub struct Resident<'a> {
     targets: Option<wgpu::Buffer>,
     out: wgpu::Buffer,
     output: Output,
+    /// With `--grad`: the gradient's buffer, and the upstream's (ones) for tensor outputs.
+    grad: Option<(wgpu::Buffer, Option<wgpu::Buffer>)>,
 }
 
 fn buffer(ctx: &GpuContext, label: &str, contents: &[u8]) -> wgpu::Buffer {
@@ -44,8 +46,16 @@ fn targets_at<'b>(data: &TargetData, buffer: Option<&'b wgpu::Buffer>) -> Target
 }
 
 impl<'a> Resident<'a> {
-    /// Uploads `data`; the output is shaped like `reference`, the loss's result.
-    pub fn new(ctx: &'a GpuContext, loss: &'a dyn Loss, data: &'a Generated, reference: &LossValue) -> Self {
+    /// Uploads `data`; the output is shaped like `reference`, the loss's result. With
+    /// `grad`, runs record the gradient into a buffer of its own (reading the input and
+    /// writing the gradient, as in place would, without destroying the input).
+    pub fn new(
+        ctx: &'a GpuContext,
+        loss: &'a dyn Loss,
+        data: &'a Generated,
+        reference: &LossValue,
+        grad: bool,
+    ) -> Self {
         let (output, out_len) = match reference {
             LossValue::Scalar(_) => (Output::Scalar, 8),
             LossValue::Tensor { values, .. } => (Output::Tensor(values.len()), values.len() * 4),
@@ -54,6 +64,17 @@ impl<'a> Resident<'a> {
             TargetData::None => None,
             t => Some(buffer(ctx, "bench.target", t.bytes())),
         };
+        let grad = grad.then(|| {
+            let ones = match output {
+                Output::Tensor(count) => Some(buffer(
+                    ctx,
+                    "bench.upstream",
+                    bytemuck::cast_slice(&vec![1.0_f32; count]),
+                )),
+                Output::Scalar => None,
+            };
+            (buffer(ctx, "bench.grad", &vec![0; data.input.len() * 4]), ones)
+        });
         Self {
             ctx,
             loss,
@@ -62,6 +83,24 @@ impl<'a> Resident<'a> {
             targets,
             out: buffer(ctx, "bench.out", &vec![0; out_len]),
             output,
+            grad,
+        }
+    }
+
+    /// Where a run writes: the loss, or (with `--grad`) the gradient and, for a reduced
+    /// loss, the loss too (the softmax family's gradient is a vector-Jacobian product alone).
+    fn outputs(&self) -> Outputs<'_> {
+        let Some((grad, ones)) = &self.grad else {
+            return Outputs::loss(&self.out);
+        };
+        let upstream = match ones {
+            Some(ones) => Upstream::Values(ones.into()),
+            None => Upstream::Scalar(1.0),
+        };
+        Outputs {
+            loss: ones.is_none().then(|| (&self.out).into()),
+            grad: Some((GradInto::Buffer(grad.into()), upstream)),
+            ..Outputs::default()
         }
     }
 
@@ -75,8 +114,21 @@ impl<'a> Resident<'a> {
             targets_at(&self.data.targets, self.targets.as_ref()),
         );
         self.loss
-            .encode(ctx, &mut encoder, &batch, &Outputs::loss(&self.out))
+            .encode(ctx, &mut encoder, &batch, &self.outputs())
             .map_err(|e| e.to_string())?;
+        if let (Some((grad, ones)), true) = (&self.grad, read_all) {
+            // The loss (for a reduced one) and the gradient, as `forward_backward` gives them.
+            let mut values = Vec::new();
+            let grad_values = wgpu_loss::submit_and_read::<f32>(ctx, encoder, grad.into(), self.data.input.len())
+                .map_err(|e| e.to_string())?;
+            if ones.is_none() {
+                let no_work = ctx.device().create_command_encoder(&Default::default());
+                values = wgpu_loss::submit_and_read::<f32>(ctx, no_work, (&self.out).into(), 1)
+                    .map_err(|e| e.to_string())?;
+            }
+            values.extend(grad_values);
+            return Ok(values);
+        }
         let count = match (self.output, read_all) {
             (Output::Tensor(count), true) => count,
             (Output::Tensor(_), false) => {

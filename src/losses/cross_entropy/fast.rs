@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::api::kinds::InputKind;
-use crate::cpu::simd::{GradScale, Kernels};
+use crate::cpu::simd::{Coefficients, GradScale, Kernels};
 use crate::cpu::RowLosses;
 
 use super::reference::{reference_grad, reference_rows, RefTargets};
@@ -215,6 +215,7 @@ pub(crate) fn rows_and_grad(
     let mut grad = vec![0.0_f32; input.len()];
     let eps = opts.label_smoothing as f32;
     let weight = |c: usize| opts.weight.map_or(1.0, |w| w[c]);
+    let base = eps / classes as f32;
     let grad_scale = |lse: f32, g: f32, a_sum: f32| GradScale {
         lse,
         g,
@@ -224,27 +225,25 @@ pub(crate) fn rows_and_grad(
     grad.par_chunks_mut(classes)
         .zip(input.par_chunks(classes))
         .enumerate()
-        .for_each(|(n, (out, row))| {
+        .for_each_init(Vec::new, |dense, (n, (out, row))| {
             let target = targets.row(n, classes);
             let gn = g[n] as f32;
             match (results[n].stats, target) {
                 (_, Ok(y)) if y == opts.ignore_index => out.fill(0.0),
                 (Some((lse, a_sum)), Ok(y)) => {
                     let y = y as usize;
-                    let w_y = weight(y);
-                    let a = |c: usize| {
-                        let hit = if c == y { w_y } else { 0.0 };
-                        if eps > 0.0 {
-                            (1.0 - eps) * hit + eps / classes as f32 * weight(c)
-                        } else {
-                            hit
-                        }
+                    let a = Coefficients::Indexed {
+                        y,
+                        hit: (1.0 - eps) * weight(y),
+                        base,
+                        weight: opts.weight,
                     };
                     k.grad(row, out, &grad_scale(lse, gn, a_sum), &a);
                 }
                 (Some((lse, a_sum)), Err(t)) => {
-                    let a = |c: usize| weight(c) * (t[c] * (1.0 - eps) + eps / classes as f32);
-                    k.grad(row, out, &grad_scale(lse, gn, a_sum), &a);
+                    dense.clear();
+                    dense.extend((0..classes).map(|c| weight(c) * (t[c] * (1.0 - eps) + base)));
+                    k.grad(row, out, &grad_scale(lse, gn, a_sum), &Coefficients::Dense(dense));
                 }
                 (None, _) => reference_row_grad(row, out, target, opts, g[n]),
             }

@@ -1,0 +1,47 @@
+// ceiling.wgsl — the adapter's own limits, for the bench to compare every kernel with: a
+// streaming read (vec4 loads, summed, one value written per workgroup) and a copy (vec4
+// loads and stores). No math beyond the sum; grid-stride loops, so any launch shape covers
+// the whole buffer.
+
+const GROUP: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+
+var<workgroup> partial: array<f32, GROUP>;
+
+@compute @workgroup_size(GROUP)
+fn read_sum(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let count = arrayLength(&src);
+    let stride = groups.x * GROUP;
+    var acc = vec4(0.0);
+    for (var i = group.x * GROUP + lane; i < count; i += stride) {
+        acc += src[i];
+    }
+    partial[lane] = acc.x + acc.y + acc.z + acc.w;
+    workgroupBarrier();
+    if (lane == 0u) {
+        var total = 0.0;
+        for (var k = 0u; k < GROUP; k++) {
+            total += partial[k];
+        }
+        dst[group.x] = vec4(total);
+    }
+}
+
+@compute @workgroup_size(GROUP)
+fn copy(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let count = min(arrayLength(&src), arrayLength(&dst));
+    let stride = groups.x * GROUP;
+    for (var i = group.x * GROUP + lane; i < count; i += stride) {
+        dst[i] = src[i];
+    }
+}

@@ -1,0 +1,114 @@
+//! The adapter's ceilings: `shaders/ceiling.wgsl`'s streaming read and copy, each timed as
+//! a loss is timed in the bench (one dispatch per submission, waited for), over several
+//! launch shapes, the best kept.
+
+use std::time::Instant;
+
+use crate::error::{LossError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::io::scoped;
+
+const SHADER: &str = include_str!("../../shaders/ceiling.wgsl");
+
+/// Workgroups per launch tried (64 invocations each, grid-stride loops).
+const LAUNCHES: [u32; 4] = [16, 64, 256, 1024];
+
+/// Timed submissions per launch shape (the median is kept).
+const RUNS: usize = 5;
+
+/// The adapter's streaming-read rate in GB/s: a kernel that reads `bytes` with vec4 loads
+/// and sums them, writing one value per workgroup. The size is capped at the largest
+/// storage binding (the rate, not the size, is the result) and rounded down to 16 bytes.
+pub fn gpu_read(ctx: &GpuContext, bytes: u64) -> Result<f64> {
+    measure(ctx, "read_sum", bytes, 1)
+}
+
+/// The adapter's read+write rate in GB/s, counting both: a kernel that copies `bytes / 2`
+/// with vec4 loads and stores (so that `bytes` is the traffic, as a loss's forward+backward
+/// that reads the logits and writes the gradient counts it).
+pub fn gpu_copy(ctx: &GpuContext, bytes: u64) -> Result<f64> {
+    measure(ctx, "copy", bytes / 2, 2)
+}
+
+fn measure(ctx: &GpuContext, entry: &str, bytes: u64, traffic: u64) -> Result<f64> {
+    let device = ctx.device();
+    let limit = ctx
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.limits().max_buffer_size);
+    let size = (bytes.min(limit) / 16 * 16).max(16);
+    let module = scoped(device, "the ceiling shader", || {
+        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("ceiling"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        })
+    })?;
+    let pipeline = scoped(device, "the ceiling pipeline", || {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    })?;
+    let buffer = |label, size| {
+        scoped(device, "a ceiling buffer", || {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+    };
+    let src = buffer("ceiling.src", size)?;
+    let dst_size = if traffic == 2 {
+        size
+    } else {
+        16 * u64::from(LAUNCHES[3])
+    };
+    let dst = buffer("ceiling.dst", dst_size)?;
+    let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("ceiling"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: src.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: dst.as_entire_binding(),
+            },
+        ],
+    });
+    let mut best = f64::MAX;
+    for groups in LAUNCHES {
+        let mut times = Vec::with_capacity(RUNS);
+        for run in 0..=RUNS {
+            let start = Instant::now();
+            let mut encoder = device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
+            ctx.queue().submit(Some(encoder.finish()));
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|err| LossError::Device {
+                    during: "timing a ceiling kernel",
+                    reason: err.to_string(),
+                })?;
+            if run > 0 {
+                times.push(start.elapsed().as_secs_f64()); // run 0 warms up
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        best = best.min(times[RUNS / 2]);
+    }
+    Ok((size * traffic) as f64 / best / 1e9)
+}

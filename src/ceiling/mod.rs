@@ -1,0 +1,19 @@
+//! The ceilings a loss's speed is stated against, measured in the same run as the loss
+//! (as GPU engineers do with a bandwidth-test kernel): the adapter's streaming-read rate
+//! ([`gpu_read`]), its read+write rate ([`gpu_copy`]), and the host's read rate with every
+//! thread ([`host_read`]). All in GB/s (10^9 bytes per second) of the bytes they touch.
+//!
+//! ```no_run
+//! # fn main() -> wgpu_loss::Result<()> {
+//! let ctx = wgpu_loss::GpuContext::new_blocking()?;
+//! let read = wgpu_loss::ceiling::gpu_read(&ctx, 64 << 20)?;   // GB/s reading 64 MiB
+//! let host = wgpu_loss::ceiling::host_read(64 << 20);         // GB/s, all threads
+//! println!("device {read:.1} GB/s, host {host:.1} GB/s");
+//! # Ok(()) }
+//! ```
+
+mod gpu;
+mod host;
+
+pub use gpu::{gpu_copy, gpu_read};
+pub use host::host_read;

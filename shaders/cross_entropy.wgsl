@@ -190,8 +190,9 @@ fn target_term(at: u32) -> f32 {
 }
 
 // Phase 3, one invocation per row: the row's loss, weight, (lse, A) and argmax from the
-// row's totals. `term` is target_term of the target column (class-index targets in range).
-fn finish_row(row: u32, stats: RowStats, weighted_sum: f32, best_index: u32, term: f32) {
+// row's totals. `t` is the row's class-index target (as two words; unused for probability
+// targets), `term` target_term of its column (when in range).
+fn finish_row(row: u32, t: vec2<u32>, stats: RowStats, weighted_sum: f32, best_index: u32, term: f32) {
     let eps = params.label_smoothing;
     let smoothing_scale = eps / f32(params.classes);
     let log_z = log(stats.exp_sum);            // lse - shift
@@ -206,7 +207,6 @@ fn finish_row(row: u32, stats: RowStats, weighted_sum: f32, best_index: u32, ter
             loss = -weighted_sum;
         }
     } else {
-        let t = target_words(row);
         weight = 0.0;
         if (!target_ignored(t)) {
             if (!target_in_range(t)) {
@@ -285,27 +285,53 @@ fn team_totals(row_start: u32, row_t: u32, lo: u32, hi: u32, inv: TeamInvocation
     return totals;
 }
 
+// One whole row by its team: the totals (every lane gets them), then lane 0 finishes it.
+fn whole_row(row: u32, inv: TeamInvocation) {
+    let row_start = params.logits_offset + row * params.classes;
+    let row_t = params.targets_offset + row * params.classes;  // probability targets
+    let totals = team_totals(row_start, row_t, 0u, params.classes, inv);
+    if (team_lane(inv) == 0u) {
+        var term = 0.0;
+        var t = vec2(0u);
+        if (!TARGET_PROBS) {
+            t = target_words(row);
+            if (target_in_range(t)) {
+                term = target_term(row_start + t.x);
+            }
+        }
+        finish_row(row, t, totals.stats, totals.weighted_sum, totals.best_index, term);
+    }
+}
+
+// Tiny rows (plain f32 logits, class-index targets, C = SMALL_ROWS ≤ 32, a team of one):
+// each invocation takes packs of SMALL_PACK_ROWS rows whose logits are whole vec4s, read
+// from `aux` by `small_pack` (generated per C by src/gpu/small_rows.rs and prepended).
+// Returns the first row left to the generic path: the rows past the last whole pack inside
+// `aux`, or all of them when the logits do not start on a 16-byte boundary.
+fn small_rows(first: u32, stride: u32) -> u32 {
+    let per_pack = max(SMALL_PACK_ROWS * SMALL_ROWS, 1u);
+    if ((params.logits_offset & 3u) != 0u || params.aux_words < params.logits_offset) {
+        return 0u;
+    }
+    let packs = min(params.rows / SMALL_PACK_ROWS, (params.aux_words - params.logits_offset) / per_pack);
+    for (var p = first; p < packs; p += stride) {
+        small_pack(p);
+    }
+    return packs * SMALL_PACK_ROWS;
+}
+
 @compute @workgroup_size(TEAM_GROUP_SIZE)
 fn cross_entropy_rows(inv: TeamInvocation) {
     let teams = teams_in_group(inv);
     let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
     let team_stride = inv.group_count.x * inv.group_count.y * teams;
+    var rest = 0u;
+    if (SMALL_ROWS > 0u) {
+        rest = small_rows(first_team, team_stride);
+    }
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
-    for (var row = first_team; row < params.rows; row += team_stride) {
-        let row_start = params.logits_offset + row * params.classes;
-        let row_t = params.targets_offset + row * params.classes;  // probability targets
-        // Phase 1-2: the team's totals; every lane gets them.
-        let totals = team_totals(row_start, row_t, 0u, params.classes, inv);
-        if (team_lane(inv) == 0u) {
-            var term = 0.0;
-            if (!TARGET_PROBS) {
-                let t = target_words(row);
-                if (target_in_range(t)) {
-                    term = target_term(row_start + t.x);
-                }
-            }
-            finish_row(row, totals.stats, totals.weighted_sum, totals.best_index, term);
-        }
+    for (var row = rest + first_team; row < params.rows; row += team_stride) {
+        whole_row(row, inv);
     }
 }
 
@@ -383,5 +409,9 @@ fn cross_entropy_merge(
             best_index = i;
         }
     }
-    finish_row(row, stats, weighted_sum, best_index, term);
+    var t = vec2(0u);
+    if (!TARGET_PROBS) {
+        t = target_words(row);
+    }
+    finish_row(row, t, stats, weighted_sum, best_index, term);
 }

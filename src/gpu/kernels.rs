@@ -109,8 +109,9 @@ impl CeFlags {
 /// A shader module: one kernel family with its prepended parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ShaderFamily {
-    /// `cross_entropy.wgsl` with the given team strategy.
-    CrossEntropy(Team),
+    /// `cross_entropy.wgsl` with the given team strategy and the tiny-row path generated for
+    /// that many classes (0: none; `small_rows.rs`).
+    CrossEntropy(Team, u32),
     /// `reduce.wgsl`: the fixed-order batch sum.
     Reduce,
     /// `elementwise.wgsl`: MSE, BCE, BCE with logits, KL divergence.
@@ -126,9 +127,9 @@ impl ShaderFamily {
     #[cfg(test)]
     pub const ALL: [ShaderFamily; 9] = [
         ShaderFamily::CrossEntropyGrad,
-        ShaderFamily::CrossEntropy(Team::Subgroup),
-        ShaderFamily::CrossEntropy(Team::Workgroup),
-        ShaderFamily::CrossEntropy(Team::Invocation),
+        ShaderFamily::CrossEntropy(Team::Subgroup, 0),
+        ShaderFamily::CrossEntropy(Team::Workgroup, 0),
+        ShaderFamily::CrossEntropy(Team::Invocation, 10),
         ShaderFamily::Reduce,
         ShaderFamily::Elementwise,
         ShaderFamily::Softmax(Team::Subgroup),
@@ -139,7 +140,8 @@ impl ShaderFamily {
     /// The label of the module ("cross_entropy.subgroup").
     pub fn label(self) -> String {
         match self {
-            ShaderFamily::CrossEntropy(team) => format!("cross_entropy.{}", team.name()),
+            ShaderFamily::CrossEntropy(team, 0) => format!("cross_entropy.{}", team.name()),
+            ShaderFamily::CrossEntropy(team, classes) => format!("cross_entropy.{}.c{classes}", team.name()),
             ShaderFamily::Reduce => "reduce".into(),
             ShaderFamily::Elementwise => "elementwise".into(),
             ShaderFamily::Softmax(team) => format!("softmax.{}", team.name()),
@@ -152,14 +154,18 @@ impl ShaderFamily {
     pub fn needs_subgroups(self) -> bool {
         matches!(
             self,
-            ShaderFamily::CrossEntropy(Team::Subgroup) | ShaderFamily::Softmax(Team::Subgroup)
+            ShaderFamily::CrossEntropy(Team::Subgroup, _) | ShaderFamily::Softmax(Team::Subgroup)
         )
     }
 
     /// The full WGSL source as compiled: prelude, strategy, family.
     pub fn source(self) -> String {
+        let small;
         let parts: &[&str] = match self {
-            ShaderFamily::CrossEntropy(team) => &[PRELUDE, TARGETS, team.source(), CROSS_ENTROPY],
+            ShaderFamily::CrossEntropy(team, classes) => {
+                small = crate::gpu::small_rows::source(classes);
+                &[PRELUDE, TARGETS, team.source(), &small, CROSS_ENTROPY]
+            }
             ShaderFamily::Reduce => &[PRELUDE, REDUCE],
             ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
             ShaderFamily::Softmax(team) => &[PRELUDE, team.source(), SOFTMAX],
@@ -182,6 +188,9 @@ pub enum Kernel {
         flags: CeFlags,
         /// Write each row's argmax.
         argmax: bool,
+        /// Tiny rows read a pack of rows at a time with vec4 loads: the class count (≤ 32)
+        /// the path is generated for, or 0.
+        small_rows: u32,
     },
     /// Pass 2 of fused cross-entropy: the gradient.
     CrossEntropyGrad {
@@ -240,7 +249,7 @@ impl Kernel {
     /// The shader family the kernel's module comes from.
     pub fn family(self) -> ShaderFamily {
         match self {
-            Kernel::CrossEntropyRows { team, .. } => ShaderFamily::CrossEntropy(team),
+            Kernel::CrossEntropyRows { team, small_rows, .. } => ShaderFamily::CrossEntropy(team, small_rows),
             Kernel::ReducePairs | Kernel::Finish => ShaderFamily::Reduce,
             Kernel::Elementwise { .. } => ShaderFamily::Elementwise,
             Kernel::SoftmaxRows { team, .. } => ShaderFamily::Softmax(team),

@@ -34,7 +34,7 @@ fn every_shader_family_validates() {
 #[test]
 fn workgroup_strategy_needs_no_subgroup_capability() {
     // The fallback for adapters without SUBGROUP must validate without the capability.
-    let family = ShaderFamily::CrossEntropy(crate::gpu::kernels::Team::Workgroup);
+    let family = ShaderFamily::CrossEntropy(crate::gpu::kernels::Team::Workgroup, 0);
     assert!(!family.needs_subgroups());
     let source = family.source();
     let module = naga::front::wgsl::parse_str(&source).expect("parses");
@@ -46,7 +46,7 @@ fn workgroup_strategy_needs_no_subgroup_capability() {
 #[test]
 fn subgroup_strategy_is_rejected_without_the_capability() {
     // Guards `needs_subgroups`: if this ever validated without SUBGROUP, the flag is stale.
-    let family = ShaderFamily::CrossEntropy(crate::gpu::kernels::Team::Subgroup);
+    let family = ShaderFamily::CrossEntropy(crate::gpu::kernels::Team::Subgroup, 0);
     let source = family.source();
     let module = naga::front::wgsl::parse_str(&source).expect("parses");
     let result = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
@@ -75,6 +75,7 @@ fn override_constants_match_the_rust_side() {
                 format: InputFormat::F16,
             },
             argmax: true,
+            small_rows: 0,
         },
         Kernel::CrossEntropyRows {
             team: Team::Invocation,
@@ -89,6 +90,7 @@ fn override_constants_match_the_rust_side() {
                 format: InputFormat::F32,
             },
             argmax: false,
+            small_rows: 10,
         },
         Kernel::CrossEntropyGrad {
             flags: CeFlags {
@@ -129,5 +131,15 @@ fn override_constants_match_the_rust_side() {
         in_shader.sort();
         set.sort();
         assert_eq!(in_shader, set, "{kernel:?}: every override is set, and only those");
+    }
+}
+
+#[test]
+fn the_tiny_row_path_validates_for_every_class_count() {
+    for classes in 1..=crate::gpu::small_rows::SMALL_ROWS_MAX {
+        validate(ShaderFamily::CrossEntropy(
+            crate::gpu::kernels::Team::Invocation,
+            classes,
+        ));
     }
 }

@@ -6,12 +6,14 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::api::buffers::BufferAt;
 use crate::api::kinds::InputFormat;
+use crate::api::kinds::InputKind;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
 use crate::gpu::io::{placeholder, storage};
-use crate::gpu::kernels::{Kernel, RowPass, TargetLayout};
+use crate::gpu::kernels::{Kernel, RowPass, TargetLayout, Team};
 use crate::gpu::plan::{Plan, PARTIAL_BYTES, TEAM_GROUP_SIZE};
+use crate::gpu::small_rows::SMALL_ROWS_MAX;
 use crate::gpu::tiler::Piece;
 use crate::gpu::window::{items, window, window_of, Window};
 
@@ -126,11 +128,21 @@ struct Rows<'a> {
 impl<'a> Rows<'a> {
     fn kernel(&self, pass: RowPass) -> Kernel {
         let (spec, plan) = (self.args.spec, self.args.plan);
+        let flags = spec.flags(self.args.inputs);
+        let classes = self.args.inputs.classes;
+        // Plain f32 logits (no weights, soft-cap, argmax or probability targets) in rows of
+        // at most SMALL_ROWS_MAX classes, one invocation per row: read a pack at a time.
+        let small = pass == RowPass::Whole
+            && plan.team == Team::Invocation
+            && self.plain
+            && flags.input == InputKind::Logits
+            && classes <= SMALL_ROWS_MAX as usize;
         Kernel::CrossEntropyRows {
             team: plan.team,
             pass,
-            flags: spec.flags(self.args.inputs),
+            flags,
             argmax: self.args.bufs.argmax_per_row,
+            small_rows: if small { classes as u32 } else { 0 },
         }
     }
 

@@ -1,6 +1,8 @@
 // elementwise.wgsl — losses with one value per element: MSE, binary cross-entropy (on
 // probabilities and on logits) and KL divergence. Weights broadcast over the last axis.
-// Prepended: prelude.wgsl. Reductions to a scalar go through reduce.wgsl.
+// Prepended: prelude.wgsl. Reductions to a scalar: with REDUCED each invocation writes the
+// sum of its elements (in its fixed grid-stride order) instead of every element's value, and
+// reduce.wgsl sums those partials: the per-element values are never written or read again.
 
 override LOSS: u32 = 0u;            // 0: mse, 1: bce, 2: bce_with_logits, 3: kl_div
 override WEIGHTED: bool = false;    // weight[last-axis index]
@@ -8,6 +10,7 @@ override POS_WEIGHTED: bool = false; // pos_weight[last-axis index] (bce_with_lo
 override LOG_TARGET: bool = false;  // kl_div: the target holds log-probabilities
 override PER_ELEMENT_UPSTREAM: bool = false; // gradient of reduction none: upstream[i]
 override FORMAT: u32 = 0u;          // the input's element type: 0 f32, 1 f16, 2 bf16
+override REDUCED: bool = false;     // elementwise_loss: one partial sum per invocation
 
 const GROUP_SIZE: u32 = 256u;
 
@@ -91,12 +94,22 @@ fn elementwise_loss(
     @builtin(num_workgroups) group_count: vec3<u32>,
 ) {
     let stride = group_count.x * group_count.y * GROUP_SIZE;
+    let id = linear_group(group_id, group_count) * GROUP_SIZE + lane;
+    var partial = 0.0;
     // Grid-stride over elements; consecutive lanes take consecutive elements.
-    for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
+    for (var i = id; i < params.count; i += stride) {
         let class_index = (params.phase + i) % params.last_dim;
         let x = input_at(i);
         let y = targets[params.target_offset + i];
-        out[params.out_offset + i] = element_loss(x, y, class_index);
+        let value = element_loss(x, y, class_index);
+        if (REDUCED) {
+            partial += value;
+        } else {
+            out[params.out_offset + i] = value;
+        }
+    }
+    if (REDUCED) {
+        out[params.out_offset + id] = partial;
     }
 }
 

@@ -217,6 +217,8 @@ pub enum Kernel {
         per_element_upstream: bool,
         /// The input's element type.
         format: InputFormat,
+        /// The loss pass writes one partial sum per invocation (a reduced loss).
+        reduced: bool,
     },
     /// Softmax, log-softmax or entropy per row, or their vector-Jacobian product.
     SoftmaxRows {
@@ -310,9 +312,11 @@ impl Kernel {
                 log_target,
                 per_element_upstream,
                 format,
+                reduced,
                 ..
             } => {
                 vec![
+                    ("REDUCED", flag(reduced)),
                     ("LOSS", elementwise_code(loss)),
                     ("FORMAT", format_code(format)),
                     ("WEIGHTED", flag(weighted)),

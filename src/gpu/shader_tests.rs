@@ -113,6 +113,7 @@ fn override_constants_match_the_rust_side() {
             grad: true,
             per_element_upstream: true,
             format: InputFormat::F16,
+            reduced: false,
         },
         Kernel::SoftmaxRows {
             team: Team::Subgroup,

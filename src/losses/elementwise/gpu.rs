@@ -54,6 +54,16 @@ fn span<'b>(
     Ok((w.binding(), w.word_shift))
 }
 
+/// The spans of a pass (each within a binding) with the workgroups each is launched with.
+fn launches(ctx: &GpuContext, count: u64) -> impl Iterator<Item = (u64, u64, u64)> {
+    spans(count, items_per_binding(ctx, 4)).map(|(begin, len)| (begin, len, len.div_ceil(GROUP_SIZE).min(MAX_GROUPS)))
+}
+
+/// Partial sums a reduced loss pass writes: one per invocation of every launch.
+fn partials(ctx: &GpuContext, count: u64) -> u64 {
+    launches(ctx, count).map(|(_, _, groups)| groups * GROUP_SIZE).sum()
+}
+
 /// One pass of `elementwise.wgsl` over every piece: the loss or the gradient.
 struct ElementPass<'a> {
     kernel: Kernel,
@@ -69,8 +79,10 @@ impl ElementPass<'_> {
         let count: u64 = self.data.shape.iter().product::<usize>() as u64;
         let last_dim = self.data.shape.last().copied().unwrap_or(1) as u64;
         let (per_element, upstream_at, scale) = self.upstream;
+        let reduced = matches!(self.kernel, Kernel::Elementwise { reduced: true, .. });
+        let mut partials_before = 0;
         let mut pass = KernelPass::begin(ctx, encoder, self.kernel)?;
-        for (begin, len) in spans(count, items_per_binding(ctx, 4)) {
+        for (begin, len, groups) in launches(ctx, count) {
             let at = self.data.input.at;
             let eb = self.data.input.format.bytes();
             let input_w = window_of(ctx, "input", at.buffer, at.offset + begin * eb, len * eb, eb)?;
@@ -81,7 +93,14 @@ impl ElementPass<'_> {
             } else {
                 span(ctx, "upstream", upstream_at, 0, 1)?
             };
-            let (out, out_offset) = span(ctx, "output", self.out, begin, len)?;
+            let (out, out_offset) = if reduced {
+                // One partial per invocation, after those of the previous spans.
+                let at = span(ctx, "partials", self.out, partials_before, groups * GROUP_SIZE)?;
+                partials_before += groups * GROUP_SIZE;
+                at
+            } else {
+                span(ctx, "output", self.out, begin, len)?
+            };
             let params = Params {
                 count: len as u32,
                 last_dim: last_dim as u32,
@@ -101,7 +120,6 @@ impl ElementPass<'_> {
                 upstream,
                 out,
             ];
-            let groups = len.div_ceil(GROUP_SIZE).min(MAX_GROUPS);
             pass.launch(&bind(ctx, self.kernel, &params, resources)?, groups)?;
         }
         Ok(())
@@ -138,9 +156,12 @@ pub(crate) fn encode(
         ),
         None => (false, (&placeholder).into(), 0.0),
     };
-    // Losses per element: the caller's output for `none`, else an own buffer to reduce.
-    let own = (outputs.loss.is_some() && divisor.is_some())
-        .then(|| storage(ctx, "elementwise.out", count as u64 * 4))
+    // Losses per element into the caller's output for `none`; for a reduced loss, partial
+    // sums per invocation into an own buffer, which the batch sum reduces.
+    let reduced = outputs.loss.is_some() && divisor.is_some();
+    let partial_count = partials(ctx, count as u64);
+    let own = reduced
+        .then(|| storage(ctx, "elementwise.partials", partial_count * 4))
         .transpose()?;
     let values_at = own.as_ref().map(BufferAt::from).or(outputs.loss);
     let grad_at = match outputs.grad {
@@ -160,6 +181,7 @@ pub(crate) fn encode(
             grad,
             per_element_upstream: grad && upstream.0,
             format: data.input.format,
+            reduced: reduced && !grad,
         };
         let pass = ElementPass {
             kernel,
@@ -171,7 +193,7 @@ pub(crate) fn encode(
         pass.record(ctx, encoder)?;
     }
     if let (Some(values), Some(at), Some(d)) = (&own, outputs.loss, divisor) {
-        encode_batch_sum(ctx, encoder, values, None, count as u64, Finish::Divide(d), at)?;
+        encode_batch_sum(ctx, encoder, values, None, partial_count, Finish::Divide(d), at)?;
     }
     Ok(())
 }

@@ -10,6 +10,13 @@
 // lp_c = log(p_c + δ); from log-probabilities (nll_loss), lp_c = x_c: a weighted row sum.
 
 override ARGMAX: bool = false;      // logits: write each row's argmax
+// Whole rows of a reduced loss: each team sums its rows' (loss, weight) in its own fixed
+// order and writes that one pair, at its team index, instead of a pair per row; reduce.wgsl
+// sums the pairs. The rows' values are never written or read again.
+override REDUCED: bool = false;
+
+// The running (Σ loss, Σ weight) of this invocation's rows (REDUCED).
+var<private> partial: vec2<f32>;
 
 struct Params {
     rows: u32,            // rows in this dispatch
@@ -239,8 +246,12 @@ fn finish_row(row: u32, t: vec2<u32>, stats: RowStats, weighted_sum: f32, best_i
     if (Z_LOSS && counted) {
         loss += params.z_loss * lse * lse;
     }
-    row_loss[params.out_offset + row] = loss;
-    row_weight[params.weight_offset + row] = weight;
+    if (REDUCED) {
+        partial += vec2(loss, weight);
+    } else {
+        row_loss[params.out_offset + row] = loss;
+        row_weight[params.weight_offset + row] = weight;
+    }
     if (INPUT_KIND == 0u && params.write_stats != 0u) {
         // A = Σ_c a_c: for class indices (1-ε)·w_y + ε/C·Σw, for probabilities Σ w·t'.
         var a_sum = stats.w_sum;
@@ -332,6 +343,10 @@ fn cross_entropy_rows(inv: TeamInvocation) {
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
     for (var row = rest + first_team; row < params.rows; row += team_stride) {
         whole_row(row, inv);
+    }
+    if (REDUCED && team_lane(inv) == 0u) {
+        row_loss[params.out_offset + first_team] = partial.x;
+        row_weight[params.weight_offset + first_team] = partial.y;
     }
 }
 

@@ -191,6 +191,8 @@ pub enum Kernel {
         /// Tiny rows read a pack of rows at a time with vec4 loads: the class count (≤ 32)
         /// the path is generated for, or 0.
         small_rows: u32,
+        /// Whole rows of a reduced loss: one (Σ loss, Σ weight) pair per team.
+        reduced: bool,
     },
     /// Pass 2 of fused cross-entropy: the gradient.
     CrossEntropyGrad {
@@ -288,9 +290,12 @@ impl Kernel {
     pub fn constants(self) -> Vec<(&'static str, f64)> {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         match self {
-            Kernel::CrossEntropyRows { flags, argmax, .. } => {
+            Kernel::CrossEntropyRows {
+                flags, argmax, reduced, ..
+            } => {
                 let mut constants = flags.constants();
                 constants.push(("ARGMAX", flag(argmax)));
+                constants.push(("REDUCED", flag(reduced)));
                 constants
             }
             Kernel::CrossEntropyGrad {

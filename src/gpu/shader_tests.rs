@@ -76,6 +76,7 @@ fn override_constants_match_the_rust_side() {
             },
             argmax: true,
             small_rows: 0,
+            reduced: false,
         },
         Kernel::CrossEntropyRows {
             team: Team::Invocation,
@@ -91,6 +92,7 @@ fn override_constants_match_the_rust_side() {
             },
             argmax: false,
             small_rows: 10,
+            reduced: true,
         },
         Kernel::CrossEntropyGrad {
             flags: CeFlags {

@@ -17,7 +17,7 @@ use crate::gpu::tiler::pieces;
 use crate::gpu::window::{check_room, check_room_aligned};
 
 use super::grad::{encode_grad, GradArgs};
-use super::rows::{encode_rows, RowBuffers, RowsArgs};
+use super::rows::{encode_rows, sums_per_team, team_partials, RowBuffers, RowsArgs};
 use super::spec::{Inputs, Spec};
 
 /// An output position of one recording: the caller's, or a temporary leased for it.
@@ -150,14 +150,23 @@ pub(crate) fn encode(
     let weight = weight_buffer(ctx, spec)?;
     // (lse, A) per row is written for logits when the gradient or the caller reads it.
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
-    // Row losses go straight to the loss output for `none`, else to a temporary to reduce.
+    let plan = Plan::choose(ctx, rows, classes, true);
+    let pieces = pieces(ctx, rows, classes, inputs.targets.1, &plan)?;
+    // Row losses go straight to the loss output for `none`, else to a temporary to reduce:
+    // one per row, or one sum per team when pass 1 sums its rows itself.
+    let per_team = reduced_loss && sums_per_team(&plan);
+    let sums = if per_team {
+        team_partials(&pieces, classes, &plan)
+    } else {
+        rows
+    };
     let row_loss = Slot::new(
         ctx,
         (!reduced_loss).then(|| loss.at()),
         "cross_entropy.row_loss",
-        rows * 4,
+        sums * 4,
     )?;
-    let row_weight = storage(ctx, "cross_entropy.row_weight", rows * 4)?;
+    let row_weight = storage(ctx, "cross_entropy.row_weight", sums * 4)?;
     let status = Slot::new(ctx, outputs.status, "cross_entropy.status", 4)?;
     let stats_bytes = if stats_per_row { rows * 8 } else { 8 };
     let stats = Slot::new(ctx, outputs.row_stats, "cross_entropy.row_stats", stats_bytes)?;
@@ -170,10 +179,9 @@ pub(crate) fn encode(
         stats_per_row,
         argmax: argmax.at(),
         argmax_per_row: outputs.argmax.is_some() && spec.row_outputs,
+        reduced: per_team,
     };
     encoder.clear_buffer(bufs.status.buffer, bufs.status.offset, Some(4));
-    let plan = Plan::choose(ctx, rows, classes, true);
-    let pieces = pieces(ctx, rows, classes, inputs.targets.1, &plan)?;
     let weight = &weight;
     let rows_args = RowsArgs {
         spec,
@@ -197,7 +205,7 @@ pub(crate) fn encode(
             encoder,
             bufs.loss.buffer,
             Some(&row_weight),
-            rows,
+            sums,
             finish,
             loss.at(),
         )?;

@@ -59,6 +59,29 @@ pub(crate) struct RowBuffers<'a> {
     pub argmax: BufferAt<'a>,
     /// `argmax` holds one u32 per row (else it is a placeholder).
     pub argmax_per_row: bool,
+    /// `loss` and `weight` hold one (Σ loss, Σ weight) pair per team of the whole-row
+    /// launches ([`team_partials`] of them), not one per row: a reduced loss.
+    pub reduced: bool,
+}
+
+/// Whether pass 1 of a reduced loss sums rows per team (`REDUCED`): whole rows, one
+/// invocation per row (so that a team's index is exact and every team writes its pair).
+pub(crate) fn sums_per_team(plan: &Plan) -> bool {
+    !plan.split() && plan.team == Team::Invocation
+}
+
+/// Workgroups of one whole-row launch over `len` rows.
+fn whole_row_groups(len: u64, plan: &Plan) -> u64 {
+    len.div_ceil(plan.teams_per_group).min(plan.max_groups)
+}
+
+/// The (Σ loss, Σ weight) pairs pass 1 writes when it sums per team: one per team of every
+/// chunk's launch, in chunk order.
+pub(crate) fn team_partials(pieces: &[Piece], classes: u64, plan: &Plan) -> u64 {
+    row_chunks(pieces, classes)
+        .iter()
+        .map(|c| whole_row_groups(c.len, plan) * plan.teams_per_group)
+        .sum()
 }
 
 /// The window of one piece's targets.
@@ -143,6 +166,7 @@ impl<'a> Rows<'a> {
             flags,
             argmax: self.args.bufs.argmax_per_row,
             small_rows: if small { classes as u32 } else { 0 },
+            reduced: pass == RowPass::Whole && self.args.bufs.reduced,
         }
     }
 
@@ -195,6 +219,7 @@ impl<'a> Rows<'a> {
         let classes = inputs.classes as u64;
         let kernel = self.kernel(if plan.split() { RowPass::Merge } else { RowPass::Whole });
         pass.set_kernel(ctx, kernel)?;
+        let mut pairs_before = 0;
         for chunk in &row_chunks(self.args.pieces, classes) {
             let (begin, len) = (chunk.begin, chunk.len);
             let (logits_w, groups) = match partials {
@@ -205,7 +230,7 @@ impl<'a> Rows<'a> {
                 }
                 None => {
                     let w = input_window(ctx, inputs.input, inputs.format, classes, chunk)?;
-                    (w, len.div_ceil(plan.teams_per_group).min(plan.max_groups))
+                    (w, whole_row_groups(len, plan))
                 }
             };
             let targets = inputs.targets;
@@ -216,8 +241,15 @@ impl<'a> Rows<'a> {
                 }
                 _ => target_window(ctx, targets, classes, chunk)?,
             };
-            let loss_w = rows_window(ctx, "row losses", (bufs.loss, 4, true), begin, len)?;
-            let weight_w = rows_window(ctx, "row weights", (bufs.weight, 4, true), begin, len)?;
+            // Per row, or per team after the previous chunks' teams.
+            let (first, count) = if bufs.reduced {
+                (pairs_before, groups * plan.teams_per_group)
+            } else {
+                (begin, len)
+            };
+            pairs_before += count;
+            let loss_w = rows_window(ctx, "row losses", (bufs.loss, 4, true), first, count)?;
+            let weight_w = rows_window(ctx, "row weights", (bufs.weight, 4, true), first, count)?;
             let stats_w = rows_window(ctx, "row stats", (bufs.stats, 8, bufs.stats_per_row), begin, len)?;
             let argmax_w = rows_window(ctx, "argmax", (bufs.argmax, 4, bufs.argmax_per_row), begin, len)?;
             // Each per-row binding has its own shift (caller's buffers sit at any offset).

@@ -114,3 +114,31 @@ fn logits_at_any_offset_of_an_app_buffer() {
         assert_close(&format!("offset {skip} floats"), &got, &to64(want.values()), ROW_LOSS);
     }
 }
+
+/// The fast CPU backend takes short rows eight at a time (`cpu::short_rows`); rows with a
+/// NaN, all -inf or +inf inside such a block keep PyTorch's answers (the reference's).
+#[test]
+fn special_rows_inside_a_block_of_eight_on_the_cpu() {
+    let (rows, classes) = (19, 5);
+    let mut logits = Rng::new(77).logits(rows * classes, 4.0);
+    logits[2 * classes + 1] = f32::NAN;
+    logits[9 * classes..10 * classes].fill(f32::NEG_INFINITY);
+    logits[11 * classes + 3] = f32::INFINITY;
+    logits[12 * classes + 2] = f32::NEG_INFINITY;
+    let targets: Vec<i64> = (0..rows)
+        .map(|r| if r == 5 { -100 } else { (r % classes) as i64 })
+        .collect();
+    let batch = Batch::new(&logits, [rows, classes], &targets);
+    for loss in [
+        CrossEntropy::default().reduction(Reduction::None),
+        CrossEntropy::default()
+            .label_smoothing(0.1)
+            .z_loss(1e-2)
+            .reduction(Reduction::None),
+    ] {
+        let want = loss.forward(Backend::Reference, &batch).expect("reference");
+        let got = loss.forward(Backend::Cpu, &batch).expect("cpu");
+        assert_close("special rows", got.values(), &to64(want.values()), ROW_LOSS);
+        assert!(got.values()[2].is_nan() && got.values()[9].is_nan() && got.values()[11].is_nan());
+    }
+}

@@ -192,7 +192,8 @@ fn has_avx2() -> bool {
 /// The kernels, with AVX2 + FMA where the CPU has them.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
-    avx2: bool,
+    /// AVX2 and FMA are there (the `_avx2` copies may run).
+    pub(crate) avx2: bool,
 }
 
 impl Kernels {

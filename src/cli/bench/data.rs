@@ -129,9 +129,9 @@ impl Generated {
         self.input.len() * 4 + self.targets.bytes().len()
     }
 
-    /// Bytes a call moves: those read, and with `grad` the gradient written (one f32 per
-    /// input element).
-    pub fn bytes_moved(&self, grad: bool) -> usize {
-        self.bytes_read() + if grad { self.input.len() * 4 } else { 0 }
+    /// Bytes a call moves: those read, and the f32 tensor written per input element: the
+    /// gradient with `grad`, or the output of a softmax / log-softmax (`writes_tensor`).
+    pub fn bytes_moved(&self, grad: bool, writes_tensor: bool) -> usize {
+        self.bytes_read() + if grad || writes_tensor { self.input.len() * 4 } else { 0 }
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use wgpu_loss::{ceiling, Backend, GpuContext, Loss, LossValue, Upstream};
 
-use super::args::{spelled, BenchArgs, LossName, Which};
+use super::args::{spelled, BenchArgs, BenchLoss, LossName, Which};
 use check::check;
 use data::Generated;
 use progress::Progress;
@@ -60,7 +60,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     for &(rows, classes) in &shapes {
         let mut shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
         progress.step(&format!("{} ceilings", shape.label));
-        shape.ceilings = Ceilings::measure(ctx.as_ref(), shape.bytes as u64, args.grad)?;
+        shape.ceilings = Ceilings::measure(ctx.as_ref(), shape.bytes as u64, shape.writes)?;
         results.extend(shape.run(ctx.as_ref(), &mut progress)?);
     }
     progress.finish();
@@ -104,9 +104,11 @@ struct Ceilings {
 }
 
 impl Ceilings {
-    fn measure(ctx: Option<&GpuContext>, bytes: u64, grad: bool) -> Result<Self, String> {
+    /// At `bytes` of traffic: the adapter's copy when the call `writes` a tensor as large as
+    /// its input (half the traffic each way), else its read.
+    fn measure(ctx: Option<&GpuContext>, bytes: u64, writes: bool) -> Result<Self, String> {
         let gpu = match ctx {
-            Some(ctx) if grad => ceiling::gpu_copy(ctx, bytes),
+            Some(ctx) if writes => ceiling::gpu_copy(ctx, bytes),
             Some(ctx) => ceiling::gpu_read(ctx, bytes),
             None => Ok(f64::NAN),
         };
@@ -127,17 +129,22 @@ struct Shape<'a> {
     grad: bool,
     /// `ROWSxCLASSES`, as errors and progress name it.
     label: String,
-    /// Bytes a call moves (read, and with `grad` written).
+    /// Bytes a call moves (read, and written when `writes`).
     bytes: f64,
+    /// The call writes a tensor the size of its input: the gradient (`grad`), or the
+    /// output of a softmax / log-softmax.
+    writes: bool,
     ceilings: Ceilings,
 }
 
 impl<'a> Shape<'a> {
     fn new(args: &BenchArgs, loss: &'a dyn Loss, data: Generated) -> Self {
+        let tensor_out = matches!(args.loss, BenchLoss::Softmax | BenchLoss::LogSoftmax);
         Self {
             loss,
             label: format!("{}x{}", data.rows, data.classes),
-            bytes: data.bytes_moved(args.grad) as f64,
+            bytes: data.bytes_moved(args.grad, tensor_out) as f64,
+            writes: args.grad || tensor_out,
             data,
             which: args.backend,
             repeat: args.repeat,

@@ -46,9 +46,8 @@ impl Report {
         let what = if self.grad { "forward + backward" } else { "forward" };
         println!("{loss} {what}, reduction mean, generated data; median of {repeat} runs; adapter: {adapter}");
         println!("single-thread memory-read bandwidth (sum over 256 MiB, this run): {bandwidth:.2} GB/s");
-        let device = if self.grad { "copy" } else { "read" };
         println!(
-            "ceilings at each shape's bytes, this run: GPU = the adapter's {device} kernel, CPU = the host's read with all threads"
+            "ceilings at each shape's bytes, this run: GPU = the adapter's read kernel (its copy kernel where a tensor the size of the input is written), CPU = the host's read with all threads"
         );
         println!(
             "{:>16}  {:<14} {:<11} {:>10} {:>8} {:>8} {:>7} {:>9} {:>10}",

@@ -718,20 +718,23 @@ fn float16_input() {
     );
 }
 
+/// Every `--loss` of `bench`.
+const BENCH_LOSSES: [&str; 9] = [
+    "cross-entropy",
+    "nll",
+    "mse",
+    "bce",
+    "bce-with-logits",
+    "kl-div",
+    "softmax",
+    "log-softmax",
+    "entropy",
+];
+
 #[test]
 fn bench_checks_then_reports_every_loss() {
     let dir = scratch("bench");
-    for loss in [
-        "cross-entropy",
-        "nll",
-        "mse",
-        "bce",
-        "bce-with-logits",
-        "kl-div",
-        "softmax",
-        "log-softmax",
-        "entropy",
-    ] {
+    for loss in BENCH_LOSSES {
         let (ok, stdout, stderr) = run(
             &dir,
             &[
@@ -802,17 +805,7 @@ fn bench_checks_then_reports_every_loss() {
 #[test]
 fn bench_grad_checks_forward_and_backward_of_every_loss() {
     let dir = scratch("bench-grad");
-    for loss in [
-        "cross-entropy",
-        "nll",
-        "mse",
-        "bce",
-        "bce-with-logits",
-        "kl-div",
-        "softmax",
-        "log-softmax",
-        "entropy",
-    ] {
+    for loss in BENCH_LOSSES {
         let args = [
             "bench",
             "--loss",

@@ -47,6 +47,11 @@ impl Rng {
     pub fn logits(&mut self, len: usize, scale: f32) -> Vec<f32> {
         (0..len).map(|_| self.uniform(-scale, scale)).collect()
     }
+
+    /// `rows` class indices in `[0, classes)`.
+    pub fn targets(&mut self, rows: usize, classes: usize) -> Vec<i64> {
+        (0..rows).map(|_| self.below(classes) as i64).collect()
+    }
 }
 
 /// A named tolerance.

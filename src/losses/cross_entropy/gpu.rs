@@ -17,7 +17,7 @@ use crate::gpu::tiler::pieces;
 use crate::gpu::window::{check_room, check_room_aligned};
 
 use super::grad::{encode_grad, GradArgs};
-use super::rows::{encode_rows, sums_per_team, team_partials, RowBuffers, RowsArgs};
+use super::rows::{encode_rows, row_sums, RowBuffers, RowsArgs};
 use super::spec::{Inputs, Spec};
 
 /// An output position of one recording: the caller's, or a temporary leased for it.
@@ -152,14 +152,8 @@ pub(crate) fn encode(
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
     let plan = Plan::choose(ctx, rows, classes, true);
     let pieces = pieces(ctx, rows, classes, inputs.targets.1, &plan)?;
-    // Row losses go straight to the loss output for `none`, else to a temporary to reduce:
-    // one per row, or one sum per team when pass 1 sums its rows itself.
-    let per_team = reduced_loss && sums_per_team(&plan);
-    let sums = if per_team {
-        team_partials(&pieces, classes, &plan)
-    } else {
-        rows
-    };
+    // Row losses go straight to the loss output for `none`, else to a temporary to reduce.
+    let (sums, per_team) = row_sums(reduced_loss, &plan, &pieces, (rows, classes));
     let row_loss = Slot::new(
         ctx,
         (!reduced_loss).then(|| loss.at()),
@@ -195,10 +189,9 @@ pub(crate) fn encode(
     // The reduced loss, or for `none` a constant [0, 1] so that pass 2 scales by upstream / 1.
     let unit_divisor;
     let reduced = if reduced_loss {
-        let finish = if spec.reduction == Reduction::Sum {
-            Finish::Sum
-        } else {
-            Finish::WeightedMean
+        let finish = match spec.reduction {
+            Reduction::Sum => Finish::Sum,
+            _ => Finish::WeightedMean,
         };
         encode_batch_sum(
             ctx,

@@ -64,10 +64,15 @@ pub(crate) struct RowBuffers<'a> {
     pub reduced: bool,
 }
 
-/// Whether pass 1 of a reduced loss sums rows per team (`REDUCED`): whole rows, one
-/// invocation per row (so that a team's index is exact and every team writes its pair).
-pub(crate) fn sums_per_team(plan: &Plan) -> bool {
-    !plan.split() && plan.team == Team::Invocation
+/// The (loss, weight) pairs pass 1 writes, and whether one per team (`REDUCED`): one per
+/// row, or for a reduced loss over whole rows with one invocation per row (so that a
+/// team's index is exact and every team writes its pair), one per team.
+pub(crate) fn row_sums(reduced: bool, plan: &Plan, pieces: &[Piece], (rows, classes): (u64, u64)) -> (u64, bool) {
+    if reduced && !plan.split() && plan.team == Team::Invocation {
+        (team_partials(pieces, classes, plan), true)
+    } else {
+        (rows, false)
+    }
 }
 
 /// Workgroups of one whole-row launch over `len` rows.
@@ -77,7 +82,7 @@ fn whole_row_groups(len: u64, plan: &Plan) -> u64 {
 
 /// The (Σ loss, Σ weight) pairs pass 1 writes when it sums per team: one per team of every
 /// chunk's launch, in chunk order.
-pub(crate) fn team_partials(pieces: &[Piece], classes: u64, plan: &Plan) -> u64 {
+fn team_partials(pieces: &[Piece], classes: u64, plan: &Plan) -> u64 {
     row_chunks(pieces, classes)
         .iter()
         .map(|c| whole_row_groups(c.len, plan) * plan.teams_per_group)

@@ -19,6 +19,33 @@ use crate::gpu::context::GpuContext;
 /// boxed, so that [`Loss`] can be used as `dyn Loss`.
 pub type LossFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
+/// `Loss::compute` and `Loss::compute_async` of a family, written once: each family has an
+/// inherent `run(backend, batch, upstream, waiting)` future that does the work, which the
+/// first blocks on and the second boxes for an app that polls the device itself.
+macro_rules! host_calls {
+    () => {
+        fn compute(
+            &self,
+            backend: $crate::losses::Backend<'_>,
+            batch: &$crate::api::host::Batch<'_>,
+            upstream: Option<$crate::api::host::Upstream<&[f32]>>,
+        ) -> $crate::error::Result<$crate::api::host::ForwardBackward> {
+            pollster::block_on(self.run(backend, batch, upstream, $crate::gpu::io::Waiting::Block))
+        }
+
+        fn compute_async<'a>(
+            &'a self,
+            ctx: &'a $crate::gpu::context::GpuContext,
+            batch: &'a $crate::api::host::Batch<'a>,
+            upstream: Option<$crate::api::host::Upstream<&'a [f32]>>,
+        ) -> $crate::losses::LossFuture<'a, $crate::api::host::ForwardBackward> {
+            let gpu = $crate::losses::Backend::Gpu(ctx);
+            Box::pin(self.run(gpu, batch, upstream, $crate::gpu::io::Waiting::AppPolls))
+        }
+    };
+}
+pub(crate) use host_calls;
+
 /// Where a host call computes.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend<'a> {

@@ -22,7 +22,7 @@ use crate::api::host::{Batch, ForwardBackward, Upstream};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
-use crate::losses::{Backend, Loss, LossFuture};
+use crate::losses::{Backend, Loss};
 
 use cpu::HostRows;
 pub use options::{CrossEntropy, DEFAULT_EPSILON};
@@ -68,23 +68,7 @@ impl Loss for CrossEntropy {
         self.loss_name()
     }
 
-    fn compute(
-        &self,
-        backend: Backend<'_>,
-        batch: &Batch<'_>,
-        upstream: Option<Upstream<&[f32]>>,
-    ) -> Result<ForwardBackward> {
-        pollster::block_on(self.run(backend, batch, upstream, Waiting::Block))
-    }
-
-    fn compute_async<'a>(
-        &'a self,
-        ctx: &'a GpuContext,
-        batch: &'a Batch<'a>,
-        upstream: Option<Upstream<&'a [f32]>>,
-    ) -> LossFuture<'a, ForwardBackward> {
-        Box::pin(self.run(Backend::Gpu(ctx), batch, upstream, Waiting::AppPolls))
-    }
+    crate::losses::host_calls!();
 
     fn encode(
         &self,

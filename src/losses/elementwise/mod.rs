@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
 use crate::gpu::reduce::encode_empty;
-use crate::losses::{Backend, Loss, LossFuture};
+use crate::losses::{Backend, Loss};
 
 pub use options::ElementwiseLoss;
 use spec::Elements;
@@ -69,23 +69,7 @@ impl Loss for ElementwiseLoss {
         self.loss_name()
     }
 
-    fn compute(
-        &self,
-        backend: Backend<'_>,
-        batch: &Batch<'_>,
-        upstream: Option<Upstream<&[f32]>>,
-    ) -> Result<ForwardBackward> {
-        pollster::block_on(self.run(backend, batch, upstream, Waiting::Block))
-    }
-
-    fn compute_async<'a>(
-        &'a self,
-        ctx: &'a GpuContext,
-        batch: &'a Batch<'a>,
-        upstream: Option<Upstream<&'a [f32]>>,
-    ) -> LossFuture<'a, ForwardBackward> {
-        Box::pin(self.run(Backend::Gpu(ctx), batch, upstream, Waiting::AppPolls))
-    }
+    crate::losses::host_calls!();
 
     fn encode(
         &self,

@@ -17,7 +17,7 @@ use crate::api::kinds::RowOutput as RowOp;
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
-use crate::losses::{Backend, Loss, LossFuture};
+use crate::losses::{Backend, Loss};
 
 use spec::RowsIn;
 
@@ -72,23 +72,7 @@ impl Loss for RowOp {
         self.op_name()
     }
 
-    fn compute(
-        &self,
-        backend: Backend<'_>,
-        batch: &Batch<'_>,
-        upstream: Option<Upstream<&[f32]>>,
-    ) -> Result<ForwardBackward> {
-        pollster::block_on(self.run(backend, batch, upstream, Waiting::Block))
-    }
-
-    fn compute_async<'a>(
-        &'a self,
-        ctx: &'a GpuContext,
-        batch: &'a Batch<'a>,
-        upstream: Option<Upstream<&'a [f32]>>,
-    ) -> LossFuture<'a, ForwardBackward> {
-        Box::pin(self.run(Backend::Gpu(ctx), batch, upstream, Waiting::AppPolls))
-    }
+    crate::losses::host_calls!();
 
     fn encode(
         &self,

@@ -9,7 +9,7 @@
 use std::ops::Range;
 
 use crate::api::host::{ForwardBackward, Upstream};
-use crate::api::reduction::LossValue;
+use crate::api::reduction::{LossValue, Reduction};
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 
@@ -36,6 +36,16 @@ pub(crate) fn groups(rows: usize, per_group: usize) -> impl Iterator<Item = Rang
     (0..rows)
         .step_by(per_group.max(1))
         .map(move |begin| begin..rows.min(begin + per_group.max(1)))
+}
+
+/// The reduction each group runs with: `sum` when the call reduces (the combined sum is
+/// divided once, by `divisor`), else `none`.
+pub(crate) fn group_reduction(divisor: Option<f64>) -> Reduction {
+    if divisor.is_some() {
+        Reduction::Sum
+    } else {
+        Reduction::None
+    }
 }
 
 /// The upstream of the group `rows`: per-element values sliced (`per_row` values a row), a

@@ -9,7 +9,7 @@ use crate::api::kinds::{InputFormat, TargetWidth};
 use crate::api::reduction::{LossValue, Reduction};
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::driver::{group_upstream, groups, rows_per_group, Combined};
+use crate::gpu::driver::{group_reduction, group_upstream, groups, rows_per_group, Combined};
 use crate::gpu::io::{read_back, storage, upload, Waiting};
 use crate::gpu::kernels::TargetLayout;
 
@@ -113,11 +113,7 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
         _ => Some(call.mean_divisor(spec)),
     };
     let group_spec = Spec {
-        reduction: if divisor.is_some() {
-            Reduction::Sum
-        } else {
-            Reduction::None
-        },
+        reduction: group_reduction(divisor),
         ..*spec
     };
     let mut combined = Combined::default();

@@ -9,7 +9,7 @@ use crate::api::reduction::{LossValue, Reduction};
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
-use crate::gpu::driver::{group_upstream, groups, rows_per_group, Combined};
+use crate::gpu::driver::{group_reduction, group_upstream, groups, rows_per_group, Combined};
 use crate::gpu::io::{constant, placeholder, read_back, storage, upload, Waiting};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::reduce::{encode_batch_sum, Finish};
@@ -292,11 +292,7 @@ async fn run_groups(
     let last_dim = data.shape.last().copied().unwrap_or(1).max(1);
     let divisor = spec.divisor(data.shape, count);
     let part_spec = ElementSpec {
-        reduction: if divisor.is_some() {
-            Reduction::Sum
-        } else {
-            Reduction::None
-        },
+        reduction: group_reduction(divisor),
         ..*spec
     };
     let mut combined = Combined::default();

@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use crate::error::{LossError, Result};
+use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::io::scoped;
+use crate::gpu::io::{scoped, submit_and_wait};
 
 const SHADER: &str = include_str!("../../shaders/ceiling.wgsl");
 
@@ -117,13 +117,7 @@ fn fastest_run(
                 pass.set_bind_group(0, &bind, &[]);
                 pass.dispatch_workgroups(groups, 1, 1);
             }
-            ctx.queue().submit(Some(encoder.finish()));
-            device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|err| LossError::Device {
-                    during: "timing a ceiling kernel",
-                    reason: err.to_string(),
-                })?;
+            submit_and_wait(ctx, encoder)?;
             if run > 0 {
                 best = best.min(start.elapsed().as_secs_f64()); // run 0 warms up
             }

@@ -178,6 +178,18 @@ pub(crate) fn submit(ctx: &GpuContext, encoder: wgpu::CommandEncoder) -> Result<
     scoped(&ctx.device, "submit", || ctx.queue.submit(Some(encoder.finish())))
 }
 
+/// Submits `encoder` and blocks until the device has run everything submitted (timing).
+pub(crate) fn submit_and_wait(ctx: &GpuContext, encoder: wgpu::CommandEncoder) -> Result<()> {
+    submit(ctx, encoder)?;
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|err| LossError::Device {
+            during: "waiting for the device",
+            reason: err.to_string(),
+        })?;
+    Ok(())
+}
+
 /// The one readback: finishes `encoder` with copies of each `(buffer, byte offset, bytes)`
 /// into one staging buffer, submits it, waits as `waiting` says, and returns each part's
 /// bytes in order. Sources need `COPY_SRC` usage and 4-aligned offsets.

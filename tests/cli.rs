@@ -4,12 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wgpu_loss::npy::{self, NpyData};
 use wgpu_loss::{Backend, Batch, CrossEntropy, Loss, Reduction};
-
-const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
 /// A fresh folder for one test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -59,7 +56,7 @@ fn files(name: &str) -> Files {
 }
 
 fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).current_dir(dir).args(args).output().expect("runs");
+    let out = common::cli::output(dir, args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::cli::{misused, refused, run, BIN};
+use common::cli::{compute, misused, refused, run, BIN};
 use common::gpu;
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{BatchAt, CrossEntropy, ElementwiseLoss, Loss, Outputs, Reduction, TargetsAt};
@@ -99,18 +99,14 @@ fn lying_npy_headers_are_refused_before_any_allocation() {
 fn outputs_are_written_together_or_not_at_all() {
     let dir = scratch("outputs");
     valid_inputs(&dir);
-    let base = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "x.npy",
-        "--target",
-        "t.npy",
-        "--backend",
-        "cpu",
-    ];
-    let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
+    let with = |extra: &[&'static str]| {
+        compute(
+            "cross-entropy",
+            "x.npy",
+            Some("t.npy"),
+            &[&["--backend", "cpu"], extra].concat(),
+        )
+    };
     // --grad-out fails (no such folder): --out is not created either.
     refused(
         &dir,
@@ -158,16 +154,11 @@ fn special_files_as_inputs_do_not_hang() {
     let fifo = dir.join("fifo.npy");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
     assert!(made.success(), "mkfifo");
-    let args = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "fifo.npy",
-        "--target",
-        "t.npy",
-    ];
-    refused(&dir, &args, "not a regular file");
+    refused(
+        &dir,
+        &compute("cross-entropy", "fifo.npy", Some("t.npy"), &[]),
+        "not a regular file",
+    );
     refused(
         &dir,
         &["compute", "--loss", "entropy", "--input", "."],
@@ -178,35 +169,26 @@ fn special_files_as_inputs_do_not_hang() {
         &["compute", "--loss", "entropy", "--input", "/dev/zero"],
         "not a regular file",
     );
-    let args = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "x.npy",
-        "--target",
-        "fifo.npy",
-    ];
-    refused(&dir, &args, "not a regular file");
+    refused(
+        &dir,
+        &compute("cross-entropy", "x.npy", Some("fifo.npy"), &[]),
+        "not a regular file",
+    );
 }
 
 #[test]
 fn option_values_reach_the_range_checks() {
     let dir = scratch("options");
     valid_inputs(&dir);
-    let base = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "x.npy",
-        "--target",
-        "t.npy",
-        "--backend",
-    ];
     for backend in ["cpu", "reference", "gpu"] {
-        let with =
-            |extra: &[&'static str]| -> Vec<&str> { base.iter().chain([&backend]).chain(extra).copied().collect() };
+        let with = |extra: &[&'static str]| {
+            compute(
+                "cross-entropy",
+                "x.npy",
+                Some("t.npy"),
+                &[&["--backend", backend], extra].concat(),
+            )
+        };
         // Negative values in any spelling reach the option's own check (not the parser).
         refused(
             &dir,
@@ -272,22 +254,13 @@ fn option_values_reach_the_range_checks() {
     ] {
         misused(&dir, args, want);
     }
-    let (code, stderr) = run(
-        &dir,
-        &[
-            "compute",
-            "--loss",
-            "cross-entropy",
-            "--input",
-            "x.npy",
-            "--target",
-            "t.npy",
-            "--ignore-index",
-            "-7",
-            "--backend",
-            "cpu",
-        ],
+    let args = compute(
+        "cross-entropy",
+        "x.npy",
+        Some("t.npy"),
+        &["--ignore-index", "-7", "--backend", "cpu"],
     );
+    let (code, stderr) = run(&dir, &args);
     assert_eq!(code, Some(0), "a negative ignore_index is a value: {stderr}");
 }
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::refused;
+use common::cli::{compute, refused};
 
 fn header(descr: &str, fortran: &str, shape: &str) -> String {
     format!("{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}")
@@ -109,16 +109,6 @@ fn valid_inputs(dir: &Path) {
     );
     write(dir, "t.npy", &v1(&header("<i8", "False", "(2,)"), &i64s(&[0, 2])));
     write(dir, "w.npy", &v1(&f32_header("(3,)"), &f32s(&[1.0, 1.0, 1.0])));
-}
-
-/// `compute --loss <loss> --input <input> [--target <target>] <extra>`.
-fn compute<'a>(loss: &'a str, input: &'a str, target: Option<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["compute", "--loss", loss, "--input", input];
-    if let Some(target) = target {
-        args.extend(["--target", target]);
-    }
-    args.extend_from_slice(extra);
-    args
 }
 
 #[test]

@@ -7,8 +7,24 @@ use std::process::Command;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
 
-/// Runs the binary in `dir` (with a 60 s limit: a hang is a failure, not a stuck suite).
+/// `compute --loss <loss> --input <input> [--target <target>] <extra>`.
+pub fn compute<'a>(loss: &'a str, input: &'a str, target: Option<&'a str>, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["compute", "--loss", loss, "--input", input];
+    if let Some(target) = target {
+        args.extend(["--target", target]);
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Runs the binary in `dir`: its exit code and stderr.
 pub fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = output(dir, args);
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs the binary in `dir` (with a 60 s limit: a hang is a failure, not a stuck suite).
+pub fn output(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut child = Command::new(BIN)
         .current_dir(dir)
         .args(args)
@@ -24,8 +40,7 @@ pub fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = child.wait_with_output().expect("output");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    child.wait_with_output().expect("output")
 }
 
 /// Fails with exit 1 and exactly one line on stderr that contains `want`.

@@ -16,7 +16,7 @@
 override IN_PLACE: bool = false;         // read the input from `grad` and overwrite it
 override PER_ROW_UPSTREAM: bool = false; // reduction none: g_n = upstream[n]
 
-const GROUP_SIZE: u32 = 256u;
+const GROUP_SIZE: u32 = 64u;
 
 struct GradParams {
     rows: u32,            // rows in this dispatch
@@ -33,13 +33,19 @@ struct GradParams {
     softcap: f32,
     z_loss: f32,
     upstream: f32,        // the scalar upstream gradient of a reduced loss
-    upstream_offset: u32, // offset of row 0 in the row_upstream binding
-    reduced_offset: u32,  // index of [loss, divisor] in the reduced binding
+    scale_offset: u32,    // in `scale_source`: offset of row 0 (PER_ROW_UPSTREAM), else
+                          // index of [loss, divisor]
     col_begin: u32,       // global column of each binding's first element (a row larger
                           // than a binding is dispatched a column range at a time)
     cols: u32,            // columns of each row in this dispatch
     cols_per_group: u32,  // columns one workgroup covers (workgroup x: the column block)
-    _pad: u32,
+    vec4_ok: u32,         // plain f32, input and gradient offsets equal mod 4: `input4` and
+                          // `grad4` view the bindings as vec4s (see grad_row)
+    _pad0: u32,           // to 96 bytes
+    _pad1: u32,
+    _pad2: u32,
+    _pad3: u32,
+    _pad4: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GradParams;
@@ -47,9 +53,13 @@ struct GradParams {
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> class_weight: array<f32>;
 @group(0) @binding(4) var<storage, read> row_lse: array<vec2<f32>>;   // (lse, A) per row
-@group(0) @binding(5) var<storage, read> row_upstream: array<f32>;    // PER_ROW_UPSTREAM
-@group(0) @binding(6) var<storage, read> reduced: array<f32>;         // [loss, divisor]
+// PER_ROW_UPSTREAM: the upstream per row; else the reduced [loss, divisor] (one binding for
+// both keeps the layout within 8 storage bindings, wgpu's default limit).
+@group(0) @binding(5) var<storage, read> scale_source: array<f32>;
+// The input and gradient bindings again, cut to whole 16-byte units (vec4_ok).
+@group(0) @binding(6) var<storage, read> input4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(8) var<storage, read_write> grad4: array<vec4<f32>>;
 
 fn weight_of(class_index: u32) -> f32 {
     if (WEIGHTED) {
@@ -72,82 +82,124 @@ fn cross_entropy_grad(
     }
 }
 
-// Phase per row: the row's values once, then its columns [lo, hi), GROUP_SIZE apart.
-fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
-    let classes = params.classes;
-    let eps = params.label_smoothing;
-    let smoothing_scale = eps / f32(classes);
-    // Binding index of the row's global column 0 (wraps when col_begin > 0).
-    let row_start = row * classes - params.col_begin;
-    // The row's values, the same for the whole workgroup.
-    var g: f32;   // upstream scale: upstream / divisor (1 for sum), or the row's own
+// What a row's gradient needs beyond the element: its upstream scale, its target, and
+// (logits) its (lse, A).
+struct RowGrad {
+    g: f32,              // upstream scale: upstream / divisor (1 for sum), or the row's own
+    target_class: u32,   // class-index targets: y (or none)
+    w_y: f32,            // the target's class weight
+    stats: vec2<f32>,    // logits: (lse, A)
+    fill: bool,          // ignored (0) or poisoned (NaN) row: every element is `fill_value`
+    fill_value: f32,
+}
+
+fn row_grad(row: u32) -> RowGrad {
+    var r = RowGrad(0.0, 0xffffffffu, 0.0, vec2(0.0), false, 0.0);
     if (PER_ROW_UPSTREAM) {
-        g = row_upstream[params.upstream_offset + row];
+        r.g = scale_source[params.scale_offset + row];
     } else {
-        g = params.upstream / reduced[params.reduced_offset + 1u];
+        r.g = params.upstream / scale_source[params.scale_offset + 1u];
     }
-    var target_class = 0xffffffffu;   // class-index targets: y (or none)
-    var poisoned = false;             // out of range: NaN gradient (pass 1 reports it)
     if (!TARGET_PROBS) {
         let t = target_words(row);
         if (target_ignored(t)) {
-            g = 0.0;   // ignored rows: exactly 0 (d is finite there, see below)
+            r.fill = true;   // ignored rows: exactly 0
         } else if (!target_in_range(t)) {
-            poisoned = true;
+            r.fill = true;   // out of range: NaN gradient (pass 1 reports it)
+            r.fill_value = bitcast<f32>(0x7fc00000u);
         } else {
-            target_class = t.x;
+            r.target_class = t.x;
+            r.w_y = weight_of(t.x);
         }
     }
-    let ignored = !TARGET_PROBS && !poisoned && target_class == 0xffffffffu;
-    var w_y = 0.0;
-    if (target_class != 0xffffffffu) {
-        w_y = weight_of(target_class);
-    }
-    var stats = vec2(0.0);
     if (INPUT_KIND == 0u) {
-        stats = row_lse[params.row_offset + row];
+        r.stats = row_lse[params.row_offset + row];
     }
-    for (var c = lo + lane; c < hi; c += GROUP_SIZE) {
+    return r;
+}
+
+// ∂l/∂x of element x in column c (binding index `at`) of a row.
+fn element_grad(r: RowGrad, x: f32, c: u32, at: u32) -> f32 {
+    if (r.fill) {
+        return r.fill_value;
+    }
+    let eps = params.label_smoothing;
+    // a_c of this element.
+    var a: f32;
+    if (TARGET_PROBS) {
+        a = weight_of(c) * smoothed_probability(params.targets_offset + at);
+    } else {
+        a = select(0.0, r.w_y, c == r.target_class);
+        if (SMOOTHING) {
+            a = (1.0 - eps) * a + eps / f32(params.classes) * weight_of(c);
+        }
+    }
+    var d: f32;
+    if (INPUT_KIND == 0u) {
+        let xc = soft_capped(x);
+        let lse = r.stats.x;
+        let p = exp(xc - lse);
+        d = r.stats.y * p - a;
+        if (Z_LOSS) {
+            d += 2.0 * params.z_loss * lse * p;
+        }
+        if (SOFTCAP) {
+            let q = xc / params.softcap;
+            d *= 1.0 - q * q;
+        }
+    } else if (INPUT_KIND == 1u) {
+        d = -a / (x + params.epsilon);
+    } else {
+        d = -a;
+    }
+    return r.g * d;
+}
+
+// Element `at` of the row's input (from the gradient binding when IN_PLACE).
+fn load_input(at: u32) -> f32 {
+    if (IN_PLACE) {
+        return grad[params.grad_offset + at];
+    }
+    let i = params.input_offset + at;
+    return unpack_element(input[element_word(i, FORMAT)], i, FORMAT);
+}
+
+fn store_scalar(r: RowGrad, c: u32, at: u32) {
+    grad[params.grad_offset + at] = element_grad(r, load_input(at), c, at);
+}
+
+// Phase per row: the row's values once, then its columns [lo, hi). Plain f32 with the
+// input and gradient 16-byte aligned alike (`vec4_ok`): a scalar head up to the gradient's
+// first 16-byte boundary, a body where lane l reads and writes elements [k, k + 4) as one
+// vec4, k = body + 4l + j·4·GROUP_SIZE (llvmpipe loads and stores storage per lane, so a
+// vec4 costs what a scalar does), and a scalar tail; otherwise GROUP_SIZE apart.
+fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
+    let r = row_grad(row);
+    // Binding index of the row's global column 0 (wraps when col_begin > 0).
+    let row_start = row * params.classes - params.col_begin;
+    var body = hi;
+    var body_end = hi;
+    if (params.vec4_ok != 0u) {
+        let first = params.grad_offset + row_start + lo;
+        body = min(lo + ((4u - (first & 3u)) & 3u), hi);
+        body_end = body + (hi - body) / 4u * 4u;
+    }
+    for (var c = lo + lane; c < body; c += GROUP_SIZE) {
+        store_scalar(r, c, row_start + c);
+    }
+    for (var c = body + 4u * lane; c < body_end; c += 4u * GROUP_SIZE) {
         let at = row_start + c;
-        if (ignored || poisoned) {
-            grad[params.grad_offset + at] = select(0.0, bitcast<f32>(0x7fc00000u), poisoned);
-            continue;
-        }
-        var x: f32;
+        var x: vec4<f32>;
         if (IN_PLACE) {
-            x = grad[params.grad_offset + at];
+            x = grad4[(params.grad_offset + at) >> 2u];
         } else {
-            let i = params.input_offset + at;
-            x = unpack_element(input[element_word(i, FORMAT)], i, FORMAT);
+            x = input4[(params.input_offset + at) >> 2u];
         }
-        // a_c of this element.
-        var a: f32;
-        if (TARGET_PROBS) {
-            a = weight_of(c) * smoothed_probability(params.targets_offset + at);
-        } else {
-            a = select(0.0, w_y, c == target_class);
-            if (SMOOTHING) {
-                a = (1.0 - eps) * a + smoothing_scale * weight_of(c);
-            }
-        }
-        var d: f32;
-        if (INPUT_KIND == 0u) {
-            let xc = soft_capped(x);
-            let lse = stats.x;
-            let p = exp(xc - lse);
-            d = stats.y * p - a;
-            if (Z_LOSS) {
-                d += 2.0 * params.z_loss * lse * p;
-            }
-            if (SOFTCAP) {
-                let r = xc / params.softcap;
-                d *= 1.0 - r * r;
-            }
-        } else if (INPUT_KIND == 1u) {
-            d = -a / (x + params.epsilon);
-        } else {
-            d = -a;
-        }
-        grad[params.grad_offset + at] = g * d;
+        grad4[(params.grad_offset + at) >> 2u] = vec4(
+            element_grad(r, x.x, c, at), element_grad(r, x.y, c + 1u, at + 1u),
+            element_grad(r, x.z, c + 2u, at + 2u), element_grad(r, x.w, c + 3u, at + 3u));
+    }
+    for (var c = body_end + lane; c < hi; c += GROUP_SIZE) {
+        store_scalar(r, c, row_start + c);
     }
 }

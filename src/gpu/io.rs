@@ -104,10 +104,11 @@ pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease>
     lease(ctx, label, (size, usage), Lane::Scratch)
 }
 
-/// A 4-byte storage buffer bound where a kernel's layout has a binding the call does not
+/// A 16-byte storage buffer bound where a kernel's layout has a binding the call does not
 /// use (wgpu rejects empty bindings); its contents are never read for a result.
 pub(crate) fn placeholder(ctx: &GpuContext) -> Result<Lease> {
-    storage(ctx, "wgpu-loss.placeholder", 4)
+    // 16 bytes: the smallest binding an `array<vec4<f32>>` accepts.
+    storage(ctx, "wgpu-loss.placeholder", 16)
 }
 
 /// A uniform buffer holding `data` (cached by content).

@@ -15,7 +15,7 @@ pub(crate) enum Layout {
     /// Row maps (softmax family): params, input, upstream | out.
     Map,
     /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
-    /// upstream, reduced | grad.
+    /// upstream or reduced [loss, divisor], input as vec4s | grad, grad as vec4s.
     Grad,
 }
 
@@ -34,7 +34,7 @@ impl Layout {
             Layout::Reduce => (2, 2),
             Layout::Elementwise => (5, 1),
             Layout::Map => (2, 1),
-            Layout::Grad => (6, 1),
+            Layout::Grad => (6, 2),
         }
     }
 

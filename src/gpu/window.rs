@@ -20,6 +20,19 @@ pub(crate) struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
+    /// The same binding cut to whole 16-byte units, for a kernel's `array<vec4<f32>>` view
+    /// of it (element `i` of the window is component `i % 4` of vec4 `i / 4`); `None` when
+    /// not one unit fits.
+    pub(crate) fn vec4_view(&self) -> Option<Window<'a>> {
+        let size = self.size / 16 * 16;
+        (size > 0 && self.offset.is_multiple_of(16)).then_some(Window {
+            buffer: self.buffer,
+            offset: self.offset,
+            size,
+            word_shift: self.word_shift,
+        })
+    }
+
     pub(crate) fn binding(&self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,

@@ -14,10 +14,11 @@ use crate::gpu::io::placeholder;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::Piece;
-use crate::gpu::window::{items, window, Window};
+use crate::gpu::window::{items, window};
 
 use super::rows::{input_window, target_window};
 use super::spec::{Inputs, Spec};
+use crate::api::kinds::InputFormat;
 
 /// Elements a workgroup of the gradient kernel should cover at least: rows are grouped
 /// until a group has this many (lavapipe pays per workgroup).
@@ -41,12 +42,12 @@ struct GradParams {
     softcap: f32,
     z_loss: f32,
     upstream: f32,
-    upstream_offset: u32,
-    reduced_offset: u32,
+    scale_offset: u32,
     col_begin: u32,
     cols: u32,
     cols_per_group: u32,
-    _pad: u32,
+    vec4_ok: u32,
+    _pad: [u32; 5],
 }
 
 /// The buffers and options of pass 2.
@@ -65,8 +66,11 @@ pub(crate) struct GradArgs<'a> {
 struct Shared<'a> {
     args: &'a GradArgs<'a>,
     placeholder: &'a wgpu::Buffer,
+    /// A second placeholder, for the read-write binding (a buffer bound read-only too may
+    /// not be bound read-write in the same dispatch).
+    placeholder_rw: &'a wgpu::Buffer,
     upstream: (bool, BufferAt<'a>, f32),
-    reduced: Window<'a>,
+    reduced: BufferAt<'a>,
     rows_per_group: u64,
     cols_per_group: u64,
 }
@@ -95,7 +99,20 @@ impl Shared<'_> {
             8,
             rows_or_first(spec.kind == InputKind::Logits),
         )?;
-        let upstream_w = items(ctx, "upstream", upstream_at, 4, rows_or_first(per_row_upstream))?;
+        // The per-row upstream, or the reduced [loss, divisor]: one binding.
+        let scale_w = if per_row_upstream {
+            items(ctx, "upstream", upstream_at, 4, (begin, len))?
+        } else {
+            window(ctx, "reduced", self.reduced.buffer, self.reduced.offset, 8)?
+        };
+        // The vec4 views: the input's (in place the kernel reads `grad4` instead), and the
+        // gradient's; 16-byte placeholders where there is none, which the kernel never reads.
+        let grad4 = grad_w.vec4_view();
+        let input4 = input_w
+            .vec4_view()
+            .filter(|_| !args.in_place && args.inputs.format == InputFormat::F32);
+        let vec4_ok =
+            grad4.is_some() && (args.in_place || input4.is_some() && input_w.word_shift % 4 == grad_w.word_shift % 4);
         let ignore = spec.ignore_index as u64;
         let params = GradParams {
             rows: len as u32,
@@ -112,21 +129,22 @@ impl Shared<'_> {
             softcap: spec.softcap.unwrap_or(1.0) as f32,
             z_loss: spec.z_loss as f32,
             upstream: upstream_scalar,
-            upstream_offset: upstream_w.word_shift,
-            reduced_offset: self.reduced.word_shift,
+            scale_offset: scale_w.word_shift,
             col_begin: piece.col_begin as u32,
             cols: piece.cols as u32,
             cols_per_group: self.cols_per_group.min(piece.cols) as u32,
-            _pad: 0,
+            vec4_ok: u32::from(vec4_ok),
+            _pad: [0; 5],
         };
         let resources = vec![
             input_w.binding(),
             targets_w.binding(),
             args.weight.as_entire_binding(),
             lse_w.binding(),
-            upstream_w.binding(),
-            self.reduced.binding(),
+            scale_w.binding(),
+            input4.map_or_else(|| self.placeholder.as_entire_binding(), |w| w.binding()),
             grad_w.binding(),
+            grad4.map_or_else(|| self.placeholder_rw.as_entire_binding(), |w| w.binding()),
         ];
         Ok((params, resources))
     }
@@ -143,7 +161,7 @@ pub(crate) fn encode_grad(
 ) -> Result<()> {
     let spec = args.spec;
     let classes = args.inputs.classes as u64;
-    let placeholder = placeholder(ctx)?;
+    let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
     let upstream = match args.upstream {
         Upstream::Values(at) => (true, at, 0.0),
         Upstream::Scalar(g) => (false, BufferAt::from(&placeholder), g),
@@ -161,8 +179,9 @@ pub(crate) fn encode_grad(
     let shared = Shared {
         args,
         placeholder: &placeholder,
+        placeholder_rw: &placeholder_rw,
         upstream,
-        reduced: window(ctx, "reduced", args.reduced.buffer, args.reduced.offset, 8)?,
+        reduced: args.reduced,
         rows_per_group,
         cols_per_group,
     };

@@ -374,16 +374,8 @@ pub(crate) fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, 
 /// Binding 3 of the row kernel: `window` cut to whole 16-byte units when `plain` (and
 /// the elements it covers), else `weight`.
 fn aux_binding<'w>(plain: bool, window: &Window<'w>, weight: &'w wgpu::Buffer) -> (wgpu::BindingResource<'w>, u32) {
-    let size = window.size / 16 * 16;
-    if plain && size > 0 {
-        let cut = Window {
-            buffer: window.buffer,
-            offset: window.offset,
-            size,
-            word_shift: window.word_shift,
-        };
-        (cut.binding(), (size / 4) as u32)
-    } else {
-        (weight.as_entire_binding(), 0)
+    match window.vec4_view().filter(|_| plain) {
+        Some(cut) => (cut.binding(), (cut.size / 4) as u32),
+        None => (weight.as_entire_binding(), 0),
     }
 }

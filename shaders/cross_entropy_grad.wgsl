@@ -180,9 +180,9 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     var body = hi;
     var body_end = hi;
     if (params.vec4_ok != 0u) {
-        let first = params.grad_offset + row_start + lo;
-        body = min(lo + ((4u - (first & 3u)) & 3u), hi);
-        body_end = body + (hi - body) / 4u * 4u;
+        let span = vec4_span(params.grad_offset + row_start + lo, lo, hi);
+        body = span.x;
+        body_end = span.y;
     }
     for (var c = lo + lane; c < body; c += GROUP_SIZE) {
         store_scalar(r, c, row_start + c);

@@ -23,6 +23,11 @@ struct Params {
     out_offset: u32,
     upstream_offset: u32, // gradient: element offset of element 0 in the upstream binding
     scale: f32,           // gradient of a reduced loss: upstream / divisor
+    vec4_ok: u32,         // f32 input, input and target at offsets ≡ 0 mod 4 of their
+                          // bindings: `input4` / `targets4` read them as whole vec4s
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -31,7 +36,25 @@ struct Params {
 @group(0) @binding(3) var<storage, read> weight: array<f32>;
 @group(0) @binding(4) var<storage, read> pos_weight: array<f32>;
 @group(0) @binding(5) var<storage, read> upstream: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// The input and target bindings again, cut to whole 16-byte units (vec4_ok): llvmpipe
+// loads storage per lane, so one vec4 load costs what one scalar load does.
+@group(0) @binding(6) var<storage, read> input4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> targets4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;
+
+// Last-axis index of element `i` of this dispatch (an integer division: only when weights
+// need it).
+fn class_of(i: u32) -> u32 {
+    if (WEIGHTED || POS_WEIGHTED) {
+        return (params.phase + i) % params.last_dim;
+    }
+    return 0u;
+}
+
+// Elements [4j, 4j + 4) of this dispatch: (input, target) as vec4s (vec4_ok).
+fn inputs4(j: u32) -> array<vec4<f32>, 2> {
+    return array(input4[(params.input_offset >> 2u) + j], targets4[(params.target_offset >> 2u) + j]);
+}
 
 // Input element `i` of this dispatch, as f32.
 fn input_at(i: u32) -> f32 {
@@ -96,21 +119,46 @@ fn elementwise_loss(
     let stride = group_count.x * group_count.y * GROUP_SIZE;
     let id = linear_group(group_id, group_count) * GROUP_SIZE + lane;
     var partial = 0.0;
-    // Grid-stride over elements; consecutive lanes take consecutive elements.
-    for (var i = id; i < params.count; i += stride) {
-        let class_index = (params.phase + i) % params.last_dim;
-        let x = input_at(i);
-        let y = targets[params.target_offset + i];
-        let value = element_loss(x, y, class_index);
-        if (REDUCED) {
-            partial += value;
-        } else {
-            out[params.out_offset + i] = value;
+    if (params.vec4_ok != 0u) {
+        // Grid-stride over whole vec4s, then the last count % 4 elements one per invocation.
+        for (var j = id; j < params.count / 4u; j += stride) {
+            let v = inputs4(j);
+            let i = 4u * j;
+            let l = vec4(element_loss(v[0].x, v[1].x, class_of(i)), element_loss(v[0].y, v[1].y, class_of(i + 1u)),
+                         element_loss(v[0].z, v[1].z, class_of(i + 2u)), element_loss(v[0].w, v[1].w, class_of(i + 3u)));
+            if (REDUCED) {
+                partial += (l.x + l.y) + (l.z + l.w);
+            } else {
+                let o = params.out_offset + i;
+                out[o] = l.x;
+                out[o + 1u] = l.y;
+                out[o + 2u] = l.z;
+                out[o + 3u] = l.w;
+            }
+        }
+        let i = params.count / 4u * 4u + id;
+        if (id < params.count % 4u) {
+            partial += loss_at(i);
+        }
+    } else {
+        // Grid-stride over elements; consecutive lanes take consecutive elements.
+        for (var i = id; i < params.count; i += stride) {
+            partial += loss_at(i);
         }
     }
     if (REDUCED) {
         out[params.out_offset + id] = partial;
     }
+}
+
+// Element `i`'s loss: written out (and 0 returned), or returned for the partial (REDUCED).
+fn loss_at(i: u32) -> f32 {
+    let value = element_loss(input_at(i), targets[params.target_offset + i], class_of(i));
+    if (REDUCED) {
+        return value;
+    }
+    out[params.out_offset + i] = value;
+    return 0.0;
 }
 
 // ∂loss/∂input of one element, before the upstream scale (PyTorch's backward formulas).
@@ -152,14 +200,32 @@ fn elementwise_grad(
     @builtin(num_workgroups) group_count: vec3<u32>,
 ) {
     let stride = group_count.x * group_count.y * GROUP_SIZE;
-    for (var i = linear_group(group_id, group_count) * GROUP_SIZE + lane; i < params.count; i += stride) {
-        let class_index = (params.phase + i) % params.last_dim;
-        let x = input_at(i);
-        let y = targets[params.target_offset + i];
-        var g = params.scale;
-        if (PER_ELEMENT_UPSTREAM) {
-            g = upstream[params.upstream_offset + i];
+    let id = linear_group(group_id, group_count) * GROUP_SIZE + lane;
+    if (params.vec4_ok != 0u) {
+        for (var j = id; j < params.count / 4u; j += stride) {
+            let v = inputs4(j);
+            let i = 4u * j;
+            grad_at(i, v[0].x, v[1].x);
+            grad_at(i + 1u, v[0].y, v[1].y);
+            grad_at(i + 2u, v[0].z, v[1].z);
+            grad_at(i + 3u, v[0].w, v[1].w);
         }
-        out[params.out_offset + i] = g * element_grad(x, y, class_index);
+        let i = params.count / 4u * 4u + id;
+        if (id < params.count % 4u) {
+            grad_at(i, input_at(i), targets[params.target_offset + i]);
+        }
+    } else {
+        for (var i = id; i < params.count; i += stride) {
+            grad_at(i, input_at(i), targets[params.target_offset + i]);
+        }
     }
+}
+
+// Writes element `i`'s gradient, for input x and target y.
+fn grad_at(i: u32, x: f32, y: f32) {
+    var g = params.scale;
+    if (PER_ELEMENT_UPSTREAM) {
+        g = upstream[params.upstream_offset + i];
+    }
+    out[params.out_offset + i] = g * element_grad(x, y, class_of(i));
 }

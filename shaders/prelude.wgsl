@@ -58,6 +58,15 @@ fn stats_merge(a: RowStats, b: RowStats) -> RowStats {
     return r;
 }
 
+// Columns [lo, hi) of a row whose column `lo` sits at binding index `first`: the part
+// [x, y) made of whole 16-byte units of the binding (vec4 loads and stores), with scalars
+// before it (up to the first 16-byte boundary) and after it (the last partial unit).
+// llvmpipe loads and stores storage per lane, so a vec4 costs what a scalar does.
+fn vec4_span(first: u32, lo: u32, hi: u32) -> vec2<u32> {
+    let body = min(lo + ((4u - (first & 3u)) & 3u), hi);
+    return vec2(body, body + (hi - body) / 4u * 4u);
+}
+
 // Rows are spread over a 2-D grid of workgroups (x up to 65535) so that any number of
 // rows can be dispatched; this is the linear index of the current workgroup.
 fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {

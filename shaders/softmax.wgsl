@@ -12,7 +12,8 @@ struct Params {
     in_offset: u32,       // element offset of row 0 inside the input binding
     out_offset: u32,      // element offset of row 0's output inside the output binding
     upstream_offset: u32, // GRAD: offset of row 0's upstream ([N, C], or [N] for entropy)
-    _pad0: u32,
+    vec4_ok: u32,         // f32 input, in_offset ≡ out_offset mod 4: `logits4` and `out4`
+                          // view the input and output bindings as vec4s (see vec4_span)
     _pad1: u32,
     _pad2: u32,
 }
@@ -24,12 +25,43 @@ fn load_x(at: u32) -> f32 {
     return unpack_element(logits[element_word(at, FORMAT)], at, FORMAT);
 }
 @group(0) @binding(2) var<storage, read> upstream: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The input binding again, cut to whole 16-byte units (vec4_ok).
+@group(0) @binding(3) var<storage, read> logits4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// The output binding again, cut to whole 16-byte units (vec4_ok).
+@group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
+
+// The whole-vec4 columns [x, y) of the row starting at input index `row_start`: columns
+// before x and from y on are read one by one (all of them without vec4_ok: x = y = 0).
+fn row_span(row_start: u32) -> vec2<u32> {
+    if (params.vec4_ok != 0u) {
+        return vec4_span(row_start, 0u, params.classes);
+    }
+    return vec2(0u);
+}
+
+// Writes softmax or log-softmax of column c (input - shift = d).
+fn write_output(at: u32, d: f32, log_z: f32, z: f32) {
+    if (OUTPUT == 0u) {
+        out[at] = exp(d) / z;
+    } else {
+        out[at] = d - log_z;
+    }
+}
 
 fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
     var s = stats_empty();
     let step = 4u * width;
-    for (var c = lane; c < params.classes; c += step) {
+    let span = row_span(row_start);
+    // The whole vec4s, then the columns before and after them, four lanes' worth at a time.
+    for (var c = span.x + 4u * lane; c < span.y; c += step) {
+        s = stats_push4(s, logits4[(row_start + c) >> 2u], vec4(0.0), vec4(true));
+    }
+    for (var c = lane; c < span.x; c += width) {
+        s = stats_push4(s, vec4(load_x(row_start + c), vec4(negative_infinity()).yzw), vec4(0.0),
+                        vec4(true, false, false, false));
+    }
+    for (var c = span.y + lane; c < params.classes; c += step) {
         let cols = vec4(c, c + width, c + 2u * width, c + 3u * width);
         let valid = cols < vec4(params.classes);
         var x = vec4(negative_infinity());
@@ -46,11 +78,24 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
 // Entropy's Σ_c e^(x-shift)·(x-shift) over the team; masked (-inf) classes add 0.
 fn entropy_sum(row_start: u32, lane: u32, width: u32, shift: f32, inv: TeamInvocation) -> f32 {
     var partial = 0.0;
-    for (var c = lane; c < params.classes; c += width) {
-        let d = load_x(row_start + c) - shift;
-        partial += select(exp(d) * d, 0.0, d == negative_infinity());
+    let span = row_span(row_start);
+    for (var c = span.x + 4u * lane; c < span.y; c += 4u * width) {
+        let d = logits4[(row_start + c) >> 2u] - vec4(shift);
+        let t = select(exp(d) * d, vec4(0.0), d == vec4(negative_infinity()));
+        partial += (t.x + t.y) + (t.z + t.w);
+    }
+    for (var c = lane; c < span.x; c += width) {
+        partial += entropy_term(load_x(row_start + c) - shift);
+    }
+    for (var c = span.y + lane; c < params.classes; c += width) {
+        partial += entropy_term(load_x(row_start + c) - shift);
     }
     return team_sum2(vec2(partial, 0.0), inv).x;
+}
+
+// e^d·d, 0 for a masked (-inf) class.
+fn entropy_term(d: f32) -> f32 {
+    return select(exp(d) * d, 0.0, d == negative_infinity());
 }
 
 // Phase 2-3 (GRAD): the vector-Jacobian product with the upstream u of this row.
@@ -118,15 +163,23 @@ fn softmax_rows(inv: TeamInvocation) {
                 out[params.out_offset + row] = log_z - total / stats.exp_sum;
             }
         } else {
-            // Phase 2 (softmax / log-softmax): one output per element.
+            // Phase 2 (softmax / log-softmax): one output per element, whole vec4s where
+            // the row's input and output line up on 16 bytes (alike, by vec4_ok).
             let out_start = params.out_offset + row * params.classes;
-            for (var c = lane; c < params.classes; c += width) {
-                let d = load_x(row_start + c) - shift;
+            let span = row_span(row_start);
+            for (var c = span.x + 4u * lane; c < span.y; c += 4u * width) {
+                let d = logits4[(row_start + c) >> 2u] - vec4(shift);
                 if (OUTPUT == 0u) {
-                    out[out_start + c] = exp(d) / stats.exp_sum;
+                    out4[(out_start + c) >> 2u] = exp(d) / stats.exp_sum;
                 } else {
-                    out[out_start + c] = d - log_z;
+                    out4[(out_start + c) >> 2u] = d - vec4(log_z);
                 }
+            }
+            for (var c = lane; c < span.x; c += width) {
+                write_output(out_start + c, load_x(row_start + c) - shift, log_z, stats.exp_sum);
+            }
+            for (var c = span.y + lane; c < params.classes; c += width) {
+                write_output(out_start + c, load_x(row_start + c) - shift, log_z, stats.exp_sum);
             }
         }
     }

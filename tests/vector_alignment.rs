@@ -8,7 +8,9 @@ mod common;
 
 use common::{assert_close, gpu, Rng, GRAD_TOLERANCE};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
-use wgpu_loss::{Backend, Batch, BatchAt, BufferAt, CrossEntropy, GradInto, Loss, Outputs, TargetsAt, Upstream};
+use wgpu_loss::{
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, GradInto, Loss, Outputs, Reduction, RowOp, TargetsAt, Upstream,
+};
 
 /// Sentinels around the data in every app buffer.
 const BEFORE: f32 = 7.0;
@@ -114,5 +116,117 @@ fn cross_entropy_gradient_at_every_alignment() {
     }
     for (input_lead, classes) in [(0, 1000), (1, 1001), (3, 7)] {
         cross_entropy_grad(input_lead, None, classes);
+    }
+}
+
+/// Per-element losses (`none`), the mean and the gradient of an elementwise loss, for input
+/// at `input_lead` and target at `target_lead` floats, into outputs at `out_lead` floats.
+fn elementwise(loss: &wgpu_loss::ElementwiseLoss, input_lead: usize, target_lead: usize, out_lead: usize, len: usize) {
+    let ctx = gpu();
+    let mut rng = Rng::new(len as u64);
+    let x: Vec<f32> = (0..len).map(|_| rng.uniform(0.02, 0.98)).collect();
+    let y: Vec<f32> = (0..len).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let (x_buf, y_buf) = (app_buffer(input_lead, &x), app_buffer(target_lead, &y));
+    let batch = BatchAt::new(at(&x_buf, input_lead), [len], TargetsAt::F32(at(&y_buf, target_lead)));
+    for reduction in [Reduction::None, Reduction::Mean] {
+        let loss = loss.clone().reduction(reduction);
+        let what = format!("{loss:?} on {len} elements at floats {input_lead}, {target_lead} → {out_lead}");
+        let out_len = if reduction == Reduction::None { len } else { 2 };
+        let (out, grad) = (
+            app_buffer(out_lead, &vec![0.0; out_len]),
+            app_buffer(out_lead, &vec![0.0; len]),
+        );
+        let upstream = match reduction {
+            Reduction::None => Upstream::Values(at(&y_buf, target_lead)),
+            _ => Upstream::Scalar(1.0),
+        };
+        let outputs = Outputs {
+            loss: Some(at(&out, out_lead)),
+            grad: Some((GradInto::Buffer(at(&grad, out_lead)), upstream)),
+            ..Default::default()
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        loss.encode(ctx, &mut encoder, &batch, &outputs).expect("encode");
+        ctx.queue().submit(Some(encoder.finish()));
+        let host_upstream = match reduction {
+            Reduction::None => Upstream::Values(&y[..]),
+            _ => Upstream::Scalar(1.0),
+        };
+        let want = loss
+            .forward_backward(Backend::Reference, &Batch::new(&x, [len], &y), host_upstream)
+            .expect("reference");
+        let values: Vec<f64> = want.loss.values().iter().map(|&v| f64::from(v)).collect();
+        let got = values_between_sentinels(&what, &out, out_lead, out_len);
+        assert_close(&what, &got[..values.len()], &values, ELEMENTWISE);
+        let want: Vec<f64> = want.grad.iter().map(|&g| f64::from(g)).collect();
+        assert_close(
+            &what,
+            &values_between_sentinels(&what, &grad, out_lead, len),
+            &want,
+            GRAD_TOLERANCE,
+        );
+    }
+}
+
+/// Elementwise losses against the f64 reference: one f32 evaluation per element, then (for
+/// the mean) an f32 sum in a fixed tree over ~1000 elements.
+const ELEMENTWISE: common::Tolerance = common::Tolerance {
+    name: "elementwise",
+    atol: 1e-6,
+    rtol: 1e-5,
+};
+
+#[test]
+fn elementwise_losses_at_every_alignment() {
+    use wgpu_loss::ElementwiseLoss;
+    for (input_lead, target_lead, out_lead, len) in [
+        (0, 0, 0, 1000),
+        (4, 8, 1, 1003),
+        (1, 1, 1, 1002),
+        (0, 3, 0, 999),
+        (2, 2, 2, 3),
+    ] {
+        elementwise(&ElementwiseLoss::mse(), input_lead, target_lead, out_lead, len);
+        elementwise(&ElementwiseLoss::bce(), input_lead, target_lead, out_lead, len);
+    }
+}
+
+/// Softmax, log-softmax and entropy of `[rows, classes]` at `input_lead` floats into an
+/// output at `out_lead` floats.
+fn row_op(op: RowOp, input_lead: usize, out_lead: usize, classes: usize) {
+    let ctx = gpu();
+    let rows = 29;
+    let mut rng = Rng::new(classes as u64);
+    let x = rng.logits(rows * classes, 4.0);
+    let x_buf = app_buffer(input_lead, &x);
+    let want = op
+        .forward(Backend::Reference, &Batch::input(&x, [rows, classes]))
+        .expect("reference");
+    let want: Vec<f64> = want.values().iter().map(|&v| f64::from(v)).collect();
+    let out = app_buffer(out_lead, &vec![0.0; want.len()]);
+    let batch = BatchAt::new(at(&x_buf, input_lead), [rows, classes], TargetsAt::None);
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    op.encode(ctx, &mut encoder, &batch, &Outputs::loss(at(&out, out_lead)))
+        .expect("encode");
+    ctx.queue().submit(Some(encoder.finish()));
+    let what = format!("{op:?} of [{rows}, {classes}] at float {input_lead} → {out_lead}");
+    let got = values_between_sentinels(&what, &out, out_lead, want.len());
+    assert_close(&what, &got, &want, ROW_OP);
+}
+
+/// Softmax-family outputs against the f64 reference: exp(x - max) / Σ in f32 (a few ulps of
+/// each value, plus Σ's relative error ~C·2^-24 at worst).
+const ROW_OP: common::Tolerance = common::Tolerance {
+    name: "row_op",
+    atol: 2e-6,
+    rtol: 2e-5,
+};
+
+#[test]
+fn softmax_family_at_every_alignment() {
+    for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+        for (input_lead, out_lead, classes) in [(0, 0, 1000), (1, 5, 1001), (3, 3, 7), (2, 1, 1000), (0, 0, 2)] {
+            row_op(op, input_lead, out_lead, classes);
+        }
     }
 }

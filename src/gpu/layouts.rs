@@ -10,9 +10,11 @@ pub(crate) enum Layout {
     Rows,
     /// Reduction: params, loss in, weight in | loss out, weight out.
     Reduce,
-    /// Elementwise losses: params, input, target, weight, pos_weight, upstream | out.
+    /// Elementwise losses: params, input, target, weight, pos_weight, upstream, input and
+    /// target as vec4s | out.
     Elementwise,
-    /// Row maps (softmax family): params, input, upstream | out.
+    /// Row maps (softmax family): params, input, upstream, input as vec4s | out, out as
+    /// vec4s.
     Map,
     /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
     /// upstream or reduced [loss, divisor], input as vec4s | grad, grad as vec4s.
@@ -32,8 +34,8 @@ impl Layout {
         match self {
             Layout::Rows => (3, 5),
             Layout::Reduce => (2, 2),
-            Layout::Elementwise => (5, 1),
-            Layout::Map => (2, 1),
+            Layout::Elementwise => (7, 1),
+            Layout::Map => (3, 2),
             Layout::Grad => (6, 2),
         }
     }
@@ -56,5 +58,23 @@ impl Layout {
             entries.push(entry(binding, wgpu::BufferBindingType::Storage { read_only }));
         }
         entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Layout;
+
+    /// An app's device with wgpu's default limits must take every kernel.
+    #[test]
+    fn every_layout_fits_the_default_storage_binding_limit() {
+        let max = wgpu::Limits::default().max_storage_buffers_per_shader_stage;
+        for layout in Layout::ALL {
+            let (read_only, read_write) = layout.storage_counts();
+            assert!(
+                read_only + read_write <= max,
+                "{layout:?}: {read_only} + {read_write} > {max}"
+            );
+        }
     }
 }

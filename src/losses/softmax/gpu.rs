@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::api::buffers::{BatchAt, BufferAt, GradInto, InputAt, Outputs};
 use crate::api::host::{ForwardBackward, Upstream};
-use crate::api::kinds::RowOutput as RowOp;
+use crate::api::kinds::{InputFormat, RowOutput as RowOp};
 use crate::api::reduction::LossValue;
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
@@ -29,7 +29,8 @@ struct Params {
     in_offset: u32,
     out_offset: u32,
     upstream_offset: u32,
-    _pad: [u32; 3],
+    vec4_ok: u32,
+    _pad: [u32; 2],
 }
 
 /// One pass over `[rows, classes]`: the output (no upstream) or the VJP (with one).
@@ -122,7 +123,8 @@ impl RowOp {
             self.per_row(classes) as u64
         };
         let per_row_up = self.per_row(classes) as u64;
-        let placeholder = placeholder(ctx)?;
+        // Two: a buffer bound read-only may not also be bound read-write in one dispatch.
+        let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
         let upstream_at = upstream.unwrap_or_else(|| BufferAt::from(&placeholder));
         let row_bytes = classes as u64 * 4;
         let rows_per_piece = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
@@ -159,20 +161,27 @@ impl RowOp {
             } else {
                 items(ctx, "upstream", upstream_at, 4, (0, 1))?
             };
+            // Whole vec4s of an f32 input, and of the output where it lines up alike.
+            let in4 = in_w.vec4_view().filter(|_| fmt == InputFormat::F32);
+            let out4 = out_w.vec4_view();
+            let vec4_ok = in4.is_some() && out4.is_some() && in_w.word_shift % 4 == out_w.word_shift % 4;
             let params = Params {
                 rows: piece as u32,
                 classes: classes as u32,
                 in_offset: in_w.word_shift,
                 out_offset: out_w.word_shift,
                 upstream_offset: up_w.word_shift,
-                _pad: [0; 3],
+                vec4_ok: u32::from(vec4_ok),
+                _pad: [0; 2],
             };
-            let bind_group = bind(
-                ctx,
-                kernel,
-                &params,
-                vec![in_w.binding(), up_w.binding(), out_w.binding()],
-            )?;
+            let resources = vec![
+                in_w.binding(),
+                up_w.binding(),
+                in4.map_or_else(|| placeholder.as_entire_binding(), |w| w.binding()),
+                out_w.binding(),
+                out4.map_or_else(|| placeholder_rw.as_entire_binding(), |w| w.binding()),
+            ];
+            let bind_group = bind(ctx, kernel, &params, resources)?;
             compute.launch(&bind_group, piece.div_ceil(plan.teams_per_group))?;
         }
         Ok(())

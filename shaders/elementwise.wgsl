@@ -65,10 +65,8 @@ fn input_at(i: u32) -> f32 {
 // log(1 + x) without the cancellation of log(1 + x) for tiny x (Goldberg's trick).
 fn log1p(x: f32) -> f32 {
     let u = 1.0 + x;
-    if (u == 1.0) {
-        return x;
-    }
-    return log(u) * (x / (u - 1.0));
+    // Branch-free (see log_exact); the quotient of the u = 1 lane is discarded.
+    return select(log(u) * (x / (u - 1.0)), x, u == 1.0);
 }
 
 // xlogy(t, t) = t·log t, 0 at t = 0 (PyTorch's kl_div).
@@ -94,12 +92,14 @@ fn element_loss(x: f32, y: f32, class_index: u32) -> f32 {
         }
         case 2u: {
             // (1-y)·x + lw·(log(e^-m + e^(-x-m)) + m), m = max(-x, 0): stable for |x| ≫ 1.
+            // One of e^-m, e^(-x-m) is e^0 = 1 and the other e^-|x|, so the sum is
+            // 1 + e^-|x| exactly as PyTorch adds it, with one exp instead of two.
             let m = max(-x, 0.0);
             var lw = 1.0;
             if (POS_WEIGHTED) {
                 lw = 1.0 + (pos_weight[class_index] - 1.0) * y;
             }
-            return w * ((1.0 - y) * x + lw * (log(exp(-m) + exp(-x - m)) + m));
+            return w * ((1.0 - y) * x + lw * (log(1.0 + exp(-abs(x))) + m));
         }
         default: {
             if (LOG_TARGET) {

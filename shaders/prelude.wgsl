@@ -83,12 +83,13 @@ fn is_nan(x: f32) -> bool {
 // normal (log(1e-40) gave -88.02, not -92.10), and Vulkan lets any driver flush them;
 // PyTorch's CPU kernels do not. A positive subnormal is m·2^-149 with an integer m < 2^23,
 // so its log is log(f32(m)) - 149·ln 2, from the bits alone.
+// Branch-free: a SIMD driver runs both sides of a divergent branch, so a branch would cost
+// two logs per element.
 fn log_exact(x: f32) -> f32 {
     let bits = bitcast<u32>(x);
-    if (bits != 0u && bits < 0x00800000u) {
-        return log(f32(bits)) - 103.27892990343184;
-    }
-    return log(x);
+    let subnormal = bits != 0u && bits < 0x00800000u;
+    let r = log(select(x, f32(bits), subnormal));
+    return select(r, r - 103.27892990343184, subnormal);
 }
 
 // log(x + e) for x, e ≥ 0 with subnormals honoured: two subnormals (or zeros) add exactly

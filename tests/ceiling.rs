@@ -1,6 +1,7 @@
 //! The ceilings the bench states speeds against run on the adapter and the host and give a
 //! plausible rate (positive, finite, below 10 TB/s), at a size smaller than a binding and at
-//! one that is not a multiple of 16 bytes (rounded down).
+//! one that is not a multiple of 16 bytes (rounded down); so do the loads-only and exp-rate
+//! kernels that say why a loss stays below them.
 
 mod common;
 
@@ -21,4 +22,20 @@ fn ceilings_are_measured() {
         plausible("gpu copy", ceiling::gpu_copy(gpu(), bytes).expect("gpu copy"));
         plausible("host read", ceiling::host_read(bytes as usize));
     }
+}
+
+#[test]
+fn the_why_twins_are_measured() {
+    // Loads alone over rows of every kind the kernels read: whole vec4s, packs of rows for a
+    // team of one, scalars for rows off 16 bytes; and more rows than a binding holds.
+    for (rows, classes, team) in [(1000, 128, 1), (999, 10, 1), (300, 1001, 8), (64, 4096, 64)] {
+        plausible(
+            "gpu rows read",
+            ceiling::gpu_rows_read(gpu(), rows, classes, team).expect("rows read"),
+        );
+    }
+    plausible("gpu loss loads", ceiling::gpu_loss_loads(gpu(), 1 << 40, 10).expect("loss loads"));
+    // exp rates in 10^9 per second: plausible too (below 10^13 exps per second).
+    plausible("gpu exp rate", ceiling::gpu_exp_rate(gpu()).expect("exp rate"));
+    plausible("host exp rate", ceiling::host_exp_rate());
 }

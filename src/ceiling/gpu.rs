@@ -15,7 +15,10 @@ const SHADER: &str = include_str!("../../shaders/ceiling.wgsl");
 const LAUNCHES: [u32; 4] = [64, 256, 1024, 4096];
 
 /// Consecutive vec4s per invocation and step (the `UNROLL` override).
-const UNROLLS: [f64; 2] = [1.0, 4.0];
+const UNROLLS: [&[(&str, f64)]; 2] = [&[("UNROLL", 1.0)], &[("UNROLL", 4.0)]];
+
+/// Bytes of the read kernels' output: one vec4 per workgroup of the largest launch.
+const DST_BYTES: u64 = 16 * LAUNCHES[3] as u64;
 
 /// Timed submissions per launch shape and unrolling.
 const RUNS: usize = 4;
@@ -24,23 +27,75 @@ const RUNS: usize = 4;
 /// and sums them, writing one value per workgroup. The size is capped at the largest
 /// storage binding (the rate, not the size, is the result) and rounded down to 16 bytes.
 pub fn gpu_read(ctx: &GpuContext, bytes: u64) -> Result<f64> {
-    measure(ctx, "read_sum", bytes, 1)
+    let size = binding_size(ctx, bytes);
+    let time = best_time(ctx, "read_sum", &UNROLLS, (size, DST_BYTES), &LAUNCHES)?;
+    Ok(size as f64 / time / 1e9)
 }
 
 /// The adapter's read+write rate in GB/s, counting both: a kernel that copies `bytes / 2`
 /// with vec4 loads and stores (so that `bytes` is the traffic, as a loss's forward+backward
 /// that reads the logits and writes the gradient counts it).
 pub fn gpu_copy(ctx: &GpuContext, bytes: u64) -> Result<f64> {
-    measure(ctx, "copy", bytes / 2, 2)
+    let size = binding_size(ctx, bytes / 2);
+    let time = best_time(ctx, "copy", &UNROLLS, (size, size), &LAUNCHES)?;
+    Ok((2 * size) as f64 / time / 1e9)
 }
 
-fn measure(ctx: &GpuContext, entry: &str, bytes: u64, traffic: u64) -> Result<f64> {
-    let device = ctx.device();
+/// The read rate in GB/s of a loss's loads alone over `[rows, classes]` f32 rows, read by
+/// teams of `team` lanes as the loss kernels read them (whole vec4s where rows line up on
+/// 16 bytes, packs of rows for `team` 1), with no math: what the shape's access pattern
+/// allows. Rows past the largest storage binding are left out (the rate is the result).
+pub fn gpu_rows_read(ctx: &GpuContext, rows: u64, classes: u64, team: u32) -> Result<f64> {
+    let row_bytes = 4 * classes.max(1);
+    let rows = rows.min(binding_size(ctx, u64::MAX) / row_bytes / 4 * 4).max(1);
+    let size = (rows * row_bytes).next_multiple_of(16);
+    let constants = [
+        ("ROWS", rows as f64),
+        ("CLASSES", classes as f64),
+        ("TEAM", f64::from(team.max(1))),
+    ];
+    let time = best_time(ctx, "rows_read", &[&constants], (size, DST_BYTES), &LAUNCHES)?;
+    Ok((rows * row_bytes) as f64 / time / 1e9)
+}
+
+/// [`gpu_rows_read`] with the team the cross-entropy kernels choose for this shape on
+/// `ctx`: the loads of its forward alone.
+pub fn gpu_loss_loads(ctx: &GpuContext, rows: u64, classes: u64) -> Result<f64> {
+    let team = crate::gpu::plan::Plan::choose(ctx, rows, classes, true).team_width();
+    gpu_rows_read(ctx, rows, classes, team)
+}
+
+/// The adapter's exp rate in 10^9 exps per second: independent vec4 exps on values in
+/// registers, no loads (what a loss's math costs where the adapter computes slowly, as a
+/// CPU driver does).
+pub fn gpu_exp_rate(ctx: &GpuContext) -> Result<f64> {
+    const STEPS: u32 = 1024;
+    let groups = LAUNCHES[2];
+    let constants = [("EXP_STEPS", f64::from(STEPS))];
+    let time = best_time(ctx, "exp_rate", &[&constants], (16, DST_BYTES), &[groups])?;
+    let exps = f64::from(groups) * 64.0 * f64::from(STEPS) * 16.0;
+    Ok(exps / time / 1e9)
+}
+
+/// `bytes` capped at the largest storage binding and buffer, in whole 16-byte units.
+fn binding_size(ctx: &GpuContext, bytes: u64) -> u64 {
     let limit = ctx
         .limits()
         .max_storage_buffer_binding_size
         .min(ctx.limits().max_buffer_size);
-    let size = (bytes.min(limit) / 16 * 16).max(16);
+    (bytes.min(limit) / 16 * 16).max(16)
+}
+
+/// The best single run of `entry` over `launches` (workgroup counts) and each set of
+/// override `constants`, reading a `src_size`-byte buffer and writing a `dst_size`-byte one.
+fn best_time(
+    ctx: &GpuContext,
+    entry: &str,
+    constants: &[&[(&str, f64)]],
+    (src_size, dst_size): (u64, u64),
+    launches: &[u32],
+) -> Result<f64> {
+    let device = ctx.device();
     let module = scoped(device, "the ceiling shader", || {
         device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("ceiling"),
@@ -57,15 +112,10 @@ fn measure(ctx: &GpuContext, entry: &str, bytes: u64, traffic: u64) -> Result<f6
             })
         })
     };
-    let src = buffer("ceiling.src", size)?;
-    let dst_size = if traffic == 2 {
-        size
-    } else {
-        16 * u64::from(LAUNCHES[3])
-    };
+    let src = buffer("ceiling.src", src_size)?;
     let dst = buffer("ceiling.dst", dst_size)?;
     let mut best = f64::MAX;
-    for unroll in UNROLLS {
+    for &constants in constants {
         let pipeline = scoped(device, "the ceiling pipeline", || {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
@@ -73,23 +123,23 @@ fn measure(ctx: &GpuContext, entry: &str, bytes: u64, traffic: u64) -> Result<f6
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[("UNROLL", unroll)],
+                    constants,
                     ..Default::default()
                 },
                 cache: None,
             })
         })?;
-        best = best.min(fastest_run(ctx, &pipeline, &src, &dst)?);
+        best = best.min(fastest_run(ctx, &pipeline, (&src, &dst), launches)?);
     }
-    Ok((size * traffic) as f64 / best / 1e9)
+    Ok(best)
 }
 
-/// The shortest of `RUNS` timed runs (after one to warm up) over every launch shape.
+/// The shortest of `RUNS` timed runs (after one to warm up) over `launches`.
 fn fastest_run(
     ctx: &GpuContext,
     pipeline: &wgpu::ComputePipeline,
-    src: &wgpu::Buffer,
-    dst: &wgpu::Buffer,
+    (src, dst): (&wgpu::Buffer, &wgpu::Buffer),
+    launches: &[u32],
 ) -> Result<f64> {
     let device = ctx.device();
     let bind = device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -107,7 +157,7 @@ fn fastest_run(
         ],
     });
     let mut best = f64::MAX;
-    for groups in LAUNCHES {
+    for &groups in launches {
         for run in 0..=RUNS {
             let start = Instant::now();
             let mut encoder = device.create_command_encoder(&Default::default());

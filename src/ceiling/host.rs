@@ -33,3 +33,25 @@ pub fn host_read(bytes: usize) -> f64 {
     }
     (data.len() * 4) as f64 / best / 1e9
 }
+
+/// The host's exp rate in 10^9 exps per second with all threads: the fast CPU backend's own
+/// vectorised Σ exp(x - max) over a row that stays in cache (so that memory is not what is
+/// timed), best of 5 passes. Against a loss's exp count this bounds its time from below.
+pub fn host_exp_rate() -> f64 {
+    const ROW: usize = 4096;
+    const ROWS_PER_TASK: usize = 64;
+    let kernels = crate::cpu::simd::Kernels::detect();
+    let row: Vec<f32> = (0..ROW).map(|i| -((i % 97) as f32) * 0.1).collect();
+    let tasks = 4 * rayon::current_num_threads();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let total: f32 = (0..tasks)
+            .into_par_iter()
+            .map(|_| (0..ROWS_PER_TASK).map(|_| kernels.exp_sum(std::hint::black_box(&row), 0.0, None).0).sum::<f32>())
+            .sum();
+        std::hint::black_box(total);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    (tasks * ROWS_PER_TASK * ROW) as f64 / best / 1e9
+}

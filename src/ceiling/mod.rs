@@ -3,6 +3,11 @@
 //! ([`gpu_read`]), its read+write rate ([`gpu_copy`]), and the host's read rate with every
 //! thread ([`host_read`]). All in GB/s (10^9 bytes per second) of the bytes they touch.
 //!
+//! Where a loss stays below its ceiling, two more say why: the rate of the loss's loads
+//! alone on its shape ([`gpu_rows_read`], [`gpu_loss_loads`]: a pattern the adapter cannot stream), and the
+//! rate of exp on each side ([`gpu_exp_rate`], [`host_exp_rate`]: math the side computes
+//! slowly).
+//!
 //! ```no_run
 //! # fn main() -> wgpu_loss::Result<()> {
 //! let ctx = wgpu_loss::GpuContext::new_blocking()?;
@@ -15,5 +20,5 @@
 mod gpu;
 mod host;
 
-pub use gpu::{gpu_copy, gpu_read};
-pub use host::host_read;
+pub use gpu::{gpu_copy, gpu_exp_rate, gpu_loss_loads, gpu_read, gpu_rows_read};
+pub use host::{host_exp_rate, host_read};

@@ -100,6 +100,11 @@ impl Plan {
         }
     }
 
+    /// Lanes in one team: 1 (a row per invocation), the subgroup's, or the workgroup's.
+    pub(crate) fn team_width(&self) -> u32 {
+        TEAM_GROUP_SIZE / self.teams_per_group as u32
+    }
+
     /// Whether rows are split into blocks (two passes).
     pub(crate) fn split(&self) -> bool {
         self.strategy == Strategy::SplitRow

@@ -57,10 +57,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let name = LossName::from(args.loss);
     let loss = name.default_loss();
     let mut results = Vec::new();
+    let rates = ExpRates::measure(ctx.as_ref())?;
     for &(rows, classes) in &shapes {
         let mut shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
         progress.step(&format!("{} ceilings", shape.label));
-        shape.ceilings = Ceilings::measure(ctx.as_ref(), shape.bytes as u64, shape.writes)?;
+        shape.ceilings = Ceilings::measure(ctx.as_ref(), &shape, args.loss, rates)?;
         results.extend(shape.run(ctx.as_ref(), &mut progress)?);
     }
     progress.finish();
@@ -96,25 +97,73 @@ fn context(args: &BenchArgs) -> Result<Option<GpuContext>, String> {
 }
 
 /// The ceilings of one shape's byte count, GB/s: the adapter's (streaming read, or copy for
-/// forward + backward) and the host's read with every thread.
+/// forward + backward) and the host's read with every thread; and why a loss may stay
+/// below them: its loads alone on the adapter, and the least time each side's exp rate
+/// allows for the call's exps.
 #[derive(Clone, Copy, Default)]
 struct Ceilings {
     gpu: f64,
     host: f64,
+    /// GB/s of the cross-entropy forward's loads alone on this shape (`ceiling::gpu_loss_loads`).
+    gpu_loads: Option<f64>,
+    /// Seconds the call's exps take at least on the adapter and on the host.
+    gpu_exps: Option<f64>,
+    host_exps: Option<f64>,
+}
+
+/// Each side's exp rate (10^9 per second), measured once per run.
+#[derive(Clone, Copy)]
+struct ExpRates {
+    gpu: Option<f64>,
+    host: f64,
+}
+
+impl ExpRates {
+    fn measure(ctx: Option<&GpuContext>) -> Result<Self, String> {
+        let gpu = ctx.map(ceiling::gpu_exp_rate).transpose().map_err(|e| e.to_string())?;
+        Ok(Self {
+            gpu,
+            host: ceiling::host_exp_rate(),
+        })
+    }
+}
+
+/// Exps per input element of a call: the forward's (softmax and entropy read each row twice,
+/// bce-with-logits takes two), plus the backward's with `grad`; `None` where the loss has no
+/// exp to count.
+fn exps_per_element(loss: BenchLoss, grad: bool) -> Option<f64> {
+    let (forward, backward) = match loss {
+        BenchLoss::CrossEntropy | BenchLoss::LogSoftmax => (1.0, 1.0),
+        BenchLoss::Softmax | BenchLoss::Entropy | BenchLoss::BceWithLogits => (2.0, 1.0),
+        _ => return None,
+    };
+    Some(forward + if grad { backward } else { 0.0 })
 }
 
 impl Ceilings {
     /// At `bytes` of traffic: the adapter's copy when the call `writes` a tensor as large as
     /// its input (half the traffic each way), else its read.
-    fn measure(ctx: Option<&GpuContext>, bytes: u64, writes: bool) -> Result<Self, String> {
+    fn measure(ctx: Option<&GpuContext>, shape: &Shape<'_>, loss: BenchLoss, rates: ExpRates) -> Result<Self, String> {
+        let bytes = shape.bytes as u64;
+        let (rows, classes) = (shape.data.rows as u64, shape.data.classes as u64);
         let gpu = match ctx {
-            Some(ctx) if writes => ceiling::gpu_copy(ctx, bytes),
+            Some(ctx) if shape.writes => ceiling::gpu_copy(ctx, bytes),
             Some(ctx) => ceiling::gpu_read(ctx, bytes),
             None => Ok(f64::NAN),
         };
+        let gpu_loads = match ctx {
+            Some(ctx) if loss == BenchLoss::CrossEntropy && !shape.writes => {
+                Some(ceiling::gpu_loss_loads(ctx, rows, classes).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let exps = exps_per_element(loss, shape.grad).map(|e| e * (rows * classes) as f64);
         Ok(Self {
             gpu: gpu.map_err(|e| e.to_string())?,
             host: ceiling::host_read(bytes as usize),
+            gpu_loads,
+            gpu_exps: exps.zip(rates.gpu).map(|(n, rate)| n / rate / 1e9),
+            host_exps: exps.map(|n| n / rates.host / 1e9),
         })
     }
 }
@@ -199,6 +248,13 @@ impl<'a> Shape<'a> {
             } else {
                 self.ceilings.host
             },
+            loads_only: self.ceilings.gpu_loads.filter(|_| backend == "gpu"),
+            exp_bound: match backend {
+                "gpu" => self.ceilings.gpu_exps,
+                "cpu" => self.ceilings.host_exps,
+                _ => None,
+            }
+            .map(Duration::from_secs_f64),
         }
     }
 

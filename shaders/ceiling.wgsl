@@ -102,27 +102,36 @@ fn rows_read(
     write_group_sum(lane, group.x, acc);
 }
 
-// The adapter's exp rate: EXP_STEPS steps of four independent vec4 exps per invocation on
-// values in registers (16 exps a step; x -> exp(x) - 1.5 stays near -1.2), no loads.
-override EXP_STEPS: u32 = 256u;
+// The adapter's rate of one transcendental function (FUNCTION 0: exp, 1: log): STEPS steps
+// of four independent vec4 calls per invocation on values in registers (16 calls a step),
+// no loads. x -> exp(x) - 1.5 stays near -1.2 and x -> log(x) + 2 near 3.1.
+override STEPS: u32 = 256u;
+override FUNCTION: u32 = 0u;
+
+fn step(x: vec4<f32>) -> vec4<f32> {
+    if (FUNCTION == 0u) {
+        return exp(x) - 1.5;
+    }
+    return log(x) + 2.0;
+}
 
 @compute @workgroup_size(GROUP)
-fn exp_rate(
+fn math_rate(
     @builtin(local_invocation_index) lane: u32,
     @builtin(workgroup_id) group: vec3<u32>,
 ) {
-    var a = vec4(-1e-3 * f32(lane), -0.5, -1.0, -1.5);
-    var b = a - 0.1;
-    var c = a - 0.2;
-    var d = a - 0.3;
-    if (EXP_STEPS == 0u) {
+    var a = vec4(1.0 + 1e-3 * f32(lane), 1.5, 2.0, 2.5) - 2.5 * f32(FUNCTION == 0u);
+    var b = a + 0.1;
+    var c = a + 0.2;
+    var d = a + 0.3;
+    if (STEPS == 0u) {
         a += src[0];   // the layout has the read binding too (never runs)
     }
-    for (var s = 0u; s < EXP_STEPS; s++) {
-        a = exp(a) - 1.5;
-        b = exp(b) - 1.5;
-        c = exp(c) - 1.5;
-        d = exp(d) - 1.5;
+    for (var s = 0u; s < STEPS; s++) {
+        a = step(a);
+        b = step(b);
+        c = step(c);
+        d = step(d);
     }
     write_group_sum(lane, group.x, a + b + c + d);
 }

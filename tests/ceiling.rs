@@ -34,8 +34,13 @@ fn the_why_twins_are_measured() {
             ceiling::gpu_rows_read(gpu(), rows, classes, team).expect("rows read"),
         );
     }
-    plausible("gpu loss loads", ceiling::gpu_loss_loads(gpu(), 1 << 40, 10).expect("loss loads"));
-    // exp rates in 10^9 per second: plausible too (below 10^13 exps per second).
+    plausible(
+        "gpu loss loads",
+        ceiling::gpu_loss_loads(gpu(), 1 << 40, 10).expect("loss loads"),
+    );
+    // exp and log rates in 10^9 per second: plausible too (below 10^13 a second).
     plausible("gpu exp rate", ceiling::gpu_exp_rate(gpu()).expect("exp rate"));
+    plausible("gpu log rate", ceiling::gpu_log_rate(gpu()).expect("log rate"));
     plausible("host exp rate", ceiling::host_exp_rate());
+    plausible("host log rate", ceiling::host_log_rate());
 }

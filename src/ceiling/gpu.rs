@@ -69,12 +69,22 @@ pub fn gpu_loss_loads(ctx: &GpuContext, rows: u64, classes: u64) -> Result<f64> 
 /// registers, no loads (what a loss's math costs where the adapter computes slowly, as a
 /// CPU driver does).
 pub fn gpu_exp_rate(ctx: &GpuContext) -> Result<f64> {
+    math_rate(ctx, 0.0)
+}
+
+/// The adapter's log rate in 10^9 logs per second, as [`gpu_exp_rate`].
+pub fn gpu_log_rate(ctx: &GpuContext) -> Result<f64> {
+    math_rate(ctx, 1.0)
+}
+
+/// Calls per second (10^9) of `function` (0: exp, 1: log) in `math_rate`.
+fn math_rate(ctx: &GpuContext, function: f64) -> Result<f64> {
     const STEPS: u32 = 1024;
     let groups = LAUNCHES[2];
-    let constants = [("EXP_STEPS", f64::from(STEPS))];
-    let time = best_time(ctx, "exp_rate", &[&constants], (16, DST_BYTES), &[groups])?;
-    let exps = f64::from(groups) * 64.0 * f64::from(STEPS) * 16.0;
-    Ok(exps / time / 1e9)
+    let constants = [("STEPS", f64::from(STEPS)), ("FUNCTION", function)];
+    let time = best_time(ctx, "math_rate", &[&constants], (16, DST_BYTES), &[groups])?;
+    let calls = f64::from(groups) * 64.0 * f64::from(STEPS) * 16.0;
+    Ok(calls / time / 1e9)
 }
 
 /// `bytes` capped at the largest storage binding and buffer, in whole 16-byte units.

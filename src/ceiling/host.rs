@@ -38,17 +38,43 @@ pub fn host_read(bytes: usize) -> f64 {
 /// vectorised Σ exp(x - max) over a row that stays in cache (so that memory is not what is
 /// timed), best of 5 passes. Against a loss's exp count this bounds its time from below.
 pub fn host_exp_rate() -> f64 {
+    let kernels = crate::cpu::simd::Kernels::detect();
+    math_rate(-1.0, |row| kernels.exp_sum(row, 0.0, None).0)
+}
+
+/// The host's log rate in 10^9 logs per second, as [`host_exp_rate`]: the fast CPU
+/// backend's vectorisable ln.
+pub fn host_log_rate() -> f64 {
+    math_rate(1.0, |row| {
+        // Eight independent sums, as the backend's loops keep them (one chain would time
+        // the adds' latency, not ln).
+        let mut acc = [0.0_f32; 8];
+        for chunk in row.chunks_exact(8) {
+            for i in 0..8 {
+                acc[i] += crate::cpu::simd::ln_nonneg(chunk[i]);
+            }
+        }
+        acc.iter().sum()
+    })
+}
+
+/// Values per second (10^9) `f` takes over an in-cache row of values of `sign` (exp takes
+/// x ≤ 0, ln x > 0), with every thread.
+fn math_rate(sign: f32, f: impl Fn(&[f32]) -> f32 + Sync) -> f64 {
     const ROW: usize = 4096;
     const ROWS_PER_TASK: usize = 64;
-    let kernels = crate::cpu::simd::Kernels::detect();
-    let row: Vec<f32> = (0..ROW).map(|i| -((i % 97) as f32) * 0.1).collect();
+    let row: Vec<f32> = (0..ROW).map(|i| sign * (0.05 + (i % 97) as f32 * 0.1)).collect();
     let tasks = 4 * rayon::current_num_threads();
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
         let total: f32 = (0..tasks)
             .into_par_iter()
-            .map(|_| (0..ROWS_PER_TASK).map(|_| kernels.exp_sum(std::hint::black_box(&row), 0.0, None).0).sum::<f32>())
+            .map(|_| {
+                (0..ROWS_PER_TASK)
+                    .map(|_| f(std::hint::black_box(&row[..])))
+                    .sum::<f32>()
+            })
             .sum();
         std::hint::black_box(total);
         best = best.min(start.elapsed().as_secs_f64());

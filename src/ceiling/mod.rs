@@ -5,8 +5,9 @@
 //!
 //! Where a loss stays below its ceiling, two more say why: the rate of the loss's loads
 //! alone on its shape ([`gpu_rows_read`], [`gpu_loss_loads`]: a pattern the adapter cannot stream), and the
-//! rate of exp on each side ([`gpu_exp_rate`], [`host_exp_rate`]: math the side computes
-//! slowly).
+//! rate of exp and log on each side ([`gpu_exp_rate`], [`gpu_log_rate`], [`host_exp_rate`],
+//! [`host_log_rate`]:
+//! math the side computes slowly).
 //!
 //! ```no_run
 //! # fn main() -> wgpu_loss::Result<()> {
@@ -20,5 +21,5 @@
 mod gpu;
 mod host;
 
-pub use gpu::{gpu_copy, gpu_exp_rate, gpu_loss_loads, gpu_read, gpu_rows_read};
-pub use host::{host_exp_rate, host_read};
+pub use gpu::{gpu_copy, gpu_exp_rate, gpu_log_rate, gpu_loss_loads, gpu_read, gpu_rows_read};
+pub use host::{host_exp_rate, host_log_rate, host_read};

@@ -57,7 +57,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let name = LossName::from(args.loss);
     let loss = name.default_loss();
     let mut results = Vec::new();
-    let rates = ExpRates::measure(ctx.as_ref())?;
+    let rates = MathRates::measure(ctx.as_ref())?;
     for &(rows, classes) in &shapes {
         let mut shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
         progress.step(&format!("{} ceilings", shape.label));
@@ -98,52 +98,64 @@ fn context(args: &BenchArgs) -> Result<Option<GpuContext>, String> {
 
 /// The ceilings of one shape's byte count, GB/s: the adapter's (streaming read, or copy for
 /// forward + backward) and the host's read with every thread; and why a loss may stay
-/// below them: its loads alone on the adapter, and the least time each side's exp rate
-/// allows for the call's exps.
+/// below them: its loads alone on the adapter, and the least time each side's exp and log
+/// rates allow for the call's math.
 #[derive(Clone, Copy, Default)]
 struct Ceilings {
     gpu: f64,
     host: f64,
     /// GB/s of the cross-entropy forward's loads alone on this shape (`ceiling::gpu_loss_loads`).
     gpu_loads: Option<f64>,
-    /// Seconds the call's exps take at least on the adapter and on the host.
-    gpu_exps: Option<f64>,
-    host_exps: Option<f64>,
+    /// Seconds the call's exps and logs take at least on the adapter and on the host.
+    gpu_math: Option<f64>,
+    host_math: Option<f64>,
 }
 
-/// Each side's exp rate (10^9 per second), measured once per run.
+/// Each side's (exp, log) rates (10^9 per second), measured once per run.
 #[derive(Clone, Copy)]
-struct ExpRates {
-    gpu: Option<f64>,
-    host: f64,
+struct MathRates {
+    gpu: Option<(f64, f64)>,
+    host: (f64, f64),
 }
 
-impl ExpRates {
+impl MathRates {
     fn measure(ctx: Option<&GpuContext>) -> Result<Self, String> {
-        let gpu = ctx.map(ceiling::gpu_exp_rate).transpose().map_err(|e| e.to_string())?;
+        let gpu = ctx
+            .map(|ctx| Ok::<_, wgpu_loss::LossError>((ceiling::gpu_exp_rate(ctx)?, ceiling::gpu_log_rate(ctx)?)))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             gpu,
-            host: ceiling::host_exp_rate(),
+            host: (ceiling::host_exp_rate(), ceiling::host_log_rate()),
         })
     }
 }
 
-/// Exps per input element of a call: the forward's (softmax and entropy read each row twice,
-/// bce-with-logits takes two), plus the backward's with `grad`; `None` where the loss has no
-/// exp to count.
-fn exps_per_element(loss: BenchLoss, grad: bool) -> Option<f64> {
-    let (forward, backward) = match loss {
-        BenchLoss::CrossEntropy | BenchLoss::LogSoftmax => (1.0, 1.0),
-        BenchLoss::Softmax | BenchLoss::Entropy | BenchLoss::BceWithLogits => (2.0, 1.0),
-        _ => return None,
+/// (exps, logs) per input element of a timed call, as the kernels compute them: the
+/// forward's, plus the backward's with `grad` (the softmax family's timed `--grad` call is
+/// its VJP alone, which reads each row three times); `None` for a loss without either.
+fn math_per_element(loss: BenchLoss, grad: bool) -> Option<(f64, f64)> {
+    let (forward, with_grad) = match loss {
+        BenchLoss::CrossEntropy => ((1.0, 0.0), (2.0, 0.0)),
+        BenchLoss::LogSoftmax => ((1.0, 0.0), (2.0, 0.0)),
+        BenchLoss::Softmax | BenchLoss::Entropy => ((2.0, 0.0), (3.0, 0.0)),
+        BenchLoss::Bce => ((0.0, 2.0), (0.0, 2.0)),
+        BenchLoss::BceWithLogits => ((1.0, 1.0), (2.0, 1.0)),
+        BenchLoss::KlDiv => ((0.0, 1.0), (0.0, 1.0)),
+        BenchLoss::Nll | BenchLoss::Mse => return None,
     };
-    Some(forward + if grad { backward } else { 0.0 })
+    Some(if grad { with_grad } else { forward })
+}
+
+/// Seconds `count` elements' math takes at `(exp, log)` rates.
+fn math_seconds((exps, logs): (f64, f64), count: f64, (exp_rate, log_rate): (f64, f64)) -> f64 {
+    count * (exps / exp_rate + logs / log_rate) / 1e9
 }
 
 impl Ceilings {
     /// At `bytes` of traffic: the adapter's copy when the call `writes` a tensor as large as
     /// its input (half the traffic each way), else its read.
-    fn measure(ctx: Option<&GpuContext>, shape: &Shape<'_>, loss: BenchLoss, rates: ExpRates) -> Result<Self, String> {
+    fn measure(ctx: Option<&GpuContext>, shape: &Shape<'_>, loss: BenchLoss, rates: MathRates) -> Result<Self, String> {
         let bytes = shape.bytes as u64;
         let (rows, classes) = (shape.data.rows as u64, shape.data.classes as u64);
         let gpu = match ctx {
@@ -157,13 +169,14 @@ impl Ceilings {
             }
             _ => None,
         };
-        let exps = exps_per_element(loss, shape.grad).map(|e| e * (rows * classes) as f64);
+        let math = math_per_element(loss, shape.grad);
+        let count = (rows * classes) as f64;
         Ok(Self {
             gpu: gpu.map_err(|e| e.to_string())?,
             host: ceiling::host_read(bytes as usize),
             gpu_loads,
-            gpu_exps: exps.zip(rates.gpu).map(|(n, rate)| n / rate / 1e9),
-            host_exps: exps.map(|n| n / rates.host / 1e9),
+            gpu_math: math.zip(rates.gpu).map(|(m, r)| math_seconds(m, count, r)),
+            host_math: math.map(|m| math_seconds(m, count, rates.host)),
         })
     }
 }
@@ -249,9 +262,9 @@ impl<'a> Shape<'a> {
                 self.ceilings.host
             },
             loads_only: self.ceilings.gpu_loads.filter(|_| backend == "gpu"),
-            exp_bound: match backend {
-                "gpu" => self.ceilings.gpu_exps,
-                "cpu" => self.ceilings.host_exps,
+            math_bound: match backend {
+                "gpu" => self.ceilings.gpu_math,
+                "cpu" => self.ceilings.host_math,
                 _ => None,
             }
             .map(Duration::from_secs_f64),

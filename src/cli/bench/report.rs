@@ -16,8 +16,8 @@ pub struct Row {
     pub ceiling: f64,
     /// GB/s of the loss's loads alone on this shape (GPU cross-entropy forward).
     pub loads_only: Option<f64>,
-    /// The least time this side's exp rate allows for the call's exps.
-    pub exp_bound: Option<Duration>,
+    /// The least time this side's exp and log rates allow for the call's math.
+    pub math_bound: Option<Duration>,
 }
 
 impl Row {
@@ -54,16 +54,30 @@ impl Report {
             "ceilings at each shape's bytes, this run: GPU = the adapter's read kernel (its copy kernel where a tensor the size of the input is written), CPU = the host's read with all threads"
         );
         println!(
-            "loads %: the loss's loads alone (no math) on the shape, % of the ceiling; exp ms: the least time the side's exp rate allows for the call's exps"
+            "loads %: the loss's loads alone (no math) on the shape, % of the ceiling; math ms: the least time the side's exp and log rates (measured in this run) allow for the call's exps and logs"
         );
         println!(
             "{:>16}  {:<14} {:<11} {:>10} {:>8} {:>8} {:>7} {:>8} {:>8} {:>9} {:>10}",
-            "shape", "backend", "mode", "median ms", "GB/s", "ceiling", "% ceil", "loads %", "exp ms", "gpu/cpu", "max |err|"
+            "shape",
+            "backend",
+            "mode",
+            "median ms",
+            "GB/s",
+            "ceiling",
+            "% ceil",
+            "loads %",
+            "math ms",
+            "gpu/cpu",
+            "max |err|"
         );
         for r in &self.results {
             let err = r.max_abs_err.map_or("-".into(), |e| format!("{e:.1e}"));
-            let loads = r.loads_only.map_or("-".into(), |l| format!("{:.0}%", 100.0 * l / r.ceiling));
-            let exp = r.exp_bound.map_or("-".into(), |t| format!("{:.1}", t.as_secs_f64() * 1e3));
+            let loads = r
+                .loads_only
+                .map_or("-".into(), |l| format!("{:.0}%", 100.0 * l / r.ceiling));
+            let math = r
+                .math_bound
+                .map_or("-".into(), |t| format!("{:.1}", t.as_secs_f64() * 1e3));
             println!(
                 "{:>16}  {:<14} {:<11} {:>10.2} {:>8.2} {:>8.2} {:>6.0}% {:>8} {:>8} {:>9} {:>10}",
                 format!("{}x{}", r.rows, r.classes),
@@ -74,7 +88,7 @@ impl Report {
                 r.ceiling,
                 100.0 * r.fraction_of_ceiling(),
                 loads,
-                exp,
+                math,
                 self.speedup(r),
                 err
             );
@@ -101,9 +115,9 @@ impl Report {
             .map(|r| {
                 let err = r.max_abs_err.map_or("null".into(), |e| format!("{e:e}"));
                 let loads = r.loads_only.map_or("null".into(), |l| format!("{l:.4}"));
-                let exp = r.exp_bound.map_or("null".into(), |t| format!("{:.4}", t.as_secs_f64() * 1e3));
+                let math = r.math_bound.map_or("null".into(), |t| format!("{:.4}", t.as_secs_f64() * 1e3));
                 format!(
-                    "{{\"loss\":\"{}\",\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"grad\":{},\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"ceiling_gb_per_s\":{:.4},\"fraction_of_ceiling\":{:.4},\"loads_only_gb_per_s\":{},\"exp_bound_ms\":{},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
+                    "{{\"loss\":\"{}\",\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"grad\":{},\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"ceiling_gb_per_s\":{:.4},\"fraction_of_ceiling\":{:.4},\"loads_only_gb_per_s\":{},\"math_bound_ms\":{},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
                     escape(&self.loss),
                     r.rows,
                     r.classes,
@@ -116,7 +130,7 @@ impl Report {
                     r.ceiling,
                     r.fraction_of_ceiling(),
                     loads,
-                    exp,
+                    math,
                     escape(&self.adapter),
                     err
                 )

@@ -16,7 +16,7 @@ use crate::gpu::io::{placeholder, read_back, storage, upload, Waiting};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::spans;
-use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding, window_of};
+use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding, window_of, Window};
 
 use super::spec::RowsIn;
 
@@ -40,6 +40,25 @@ struct RowPass<'a> {
     classes: usize,
     upstream: Option<BufferAt<'a>>,
     out: BufferAt<'a>,
+}
+
+/// Whether the kernel may read the input (and write the output) as whole vec4s — an f32
+/// input, both views present, offsets equal mod 4 — and the two views, or the placeholders
+/// (read-only, read-write) where there is none.
+fn vec4_views<'w>(
+    in_w: &Window<'w>,
+    out_w: &Window<'w>,
+    fmt: InputFormat,
+    [placeholder, placeholder_rw]: [&'w wgpu::Buffer; 2],
+) -> (bool, wgpu::BindingResource<'w>, wgpu::BindingResource<'w>) {
+    let in4 = in_w.vec4_view().filter(|_| fmt == InputFormat::F32);
+    let out4 = out_w.vec4_view();
+    let ok = in4.is_some() && out4.is_some() && in_w.word_shift % 4 == out_w.word_shift % 4;
+    (
+        ok,
+        in4.map_or_else(|| placeholder.as_entire_binding(), |w| w.binding()),
+        out4.map_or_else(|| placeholder_rw.as_entire_binding(), |w| w.binding()),
+    )
 }
 
 impl RowOp {
@@ -161,10 +180,7 @@ impl RowOp {
             } else {
                 items(ctx, "upstream", upstream_at, 4, (0, 1))?
             };
-            // Whole vec4s of an f32 input, and of the output where it lines up alike.
-            let in4 = in_w.vec4_view().filter(|_| fmt == InputFormat::F32);
-            let out4 = out_w.vec4_view();
-            let vec4_ok = in4.is_some() && out4.is_some() && in_w.word_shift % 4 == out_w.word_shift % 4;
+            let (vec4_ok, in4, out4) = vec4_views(&in_w, &out_w, fmt, [&placeholder, &placeholder_rw]);
             let params = Params {
                 rows: piece as u32,
                 classes: classes as u32,
@@ -174,13 +190,7 @@ impl RowOp {
                 vec4_ok: u32::from(vec4_ok),
                 _pad: [0; 2],
             };
-            let resources = vec![
-                in_w.binding(),
-                up_w.binding(),
-                in4.map_or_else(|| placeholder.as_entire_binding(), |w| w.binding()),
-                out_w.binding(),
-                out4.map_or_else(|| placeholder_rw.as_entire_binding(), |w| w.binding()),
-            ];
+            let resources = vec![in_w.binding(), up_w.binding(), in4, out_w.binding(), out4];
             let bind_group = bind(ctx, kernel, &params, resources)?;
             compute.launch(&bind_group, piece.div_ceil(plan.teams_per_group))?;
         }

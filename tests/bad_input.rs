@@ -143,42 +143,50 @@ fn target_out_of_range_names_row_and_value() {
 
 #[test]
 fn shapes_that_are_not_n_by_c() {
-    // Cross-entropy and the softmax family take [N, C] only; the shape is checked before
-    // the lengths, on every backend and when recording.
+    // Cross-entropy takes [N, C] and unbatched [C]; the softmax family [N, C]. The shape is
+    // checked before the lengths, on every backend and when recording.
     let logits = [0.0_f32; 6];
     for shape in [vec![6], vec![1, 2, 3], vec![]] {
-        let want = LossError::BadShape {
+        let batch = Batch::new(&logits, shape.clone(), &[0_i64, 1]);
+        let softmax_wants = LossError::BadShape {
             what: "input",
             shape: shape.clone(),
             expected: "[N, C]",
         };
-        let batch = Batch::new(&logits, shape.clone(), &[0_i64, 1]);
         for backend in [Backend::Gpu(gpu()), Backend::Cpu, Backend::Reference] {
-            let err = CrossEntropy::default()
-                .forward(backend, &batch)
-                .expect_err("cross-entropy accepted a shape that is not [N, C]");
-            assert_eq!(err, want, "{backend:?}");
-            assert_eq!(
-                err.to_string(),
-                format!("input has shape {shape:?}, but this loss takes [N, C]")
-            );
             let err = RowOp::Softmax
                 .forward(backend, &Batch::input(&logits, shape.clone()))
                 .expect_err("softmax accepted a shape that is not [N, C]");
+            assert_eq!(err, softmax_wants, "{backend:?}");
+            if shape.len() == 1 {
+                continue; // unbatched cross-entropy: tests/unbatched.rs
+            }
+            let want = LossError::BadShape {
+                what: "input",
+                shape: shape.clone(),
+                expected: "[N, C] or [C] (unbatched)",
+            };
+            let err = CrossEntropy::default()
+                .forward(backend, &batch)
+                .expect_err("cross-entropy accepted a shape that is neither [N, C] nor [C]");
             assert_eq!(err, want, "{backend:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("input has shape {shape:?}, but this loss takes [N, C] or [C] (unbatched)")
+            );
+            let buffer = gpu_buffer(bytemuck::cast_slice(&logits));
+            let result = out_buffer(64);
+            let mut encoder = gpu().device().create_command_encoder(&Default::default());
+            let err = CrossEntropy::default()
+                .encode(
+                    gpu(),
+                    &mut encoder,
+                    &BatchAt::new(&buffer, shape.clone(), TargetsAt::I64((&buffer).into())),
+                    &Outputs::loss(&result),
+                )
+                .expect_err("recorded a shape that is neither [N, C] nor [C]");
+            assert_eq!(err, want);
         }
-        let buffer = gpu_buffer(bytemuck::cast_slice(&logits));
-        let result = out_buffer(64);
-        let mut encoder = gpu().device().create_command_encoder(&Default::default());
-        let err = CrossEntropy::default()
-            .encode(
-                gpu(),
-                &mut encoder,
-                &BatchAt::new(&buffer, shape.clone(), TargetsAt::I64((&buffer).into())),
-                &Outputs::loss(&result),
-            )
-            .expect_err("recorded a shape that is not [N, C]");
-        assert_eq!(err, want);
     }
 }
 

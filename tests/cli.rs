@@ -166,6 +166,7 @@ fn bad_input_is_one_line_and_leaves_no_file() {
         bytemuck::cast_slice(&[0_i64, 1, 2]),
     );
     npy::write_f32(f.dir.join("x_1d.npy"), &[ROWS * CLASSES], &f.logits).expect("x_1d");
+    npy::write_f32(f.dir.join("x_3d.npy"), &[ROWS, CLASSES, 1], &f.logits).expect("x_3d");
     npy::write_f32(f.dir.join("w_short.npy"), &[3], &[1.0, 1.0, 1.0]).expect("w_short");
     std::fs::write(f.dir.join("junk.npy"), b"not numpy").expect("junk");
     let base = ["compute", "--loss", "cross-entropy", "--out", "out.npy"];
@@ -176,7 +177,15 @@ fn bad_input_is_one_line_and_leaves_no_file() {
             "target 9 at row 1",
         ),
         (vec!["--input", "x.npy", "--target", "t_short.npy"], "[5]"),
-        (vec!["--input", "x_1d.npy", "--target", "t.npy"], "[N, C]"),
+        // A 1-d input is unbatched: its class index is 0-d, not [5].
+        (
+            vec!["--input", "x_1d.npy", "--target", "t.npy"],
+            "int64 or int32 [] (class indices) or float32 [35] (probabilities) for --input [35], got int64 [5]",
+        ),
+        (
+            vec!["--input", "x_3d.npy", "--target", "t.npy"],
+            "[N, C] or [C] (unbatched)",
+        ),
         (
             vec!["--input", "x.npy", "--target", "t.npy", "--weight", "w_short.npy"],
             "[7]",

@@ -35,9 +35,9 @@ pub enum BackendArg {
 /// The losses and row operations `compute` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LossName {
-    /// Cross-entropy: input [N, C]; target class indices [N] (int) or probabilities [N, C] (float32).
+    /// Cross-entropy: input [N, C] or unbatched [C]; target class indices [N] (0-d for [C]; int) or probabilities shaped like the input (float32).
     CrossEntropy,
-    /// Negative log-likelihood: input log-probabilities [N, C]; target class indices [N].
+    /// Negative log-likelihood: input log-probabilities [N, C] or unbatched [C]; target class indices [N] (0-d for [C]).
     Nll,
     /// Binary cross-entropy: input probabilities, target of the same shape, both in [0, 1].
     Bce,

@@ -30,6 +30,71 @@ pub(crate) fn rows_and_classes(shape: &[usize], input_len: usize) -> Result<(usi
     Ok((rows, classes))
 }
 
+/// A cross-entropy input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]` (one
+/// row, whose class-index target is 0-d and whose `none` loss is 0-d).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClassAxis {
+    pub rows: usize,
+    pub classes: usize,
+    pub unbatched: bool,
+}
+
+impl ClassAxis {
+    /// The axis of `shape` (`input_len` elements): `[C]` or `[N, C]`, C > 0, each error
+    /// naming the shape.
+    pub(crate) fn of(shape: &[usize], input_len: usize) -> Result<Self> {
+        if let [classes] = *shape {
+            let (rows, classes) = rows_and_classes(&[1, classes], input_len).map_err(|e| match e {
+                LossError::LengthMismatch {
+                    what, expected, actual, ..
+                } => LossError::LengthMismatch {
+                    what,
+                    shape: format!("[{classes}]"),
+                    expected,
+                    actual,
+                },
+                e => e,
+            })?;
+            return Ok(Self {
+                rows,
+                classes,
+                unbatched: true,
+            });
+        }
+        let (rows, classes) = rows_and_classes(shape, input_len).map_err(|e| match e {
+            LossError::BadShape { what, shape, .. } => LossError::BadShape {
+                what,
+                shape,
+                expected: "[N, C] or [C] (unbatched)",
+            },
+            e => e,
+        })?;
+        Ok(Self {
+            rows,
+            classes,
+            unbatched: false,
+        })
+    }
+
+    /// The input's shape as the caller gave it: `[C]` or `[N, C]`.
+    pub(crate) fn input_shape(&self) -> String {
+        if self.unbatched {
+            format!("[{}]", self.classes)
+        } else {
+            format!("[{}, {}]", self.rows, self.classes)
+        }
+    }
+
+    /// The shape of the class-index targets and of a `none` loss: `[]` or `[N]`.
+    pub(crate) fn row_shape(&self) -> Vec<usize> {
+        if self.unbatched {
+            Vec::new()
+        } else {
+            vec![self.rows]
+        }
+    }
+}
+
 /// Per-class (or per-last-axis) weights: one per class, finite and non-negative.
 pub(crate) fn check_weights(what: &'static str, weight: &[f32], classes: usize, input_shape: &str) -> Result<()> {
     if weight.len() != classes {

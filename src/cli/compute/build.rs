@@ -23,9 +23,9 @@ pub fn prepare(args: &ComputeArgs, input: &InputArray) -> Result<Prepared, Strin
     let target = args.target.as_deref().unwrap_or(Path::new(""));
     match args.loss.family() {
         Family::CrossEntropy(loss) => {
-            let (rows, classes) = inputs::rows_classes(&input.shape, &args.input)?;
-            let loss = cross_entropy(args, loss.reduction(reduction), rows, classes)?;
-            let targets = inputs::class_targets(target, rows, classes)?;
+            let class_input = inputs::class_input(&input.shape, &args.input)?;
+            let loss = cross_entropy(args, loss.reduction(reduction), &class_input)?;
+            let targets = inputs::class_targets(target, &class_input)?;
             Ok(Prepared {
                 loss: Box::new(loss),
                 targets,
@@ -53,8 +53,7 @@ pub fn prepare(args: &ComputeArgs, input: &InputArray) -> Result<Prepared, Strin
 fn cross_entropy(
     args: &ComputeArgs,
     mut loss: CrossEntropy,
-    rows: usize,
-    classes: usize,
+    input: &inputs::ClassInput<'_>,
 ) -> Result<CrossEntropy, String> {
     if let Some(kind) = args.input_kind {
         loss = loss.input_kind(kind.into());
@@ -75,7 +74,7 @@ fn cross_entropy(
         loss = loss.softcap(cap);
     }
     if let Some(path) = &args.weight {
-        loss = loss.weight(&inputs::class_weight(path, rows, classes)?);
+        loss = loss.weight(&inputs::class_weight(path, input)?);
     }
     Ok(loss)
 }

@@ -59,15 +59,44 @@ pub fn rows_classes(shape: &[usize], path: &Path) -> Result<(usize, usize), Stri
     }
 }
 
-/// Cross-entropy / NLL targets: class indices `[N]` (int64 or int32) or probabilities `[N, C]`.
-pub fn class_targets(path: &Path, rows: usize, classes: usize) -> Result<TargetData, String> {
+/// A cross-entropy / NLL input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]`
+/// (one row; its class-index target and its `none` loss are 0-d).
+pub struct ClassInput<'a> {
+    pub classes: usize,
+    /// The shape as read.
+    pub shape: &'a [usize],
+}
+
+impl ClassInput<'_> {
+    /// The shape of the class-index targets: `[]` (unbatched) or `[N]`.
+    fn index_shape(&self) -> &[usize] {
+        &self.shape[..self.shape.len() - 1]
+    }
+}
+
+/// `[N, C]` or `[C]` of a cross-entropy input, or an error naming the file.
+pub fn class_input<'a>(shape: &'a [usize], path: &Path) -> Result<ClassInput<'a>, String> {
+    match *shape {
+        [classes] | [_, classes] => Ok(ClassInput { classes, shape }),
+        _ => Err(format!(
+            "--input {} must be float32 [N, C] or [C] (unbatched), got {shape:?}",
+            path.display()
+        )),
+    }
+}
+
+/// Cross-entropy / NLL targets: class indices (int64 or int32) shaped like the input without
+/// its class axis (`[N]`, or 0-d for an unbatched input), or float32 probabilities shaped
+/// like the input.
+pub fn class_targets(path: &Path, input: &ClassInput<'_>) -> Result<TargetData, String> {
     let target = read(path, "--target")?;
+    let (indices, probabilities) = (input.index_shape(), input.shape);
     match (target.data, target.shape.as_slice()) {
-        (NpyData::I64(t), [n]) if *n == rows => Ok(TargetData::I64(t)),
-        (NpyData::I32(t), [n]) if *n == rows => Ok(TargetData::I32(t)),
-        (NpyData::F32(t), [n, c]) if (*n, *c) == (rows, classes) => Ok(TargetData::F32(t)),
+        (NpyData::I64(t), shape) if shape == indices => Ok(TargetData::I64(t)),
+        (NpyData::I32(t), shape) if shape == indices => Ok(TargetData::I32(t)),
+        (NpyData::F32(t), shape) if shape == probabilities => Ok(TargetData::F32(t)),
         (data, shape) => Err(format!(
-            "--target {} must be int64 or int32 [{rows}] (class indices) or float32 [{rows}, {classes}] (probabilities) for --input [{rows}, {classes}], got {} {shape:?}",
+            "--target {} must be int64 or int32 {indices:?} (class indices) or float32 {probabilities:?} (probabilities) for --input {probabilities:?}, got {} {shape:?}",
             path.display(),
             data.dtype_name()
         )),
@@ -91,12 +120,13 @@ pub fn same_shape_target(path: &Path, input_shape: &[usize], input_path: &Path) 
 }
 
 /// Cross-entropy's class weights: float32 `[C]`.
-pub fn class_weight(path: &Path, rows: usize, classes: usize) -> Result<Vec<f32>, String> {
+pub fn class_weight(path: &Path, input: &ClassInput<'_>) -> Result<Vec<f32>, String> {
     let weight = read(path, "--weight")?;
+    let (classes, input_shape) = (input.classes, input.shape);
     match (weight.data, weight.shape.as_slice()) {
         (NpyData::F32(w), [c]) if *c == classes => Ok(w),
         (data, shape) => Err(format!(
-            "--weight {} must be float32 [{classes}] (one per class of --input [{rows}, {classes}]), got {} {shape:?}",
+            "--weight {} must be float32 [{classes}] (one per class of --input {input_shape:?}), got {} {shape:?}",
             path.display(),
             data.dtype_name()
         )),

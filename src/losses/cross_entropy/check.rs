@@ -7,7 +7,7 @@ use crate::api::kinds::{InputKind, TargetWidth};
 use crate::api::reduction::Reduction;
 use crate::error::{LossError, Result};
 use crate::gpu::kernels::TargetLayout;
-use crate::losses::validate::{check_weights, rows_and_classes};
+use crate::losses::validate::{check_weights, ClassAxis};
 
 use super::options::CrossEntropy;
 use super::spec::{Inputs, Spec};
@@ -51,9 +51,9 @@ impl CrossEntropy {
     }
 
     /// A host batch: shapes, options, the upstream and the class indices, before anything
-    /// is dispatched. Returns `(N, C)`.
-    pub(crate) fn check_batch(&self, batch: &Batch<'_>, upstream: Option<Upstream<&[f32]>>) -> Result<(usize, usize)> {
-        let (rows, classes) = rows_and_classes(&batch.shape, batch.input.len())?;
+    /// is dispatched. Returns the input's class axis (`[N, C]` or unbatched `[C]`).
+    pub(crate) fn check_batch(&self, batch: &Batch<'_>, upstream: Option<Upstream<&[f32]>>) -> Result<ClassAxis> {
+        let axis = ClassAxis::of(&batch.shape, batch.input.len())?;
         let lens = Lens {
             targets: batch.targets.len(),
             probabilities: matches!(batch.targets, Targets::F32(_)),
@@ -62,16 +62,17 @@ impl CrossEntropy {
                 Upstream::Scalar(_) => None,
             }),
         };
-        self.check_call(rows, classes, &lens)?;
-        self.check_targets(classes, &batch.targets)?;
-        Ok((rows, classes))
+        self.check_call(axis, &lens)?;
+        self.check_targets(axis.classes, &batch.targets)?;
+        Ok(axis)
     }
 
     /// A recorded batch: shapes and options (targets are checked on the GPU, buffer sizes
     /// by the encoder).
     pub(crate) fn check_batch_at<'a>(&self, batch: &BatchAt<'a>) -> Result<Inputs<'a>> {
         let elements = batch.shape.iter().fold(1_usize, |acc, &d| acc.saturating_mul(d));
-        let (rows, classes) = rows_and_classes(&batch.shape, elements)?;
+        let axis = ClassAxis::of(&batch.shape, elements)?;
+        let (rows, classes) = (axis.rows, axis.classes);
         let (targets, layout, len) = match batch.targets {
             TargetsAt::I64(at) => (at, TargetLayout::Indices(TargetWidth::I64), rows),
             TargetsAt::I32(at) => (at, TargetLayout::Indices(TargetWidth::I32), rows),
@@ -88,7 +89,7 @@ impl CrossEntropy {
             probabilities: layout == TargetLayout::Probabilities,
             upstream: None,
         };
-        self.check_call(rows, classes, &lens)?;
+        self.check_call(axis, &lens)?;
         Ok(Inputs {
             input: batch.input.at,
             format: batch.input.format,
@@ -98,17 +99,16 @@ impl CrossEntropy {
         })
     }
 
-    /// Target and upstream lengths against `[N, C]` (already checked), then the options.
-    fn check_call(&self, rows: usize, classes: usize, lens: &Lens) -> Result<()> {
+    /// Target and upstream lengths against the input's axis (already checked), then the
+    /// options.
+    fn check_call(&self, axis: ClassAxis, lens: &Lens) -> Result<()> {
         let loss = self.loss_name();
-        let expected = rows * classes;
-        let (target_shape, target_len) = if lens.probabilities {
-            (format!("[{rows}, {classes}] (probabilities, like the input)"), expected)
-        } else {
-            (
-                format!("[{rows}] (one class index per row of the input [{rows}, {classes}])"),
-                rows,
-            )
+        let (rows, classes) = (axis.rows, axis.classes);
+        let input = axis.input_shape();
+        let (target_shape, target_len) = match (lens.probabilities, axis.unbatched) {
+            (true, _) => (format!("{input} (probabilities, like the input)"), rows * classes),
+            (false, true) => (format!("[] (one class index for the unbatched input {input})"), 1),
+            (false, false) => (format!("[{rows}] (one class index per row of the input {input})"), rows),
         };
         if lens.targets != target_len {
             return Err(LossError::LengthMismatch {
@@ -118,7 +118,7 @@ impl CrossEntropy {
                 actual: lens.targets,
             });
         }
-        self.check_options(rows, classes, lens.probabilities)?;
+        self.check_options(&input, classes, lens.probabilities)?;
         match lens.upstream {
             Some(_) if self.reduction != Reduction::None => Err(LossError::Unsupported {
                 loss,
@@ -126,7 +126,7 @@ impl CrossEntropy {
             }),
             Some(len) if len != rows => Err(LossError::LengthMismatch {
                 what: "upstream",
-                shape: format!("[{rows}] (one per row)"),
+                shape: format!("{:?} (one per row of the input {input})", axis.row_shape()),
                 expected: rows,
                 actual: len,
             }),
@@ -134,11 +134,12 @@ impl CrossEntropy {
         }
     }
 
-    /// The options, for an input of `[N, C]` (with probability targets or not).
-    fn check_options(&self, rows: usize, classes: usize, probabilities: bool) -> Result<()> {
+    /// The options, for an input of shape `input` with `classes` classes (with probability
+    /// targets or not).
+    fn check_options(&self, input: &str, classes: usize, probabilities: bool) -> Result<()> {
         let loss = self.loss_name();
         if let Some(weight) = &self.weight {
-            check_weights("weight", weight, classes, &format!("[{rows}, {classes}]"))?;
+            check_weights("weight", weight, classes, input)?;
         }
         if !(0.0..=1.0).contains(&self.label_smoothing) {
             return Err(LossError::LabelSmoothing(self.label_smoothing));

@@ -19,6 +19,7 @@ mod spec;
 
 use crate::api::buffers::{BatchAt, Outputs};
 use crate::api::host::{Batch, ForwardBackward, Upstream};
+use crate::api::reduction::LossValue;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
@@ -37,7 +38,8 @@ impl CrossEntropy {
         upstream: Option<Upstream<&[f32]>>,
         waiting: Waiting,
     ) -> Result<ForwardBackward> {
-        let (rows, classes) = self.check_batch(batch, upstream)?;
+        let axis = self.check_batch(batch, upstream)?;
+        let (rows, classes) = (axis.rows, axis.classes);
         let spec = self.spec();
         let rows_of = |input| HostRows {
             input,
@@ -45,7 +47,7 @@ impl CrossEntropy {
             classes,
             targets: batch.targets,
         };
-        match backend {
+        let mut result = match backend {
             Backend::Gpu(ctx) => {
                 let call = host::HostCall {
                     input: batch.input,
@@ -55,11 +57,16 @@ impl CrossEntropy {
                     grad: upstream,
                     waiting,
                 };
-                host::forward_host(ctx, &spec, &call).await
+                host::forward_host(ctx, &spec, &call).await?
             }
-            Backend::Cpu => Ok(cpu::fast(&spec, &rows_of(&batch.input.to_f32()), upstream)),
-            Backend::Reference => Ok(cpu::reference(&spec, &rows_of(&batch.input.to_f32()), upstream)),
+            Backend::Cpu => cpu::fast(&spec, &rows_of(&batch.input.to_f32()), upstream),
+            Backend::Reference => cpu::reference(&spec, &rows_of(&batch.input.to_f32()), upstream),
+        };
+        // `none` has the input's row shape: [N], or 0-d for an unbatched [C].
+        if let LossValue::Tensor { shape, .. } = &mut result.loss {
+            *shape = axis.row_shape();
         }
+        Ok(result)
     }
 }
 

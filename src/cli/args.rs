@@ -47,11 +47,11 @@ pub enum LossName {
     Mse,
     /// KL divergence: input log-probabilities, target probabilities (or log with --log-target).
     KlDiv,
-    /// Softmax of each row of [N, C]: output [N, C].
+    /// Softmax along the last axis of an input of any rank (PyTorch's dim=-1): output of the input's shape.
     Softmax,
-    /// Log-softmax of each row of [N, C]: output [N, C].
+    /// Log-softmax along the last axis of an input of any rank: output of the input's shape.
     LogSoftmax,
-    /// Entropy of each row's softmax: output [N].
+    /// Entropy of the softmax along the last axis (Categorical(logits=x).entropy()): output of the input's shape without its last axis.
     Entropy,
 }
 

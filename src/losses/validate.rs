@@ -30,6 +30,37 @@ pub(crate) fn rows_and_classes(shape: &[usize], input_len: usize) -> Result<(usi
     Ok((rows, classes))
 }
 
+/// `(rows, C)` of an input of any rank ≥ 1 taken along its last axis (the softmax family,
+/// PyTorch's `dim=-1`): C the last dimension (> 0), rows the product of the others (1 for a
+/// 1-d input), each error naming the shape.
+pub(crate) fn last_axis(shape: &[usize], input_len: usize) -> Result<(usize, usize)> {
+    let Some((&classes, lead)) = shape.split_last() else {
+        return Err(LossError::BadShape {
+            what: "input",
+            shape: shape.to_vec(),
+            expected: "[…, C] (rank 1 or more, the classes last)",
+        });
+    };
+    let rows = lead
+        .iter()
+        .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| LossError::TooLarge {
+            what: "input",
+            detail: format!("{shape:?} overflows usize"),
+        })?;
+    rows_and_classes(&[rows, classes], input_len).map_err(|e| match e {
+        LossError::LengthMismatch {
+            what, expected, actual, ..
+        } => LossError::LengthMismatch {
+            what,
+            shape: format!("{shape:?}"),
+            expected,
+            actual,
+        },
+        e => e,
+    })
+}
+
 /// A cross-entropy input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]` (one
 /// row, whose class-index target is 0-d and whose `none` loss is 0-d).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,7 @@ pub fn prepare(args: &ComputeArgs, input: &InputArray) -> Result<Prepared, Strin
             })
         }
         Family::RowOp(op) => {
-            inputs::rows_classes(&input.shape, &args.input)?;
+            inputs::last_axis_input(&input.shape, &args.input)?;
             Ok(Prepared {
                 loss: Box::new(op),
                 targets: TargetData::None,

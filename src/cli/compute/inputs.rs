@@ -48,15 +48,16 @@ pub fn input(args: &ComputeArgs) -> Result<InputArray, String> {
     })
 }
 
-/// `[N, C]` of the input, or an error naming the file.
-pub fn rows_classes(shape: &[usize], path: &Path) -> Result<(usize, usize), String> {
-    match shape {
-        [rows, classes] => Ok((*rows, *classes)),
-        shape => Err(format!(
-            "--input {} must be float32 [N, C], got {shape:?}",
+/// A softmax-family input: any rank ≥ 1, taken along its last axis; or an error naming the
+/// file.
+pub fn last_axis_input(shape: &[usize], path: &Path) -> Result<(), String> {
+    if shape.is_empty() {
+        return Err(format!(
+            "--input {} must have rank 1 or more (the classes last), got []",
             path.display()
-        )),
+        ));
     }
+    Ok(())
 }
 
 /// A cross-entropy / NLL input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]`

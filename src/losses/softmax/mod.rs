@@ -14,6 +14,7 @@ mod spec;
 use crate::api::buffers::{BatchAt, Outputs};
 use crate::api::host::{Batch, ForwardBackward, Upstream};
 use crate::api::kinds::RowOutput as RowOp;
+use crate::api::reduction::LossValue;
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
@@ -23,19 +24,19 @@ use spec::RowsIn;
 
 impl RowOp {
     /// The upstream in the output's shape (a scalar upstream is broadcast).
-    fn check_upstream(
+    fn check_upstream<'u>(
         self,
-        rows: usize,
-        classes: usize,
-        upstream: Upstream<&[f32]>,
-    ) -> Result<std::borrow::Cow<'_, [f32]>> {
+        (rows, classes): (usize, usize),
+        input_shape: &[usize],
+        upstream: Upstream<&'u [f32]>,
+    ) -> Result<std::borrow::Cow<'u, [f32]>> {
         let expected = rows.saturating_mul(self.per_row(classes));
         match upstream {
             Upstream::Scalar(g) => Ok(std::borrow::Cow::Owned(vec![g; expected])),
             Upstream::Values(v) if v.len() == expected => Ok(std::borrow::Cow::Borrowed(v)),
             Upstream::Values(v) => Err(LossError::LengthMismatch {
                 what: "upstream",
-                shape: format!("{:?} (the output's shape)", self.shape(rows, classes)),
+                shape: format!("{:?} (the output's shape)", self.output_shape(input_shape)),
                 expected,
                 actual: v.len(),
             }),
@@ -52,18 +53,25 @@ impl RowOp {
         waiting: Waiting,
     ) -> Result<ForwardBackward> {
         let (rows, classes) = self.check_input(&batch.shape, batch.input.len())?;
-        let upstream = upstream.map(|u| self.check_upstream(rows, classes, u)).transpose()?;
+        let upstream = upstream
+            .map(|u| self.check_upstream((rows, classes), &batch.shape, u))
+            .transpose()?;
         let data = RowsIn {
             input: batch.input,
             rows,
             classes,
             upstream: upstream.as_deref(),
         };
-        match backend {
-            Backend::Gpu(ctx) => self.run_gpu(ctx, &data, waiting).await,
-            Backend::Cpu => Ok(cpu::fast(self, &data)),
-            Backend::Reference => Ok(cpu::reference(self, &data)),
+        let mut result = match backend {
+            Backend::Gpu(ctx) => self.run_gpu(ctx, &data, waiting).await?,
+            Backend::Cpu => cpu::fast(self, &data),
+            Backend::Reference => cpu::reference(self, &data),
+        };
+        // Computed as [rows, C]; shaped as PyTorch's dim=-1 gives it.
+        if let LossValue::Tensor { shape, .. } = &mut result.loss {
+            *shape = self.output_shape(&batch.shape);
         }
+        Ok(result)
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::api::host::Input;
 use crate::api::kinds::RowOutput as RowOp;
 use crate::error::Result;
-use crate::losses::validate::rows_and_classes;
+use crate::losses::validate::last_axis;
 
 /// The validated host data of one call: `[N, C]` input (f32: widened for the CPU paths)
 /// and, for a backward pass, the upstream in the output's shape.
@@ -40,8 +40,18 @@ impl RowOp {
         }
     }
 
-    /// `[N, C]` with C > 0 from a shape whose element count is `len`.
+    /// `(rows, C)` of an input of any rank ≥ 1 along its last axis (C > 0) whose element
+    /// count is `len`.
     pub(crate) fn check_input(self, shape: &[usize], len: usize) -> Result<(usize, usize)> {
-        rows_and_classes(shape, len)
+        last_axis(shape, len)
+    }
+
+    /// The output's shape for an input of `input_shape`: the input's (softmax, log-softmax)
+    /// or the input's without its last axis (entropy; 0-d for a 1-d input).
+    pub(crate) fn output_shape(self, input_shape: &[usize]) -> Vec<usize> {
+        match self {
+            RowOp::Softmax | RowOp::LogSoftmax => input_shape.to_vec(),
+            RowOp::Entropy => input_shape[..input_shape.len().saturating_sub(1)].to_vec(),
+        }
     }
 }

@@ -167,7 +167,9 @@ fn arrays_that_do_not_fit_are_refused() {
     let weighted = |weight| compute("cross-entropy", "x.npy", Some("t.npy"), &["--weight", weight]);
     let cases = [
         (ce("scalar.npy", "t.npy"), "scalar.npy"),
-        (ce("rank1.npy", "t.npy"), "rank1.npy"),
+        // An unbatched input takes one 0-d class index, not two.
+        (ce("rank1.npy", "t.npy"), "for --input [6], got int64 [2]"),
+        (ce("rank3.npy", "t.npy"), "rank3.npy"),
         (ce("x.npy", "t3.npy"), "t3.npy"),
         (ce("x.npy", "t_out.npy"), "out of range"),
         (ce("x.npy", "t_neg.npy"), "-5"),

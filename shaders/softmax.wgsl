@@ -12,9 +12,9 @@ struct Params {
     in_offset: u32,       // element offset of row 0 inside the input binding
     out_offset: u32,      // element offset of row 0's output inside the output binding
     upstream_offset: u32, // GRAD: offset of row 0's upstream ([N, C], or [N] for entropy)
-    vec4_ok: u32,         // f32 input, in_offset ≡ out_offset mod 4: `logits4` and `out4`
-                          // view the input and output bindings as vec4s (see vec4_span)
-    _pad1: u32,
+    vec4_ok: u32,         // f32 input, in_offset ≡ out_offset mod 4, inner = 1: `logits4`
+                          // and `out4` view the input and output bindings as vec4s (see vec4_span)
+    inner: u32,           // elements between a position's classes (1: contiguous rows)
     _pad2: u32,
 }
 
@@ -30,6 +30,22 @@ fn load_x(at: u32) -> f32 {
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 // The output binding again, cut to whole 16-byte units (vec4_ok).
 @group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
+
+// Element c of the position whose element 0 is at `start`: positions of a `dim` other
+// than the last have their classes `inner` apart (position r = (o, i) starts at
+// o·C·inner + i; see DimAxis), the last axis's are contiguous.
+fn at(start: u32, c: u32) -> u32 {
+    return start + c * params.inner;
+}
+
+// Offset of position `row`'s element 0 from the start of the tensor.
+fn position_start(row: u32) -> u32 {
+    if (params.inner == 1u) {
+        return row * params.classes;
+    }
+    let o = row / params.inner;
+    return o * params.classes * params.inner + (row - o * params.inner);
+}
 
 // The whole-vec4 columns [x, y) of the row starting at input index `row_start`: columns
 // before x and from y on are read one by one (all of them without vec4_ok: x = y = 0).
@@ -58,7 +74,7 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
         s = stats_push4(s, logits4[(row_start + c) >> 2u], vec4(0.0), vec4(true));
     }
     for (var c = lane; c < span.x; c += width) {
-        s = stats_push4(s, vec4(load_x(row_start + c), vec4(negative_infinity()).yzw), vec4(0.0),
+        s = stats_push4(s, vec4(load_x(at(row_start, c)), vec4(negative_infinity()).yzw), vec4(0.0),
                         vec4(true, false, false, false));
     }
     for (var c = span.y + lane; c < params.classes; c += step) {
@@ -67,7 +83,7 @@ fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
         var x = vec4(negative_infinity());
         for (var k = 0u; k < 4u; k++) {
             if (valid[k]) {
-                x[k] = load_x(row_start + cols[k]);
+                x[k] = load_x(at(row_start, cols[k]));
             }
         }
         s = stats_push4(s, x, vec4(0.0), valid);
@@ -85,10 +101,10 @@ fn entropy_sum(row_start: u32, lane: u32, width: u32, shift: f32, inv: TeamInvoc
         partial += (t.x + t.y) + (t.z + t.w);
     }
     for (var c = lane; c < span.x; c += width) {
-        partial += entropy_term(load_x(row_start + c) - shift);
+        partial += entropy_term(load_x(at(row_start, c)) - shift);
     }
     for (var c = span.y + lane; c < params.classes; c += width) {
-        partial += entropy_term(load_x(row_start + c) - shift);
+        partial += entropy_term(load_x(at(row_start, c)) - shift);
     }
     return team_sum2(vec2(partial, 0.0), inv).x;
 }
@@ -104,17 +120,17 @@ fn entropy_term(d: f32) -> f32 {
 //   entropy:     ∂_j = -u_n·p_j·(lp_j + H)   (0 for masked classes)
 fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: f32, z: f32, inv: TeamInvocation) {
     let classes = params.classes;
-    let up_start = params.upstream_offset + row * classes;
-    let out_start = params.out_offset + row * classes;
+    let up_start = params.upstream_offset + position_start(row);
+    let out_start = params.out_offset + position_start(row);
     var row_term = 0.0;   // Σ u p, Σ u, or H
     if (OUTPUT == 2u) {
         row_term = log_z - entropy_sum(row_start, lane, width, shift, inv) / z;
     } else {
         var partial = 0.0;
         for (var c = lane; c < classes; c += width) {
-            let u = upstream[up_start + c];
+            let u = upstream[at(up_start, c)];
             if (OUTPUT == 0u) {
-                partial += u * (exp(load_x(row_start + c) - shift) / z);
+                partial += u * (exp(load_x(at(row_start, c)) - shift) / z);
             } else {
                 partial += u;
             }
@@ -122,12 +138,12 @@ fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: 
         row_term = team_sum2(vec2(partial, 0.0), inv).x;
     }
     for (var c = lane; c < classes; c += width) {
-        let d = load_x(row_start + c) - shift;
+        let d = load_x(at(row_start, c)) - shift;
         let p = exp(d) / z;
         var g: f32;
         switch OUTPUT {
-            case 0u: { g = p * (upstream[up_start + c] - row_term); }
-            case 1u: { g = upstream[up_start + c] - p * row_term; }
+            case 0u: { g = p * (upstream[at(up_start, c)] - row_term); }
+            case 1u: { g = upstream[at(up_start, c)] - p * row_term; }
             default: {
                 let u = upstream[params.upstream_offset + row];
                 // A row whose H is NaN (all -inf, or +inf / NaN in it) has NaN gradients
@@ -136,7 +152,7 @@ fn grad_row(row: u32, row_start: u32, lane: u32, width: u32, shift: f32, log_z: 
                 g = select(g, bitcast<f32>(0x7fc00000u), is_nan(row_term));
             }
         }
-        out[out_start + c] = g;
+        out[at(out_start, c)] = g;
     }
 }
 
@@ -148,7 +164,7 @@ fn softmax_rows(inv: TeamInvocation) {
     let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
     let team_stride = inv.group_count.x * inv.group_count.y * teams;
     for (var row = first_team; row < params.rows; row += team_stride) {
-        let row_start = params.in_offset + row * params.classes;
+        let row_start = params.in_offset + position_start(row);
         // Phase 1: the row's max and Σ exp(x - shift), merged over the team.
         let stats = team_reduce(row_stats(row_start, lane, width), inv);
         let shift = stats_shift(stats.row_max);
@@ -165,7 +181,7 @@ fn softmax_rows(inv: TeamInvocation) {
         } else {
             // Phase 2 (softmax / log-softmax): one output per element, whole vec4s where
             // the row's input and output line up on 16 bytes (alike, by vec4_ok).
-            let out_start = params.out_offset + row * params.classes;
+            let out_start = params.out_offset + position_start(row);
             let span = row_span(row_start);
             for (var c = span.x + 4u * lane; c < span.y; c += 4u * width) {
                 let d = logits4[(row_start + c) >> 2u] - vec4(shift);
@@ -176,10 +192,10 @@ fn softmax_rows(inv: TeamInvocation) {
                 }
             }
             for (var c = lane; c < span.x; c += width) {
-                write_output(out_start + c, load_x(row_start + c) - shift, log_z, stats.exp_sum);
+                write_output(at(out_start, c), load_x(at(row_start, c)) - shift, log_z, stats.exp_sum);
             }
             for (var c = span.y + lane; c < params.classes; c += width) {
-                write_output(out_start + c, load_x(row_start + c) - shift, log_z, stats.exp_sum);
+                write_output(at(out_start, c), load_x(at(row_start, c)) - shift, log_z, stats.exp_sum);
             }
         }
     }

@@ -40,6 +40,16 @@ pub enum LossError {
         /// The shapes taken, written like `[N, C]`.
         expected: &'static str,
     },
+    /// A `dim` outside the input's axes.
+    #[error("dim {dim} is out of range for an input of shape {shape:?} (dims -{rank}..={}): it counts the axes from 0, or from the end when negative", *rank as i64 - 1)]
+    BadDim {
+        /// The dim given.
+        dim: i64,
+        /// The input's shape.
+        shape: Vec<usize>,
+        /// The input's rank.
+        rank: usize,
+    },
     /// A buffer's length disagrees with the shape it was given with.
     #[error("{what} has {actual} elements, but shape {shape} needs {expected}")]
     LengthMismatch {

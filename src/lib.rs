@@ -56,6 +56,7 @@ pub use gpu::io::{read, read_async, submit_and_read};
 pub use gpu::strategy::Strategy;
 pub use losses::cross_entropy::{CrossEntropy, DEFAULT_EPSILON};
 pub use losses::elementwise::ElementwiseLoss;
+pub use losses::softmax::AlongDim;
 pub use losses::{Backend, Loss, LossFuture};
 /// The `wgpu` this crate is built against, so apps can name the same version.
 pub use wgpu;

@@ -106,6 +106,9 @@ pub struct ComputeArgs {
     /// kl-div: the target holds log-probabilities.
     #[arg(long)]
     pub log_target: bool,
+    /// softmax, log-softmax, entropy: the axis they run along (negative counts from the end; default -1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub dim: Option<i64>,
     /// cross-entropy: add the z-loss S·lse² to each row that is not ignored.
     #[arg(long, allow_hyphen_values = true)]
     pub z_loss: Option<f64>,

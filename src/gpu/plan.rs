@@ -69,6 +69,12 @@ impl Plan {
         Self::of(ctx, strategy)
     }
 
+    /// One invocation per row, whatever the shape (strided rows: neighbouring invocations
+    /// read neighbouring addresses).
+    pub(crate) fn invocation_per_row(ctx: &GpuContext) -> Plan {
+        Self::of(ctx, Strategy::InvocationPerRow)
+    }
+
     /// The team and group shape of `strategy` on `ctx`.
     fn of(ctx: &GpuContext, strategy: Strategy) -> Plan {
         let (team, teams_per_group) = match strategy {

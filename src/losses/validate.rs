@@ -30,35 +30,72 @@ pub(crate) fn rows_and_classes(shape: &[usize], input_len: usize) -> Result<(usi
     Ok((rows, classes))
 }
 
-/// `(rows, C)` of an input of any rank ≥ 1 taken along its last axis (the softmax family,
-/// PyTorch's `dim=-1`): C the last dimension (> 0), rows the product of the others (1 for a
-/// 1-d input), each error naming the shape.
-pub(crate) fn last_axis(shape: &[usize], input_len: usize) -> Result<(usize, usize)> {
-    let Some((&classes, lead)) = shape.split_last() else {
-        return Err(LossError::BadShape {
-            what: "input",
-            shape: shape.to_vec(),
-            expected: "[…, C] (rank 1 or more, the classes last)",
-        });
-    };
-    let rows = lead
-        .iter()
-        .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| LossError::TooLarge {
+/// An input of any rank ≥ 1 taken along one axis (the softmax family's `dim`): `C` the
+/// axis's length, `inner` the product of the axes after it (the stride between a row's
+/// elements; 1 for the last axis), `rows` the positions (the product of every other axis).
+/// Position `r` is `(o, i) = (r / inner, r % inner)`; its element `c` sits at
+/// `o·C·inner + c·inner + i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DimAxis {
+    pub rows: usize,
+    pub classes: usize,
+    pub inner: usize,
+    /// The axis, counted from 0.
+    pub axis: usize,
+}
+
+impl DimAxis {
+    /// The axis `dim` (negative counts from the end) of `shape` (`input_len` elements),
+    /// each error naming the shape.
+    pub(crate) fn of(shape: &[usize], input_len: usize, dim: i64) -> Result<Self> {
+        let rank = shape.len();
+        let axis = if dim < 0 { dim + rank as i64 } else { dim };
+        if rank == 0 || !(0..rank as i64).contains(&axis) {
+            if rank == 0 {
+                return Err(LossError::BadShape {
+                    what: "input",
+                    shape: shape.to_vec(),
+                    expected: "[…, C, …] (rank 1 or more)",
+                });
+            }
+            return Err(LossError::BadDim {
+                dim,
+                shape: shape.to_vec(),
+                rank,
+            });
+        }
+        let axis = axis as usize;
+        let product = |dims: &[usize]| {
+            dims.iter()
+                .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| LossError::TooLarge {
+                    what: "input",
+                    detail: format!("{shape:?} overflows usize"),
+                })
+        };
+        let (outer, inner) = (product(&shape[..axis])?, product(&shape[axis + 1..])?);
+        let rows = outer.checked_mul(inner).ok_or_else(|| LossError::TooLarge {
             what: "input",
             detail: format!("{shape:?} overflows usize"),
         })?;
-    rows_and_classes(&[rows, classes], input_len).map_err(|e| match e {
-        LossError::LengthMismatch {
-            what, expected, actual, ..
-        } => LossError::LengthMismatch {
-            what,
-            shape: format!("{shape:?}"),
-            expected,
-            actual,
-        },
-        e => e,
-    })
+        let (rows, classes) = rows_and_classes(&[rows, shape[axis]], input_len).map_err(|e| match e {
+            LossError::LengthMismatch {
+                what, expected, actual, ..
+            } => LossError::LengthMismatch {
+                what,
+                shape: format!("{shape:?}"),
+                expected,
+                actual,
+            },
+            e => e,
+        })?;
+        Ok(Self {
+            rows,
+            classes,
+            inner: inner.max(1), // an empty axis after this one: no positions at all
+            axis,
+        })
+    }
 }
 
 /// A cross-entropy input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]` (one

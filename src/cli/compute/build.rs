@@ -42,7 +42,7 @@ pub fn prepare(args: &ComputeArgs, input: &InputArray) -> Result<Prepared, Strin
         Family::RowOp(op) => {
             inputs::last_axis_input(&input.shape, &args.input)?;
             Ok(Prepared {
-                loss: Box::new(op),
+                loss: Box::new(op.along(args.dim.unwrap_or(-1))),
                 targets: TargetData::None,
             })
         }

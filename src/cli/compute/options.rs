@@ -23,12 +23,12 @@ fn takes(loss: LossName) -> &'static [&'static str] {
         BceWithLogits => &["--target", "--weight", "--pos-weight", "--reduction", "--grad-out"],
         Mse => &["--target", "--reduction", "--grad-out"],
         KlDiv => &["--target", "--reduction", "--log-target", "--grad-out"],
-        Softmax | LogSoftmax | Entropy => &["--grad-out"],
+        Softmax | LogSoftmax | Entropy => &["--dim", "--grad-out"],
     }
 }
 
 /// The options given, each with whether it is present.
-fn given(args: &ComputeArgs) -> [(&'static str, bool); 12] {
+fn given(args: &ComputeArgs) -> [(&'static str, bool); 13] {
     [
         ("--target", args.target.is_some()),
         ("--weight", args.weight.is_some()),
@@ -41,6 +41,7 @@ fn given(args: &ComputeArgs) -> [(&'static str, bool); 12] {
         ("--log-target", args.log_target),
         ("--z-loss", args.z_loss.is_some()),
         ("--softcap", args.softcap.is_some()),
+        ("--dim", args.dim.is_some()),
         ("--grad-out", args.grad_out.is_some()),
     ]
 }

@@ -30,14 +30,17 @@ struct Params {
     out_offset: u32,
     upstream_offset: u32,
     vec4_ok: u32,
-    _pad: [u32; 2],
+    inner: u32,
+    _pad: u32,
 }
 
-/// One pass over `[rows, classes]`: the output (no upstream) or the VJP (with one).
+/// One pass over `rows` positions of `classes` elements `inner` apart: the output (no
+/// upstream) or the VJP (with one).
 struct RowPass<'a> {
     input: InputAt<'a>,
     rows: usize,
     classes: usize,
+    inner: usize,
     upstream: Option<BufferAt<'a>>,
     out: BufferAt<'a>,
 }
@@ -63,17 +66,20 @@ fn vec4_views<'w>(
 
 impl RowOp {
     /// Validates a recorded batch and the caller's buffers, then records the output pass
-    /// (`outputs.loss`) and the VJP pass (`outputs.grad`, upstream in the output's shape).
+    /// (`outputs.loss`) and the VJP pass (`outputs.grad`, upstream in the output's shape),
+    /// along axis `dim`.
     pub(crate) fn encode_batch(
         self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         batch: &BatchAt<'_>,
         outputs: &Outputs<'_>,
+        dim: i64,
     ) -> Result<()> {
         let loss = self.op_name();
         let len = batch.shape.iter().fold(1_usize, |acc, &d| acc.saturating_mul(d));
-        let (rows, classes) = self.check_input(&batch.shape, len)?;
+        let axis = self.check_input(&batch.shape, len, dim)?;
+        let (rows, classes) = (axis.rows, axis.classes);
         let unsupported = [
             (
                 !matches!(batch.targets, crate::api::buffers::TargetsAt::None),
@@ -114,6 +120,7 @@ impl RowOp {
                     input: batch.input,
                     rows,
                     classes,
+                    inner: axis.inner,
                     upstream,
                     out,
                 };
@@ -129,6 +136,7 @@ impl RowOp {
             input,
             rows,
             classes,
+            inner,
             upstream,
             out,
         } = *pass;
@@ -145,18 +153,26 @@ impl RowOp {
         // Two: a buffer bound read-only may not also be bound read-write in one dispatch.
         let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
         let upstream_at = upstream.unwrap_or_else(|| BufferAt::from(&placeholder));
-        let row_bytes = classes as u64 * 4;
-        let rows_per_piece = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2));
+        // Pieces of whole outer slices (`inner` positions each, C·inner elements).
+        let inner = inner as u64;
+        let row_bytes = classes as u64 * 4 * inner;
+        let rows_per_piece = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2) / inner) * inner;
         if rows_per_piece == 0 {
             return Err(LossError::TooLarge {
                 what: "input",
                 detail: format!(
-                    "one row of {classes} classes is {row_bytes} bytes, more than the device's largest storage binding ({} bytes)",
+                    "one slice of {classes} × {inner} elements along the axis is {row_bytes} bytes, more than the device's largest storage binding ({} bytes)",
                     ctx.max_binding_bytes()
                 ),
             });
         }
-        let plan = Plan::choose(ctx, rows as u64, classes as u64, false);
+        // Strided positions: one invocation each, so that neighbouring invocations read
+        // neighbouring addresses for every class.
+        let plan = if inner > 1 {
+            Plan::invocation_per_row(ctx)
+        } else {
+            Plan::choose(ctx, rows as u64, classes as u64, false)
+        };
         let kernel = Kernel::SoftmaxRows {
             team: plan.team,
             output: self,
@@ -181,6 +197,7 @@ impl RowOp {
                 items(ctx, "upstream", upstream_at, 4, (0, 1))?
             };
             let (vec4_ok, in4, out4) = vec4_views(&in_w, &out_w, fmt, [&placeholder, &placeholder_rw]);
+            let vec4_ok = vec4_ok && inner == 1;
             let params = Params {
                 rows: piece as u32,
                 classes: classes as u32,
@@ -188,7 +205,8 @@ impl RowOp {
                 out_offset: out_w.word_shift,
                 upstream_offset: up_w.word_shift,
                 vec4_ok: u32::from(vec4_ok),
-                _pad: [0; 2],
+                inner: inner as u32,
+                _pad: 0,
             };
             let resources = vec![in_w.binding(), up_w.binding(), in4, out_w.binding(), out4];
             let bind_group = bind(ctx, kernel, &params, resources)?;
@@ -206,11 +224,13 @@ impl RowOp {
         data: &RowsIn<'_>,
         waiting: Waiting,
     ) -> Result<ForwardBackward> {
-        let (rows, classes) = (data.rows, data.classes);
-        let what = format!("[{rows}, {classes}]");
-        let Some(per_group) = rows_per_group(ctx, rows, classes as u64 * 4, &what)? else {
+        let (rows, classes, inner) = (data.rows, data.classes, data.inner);
+        let what = format!("{classes} × {inner} elements (one slice along the axis)");
+        // Groups of whole outer slices (`inner` positions each).
+        let Some(slices) = rows_per_group(ctx, rows / inner, (classes * inner) as u64 * 4, &what)? else {
             return self.run_group(ctx, data, waiting).await;
         };
+        let per_group = slices * inner;
         let per_up = self.per_row(classes);
         let mut combined = Combined::default();
         for range in groups(rows, per_group) {
@@ -218,6 +238,7 @@ impl RowOp {
                 input: data.input.slice(range.start * classes, range.end * classes),
                 rows: range.len(),
                 classes,
+                inner,
                 upstream: data.upstream.map(|u| &u[range.start * per_up..range.end * per_up]),
             };
             combined.push(self.run_group(ctx, &part, waiting).await?);
@@ -267,6 +288,7 @@ impl RowOp {
                 input: input_at,
                 rows: data.rows,
                 classes: data.classes,
+                inner: data.inner,
                 upstream: up.map(BufferAt::from),
                 out: target.into(),
             };

@@ -3,14 +3,16 @@
 use crate::api::host::Input;
 use crate::api::kinds::RowOutput as RowOp;
 use crate::error::Result;
-use crate::losses::validate::last_axis;
+use crate::losses::validate::DimAxis;
 
-/// The validated host data of one call: `[N, C]` input (f32: widened for the CPU paths)
-/// and, for a backward pass, the upstream in the output's shape.
+/// The validated host data of one call: the input (f32: widened for the CPU paths) as
+/// `rows` positions of `classes` elements `inner` apart (1: contiguous `[N, C]` rows; see
+/// `DimAxis`) and, for a backward pass, the upstream in the output's shape.
 pub(crate) struct RowsIn<'a> {
     pub input: Input<'a>,
     pub rows: usize,
     pub classes: usize,
+    pub inner: usize,
     pub upstream: Option<&'a [f32]>,
 }
 
@@ -40,18 +42,22 @@ impl RowOp {
         }
     }
 
-    /// `(rows, C)` of an input of any rank ≥ 1 along its last axis (C > 0) whose element
-    /// count is `len`.
-    pub(crate) fn check_input(self, shape: &[usize], len: usize) -> Result<(usize, usize)> {
-        last_axis(shape, len)
+    /// The axis `dim` of an input of any rank ≥ 1 (C > 0) whose element count is `len`.
+    pub(crate) fn check_input(self, shape: &[usize], len: usize, dim: i64) -> Result<DimAxis> {
+        DimAxis::of(shape, len, dim)
     }
 
-    /// The output's shape for an input of `input_shape`: the input's (softmax, log-softmax)
-    /// or the input's without its last axis (entropy; 0-d for a 1-d input).
-    pub(crate) fn output_shape(self, input_shape: &[usize]) -> Vec<usize> {
+    /// The output's shape for an input of `input_shape` along `axis`: the input's (softmax,
+    /// log-softmax) or the input's without that axis (entropy; 0-d for a 1-d input).
+    pub(crate) fn output_shape(self, input_shape: &[usize], axis: usize) -> Vec<usize> {
         match self {
             RowOp::Softmax | RowOp::LogSoftmax => input_shape.to_vec(),
-            RowOp::Entropy => input_shape[..input_shape.len().saturating_sub(1)].to_vec(),
+            RowOp::Entropy => input_shape
+                .iter()
+                .enumerate()
+                .filter(|&(a, _)| a != axis)
+                .map(|(_, &d)| d)
+                .collect(),
         }
     }
 }

@@ -30,6 +30,21 @@ pub(crate) fn rows_and_classes(shape: &[usize], input_len: usize) -> Result<(usi
     Ok((rows, classes))
 }
 
+/// A length mismatch found on the `[rows, C]` view, naming the shape the caller gave.
+fn named_shape(e: LossError, shape: String) -> LossError {
+    match e {
+        LossError::LengthMismatch {
+            what, expected, actual, ..
+        } => LossError::LengthMismatch {
+            what,
+            shape,
+            expected,
+            actual,
+        },
+        e => e,
+    }
+}
+
 /// An input of any rank ≥ 1 taken along one axis (the softmax family's `dim`): `C` the
 /// axis's length, `inner` the product of the axes after it (the stride between a row's
 /// elements; 1 for the last axis), `rows` the positions (the product of every other axis).
@@ -112,17 +127,8 @@ impl ClassAxis {
     /// naming the shape.
     pub(crate) fn of(shape: &[usize], input_len: usize) -> Result<Self> {
         if let [classes] = *shape {
-            let (rows, classes) = rows_and_classes(&[1, classes], input_len).map_err(|e| match e {
-                LossError::LengthMismatch {
-                    what, expected, actual, ..
-                } => LossError::LengthMismatch {
-                    what,
-                    shape: format!("[{classes}]"),
-                    expected,
-                    actual,
-                },
-                e => e,
-            })?;
+            let (rows, classes) =
+                rows_and_classes(&[1, classes], input_len).map_err(|e| named_shape(e, format!("[{classes}]")))?;
             return Ok(Self {
                 rows,
                 classes,

@@ -93,17 +93,8 @@ impl DimAxis {
             what: "input",
             detail: format!("{shape:?} overflows usize"),
         })?;
-        let (rows, classes) = rows_and_classes(&[rows, shape[axis]], input_len).map_err(|e| match e {
-            LossError::LengthMismatch {
-                what, expected, actual, ..
-            } => LossError::LengthMismatch {
-                what,
-                shape: format!("{shape:?}"),
-                expected,
-                actual,
-            },
-            e => e,
-        })?;
+        let (rows, classes) =
+            rows_and_classes(&[rows, shape[axis]], input_len).map_err(|e| named_shape(e, format!("{shape:?}")))?;
         Ok(Self {
             rows,
             classes,

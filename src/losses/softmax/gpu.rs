@@ -45,6 +45,29 @@ struct RowPass<'a> {
     out: BufferAt<'a>,
 }
 
+/// Positions per piece — whole outer slices (`inner` positions each, C·inner elements)
+/// whose bindings fit — and the plan: strided positions get one invocation each, so that
+/// neighbouring invocations read neighbouring addresses for every class.
+fn pieces_and_plan(ctx: &GpuContext, rows: u64, classes: u64, inner: u64) -> Result<(u64, Plan)> {
+    let row_bytes = classes * 4 * inner;
+    let rows_per_piece = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2) / inner) * inner;
+    if rows_per_piece == 0 {
+        return Err(LossError::TooLarge {
+            what: "input",
+            detail: format!(
+                "one slice of {classes} × {inner} elements along the axis is {row_bytes} bytes, more than the device's largest storage binding ({} bytes)",
+                ctx.max_binding_bytes()
+            ),
+        });
+    }
+    let plan = if inner > 1 {
+        Plan::invocation_per_row(ctx)
+    } else {
+        Plan::choose(ctx, rows, classes, false)
+    };
+    Ok((rows_per_piece, plan))
+}
+
 /// Whether the kernel may read the input (and write the output) as whole vec4s — an f32
 /// input, both views present, offsets equal mod 4 — and the two views, or the placeholders
 /// (read-only, read-write) where there is none.
@@ -153,26 +176,8 @@ impl RowOp {
         // Two: a buffer bound read-only may not also be bound read-write in one dispatch.
         let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
         let upstream_at = upstream.unwrap_or_else(|| BufferAt::from(&placeholder));
-        // Pieces of whole outer slices (`inner` positions each, C·inner elements).
+        let (rows_per_piece, plan) = pieces_and_plan(ctx, rows as u64, classes as u64, inner as u64)?;
         let inner = inner as u64;
-        let row_bytes = classes as u64 * 4 * inner;
-        let rows_per_piece = items_per_binding(ctx, row_bytes).min(u64::from(u32::MAX / 2) / inner) * inner;
-        if rows_per_piece == 0 {
-            return Err(LossError::TooLarge {
-                what: "input",
-                detail: format!(
-                    "one slice of {classes} × {inner} elements along the axis is {row_bytes} bytes, more than the device's largest storage binding ({} bytes)",
-                    ctx.max_binding_bytes()
-                ),
-            });
-        }
-        // Strided positions: one invocation each, so that neighbouring invocations read
-        // neighbouring addresses for every class.
-        let plan = if inner > 1 {
-            Plan::invocation_per_row(ctx)
-        } else {
-            Plan::choose(ctx, rows as u64, classes as u64, false)
-        };
         let kernel = Kernel::SoftmaxRows {
             team: plan.team,
             output: self,

@@ -67,13 +67,14 @@ pub enum ElementwiseKind {
     KlDiv,
 }
 
-/// What `softmax.wgsl` writes per row.
+/// What `softmax.wgsl` writes per row. As a `Loss` it runs along the input's last axis
+/// (`dim = -1`); `RowOp::along(dim)` takes any other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowOutput {
-    /// `softmax(x)`, `[N, C]`.
+    /// `softmax(x)`: the input's shape.
     Softmax,
-    /// `log_softmax(x)`, `[N, C]`.
+    /// `log_softmax(x)`: the input's shape.
     LogSoftmax,
-    /// The entropy of `softmax(x)`, `[N]`.
+    /// The entropy of `softmax(x)`: the input's shape without the axis.
     Entropy,
 }

@@ -260,3 +260,35 @@ fn a_dim_splits_past_the_binding_and_buffer_limits_along_the_outer_axes() {
     assert!(matches!(err, LossError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("40 × 30"), "{err}");
 }
+
+#[test]
+fn half_inputs_along_a_dim_match_their_f32_values() {
+    use wgpu_loss::half::{f32_to_bf16, f32_to_f16};
+    use wgpu_loss::Input;
+    let f16: Vec<u16> = X.iter().map(|&x| f32_to_f16(x)).collect();
+    let bf16: Vec<u16> = X.iter().map(|&x| f32_to_bf16(x)).collect();
+    for (label, input) in [("f16", Input::F16(&f16)), ("bf16", Input::Bf16(&bf16))] {
+        // The half values widened are what every backend computes on.
+        let widened = input.to_f32();
+        for op in [RowOp::Softmax, RowOp::LogSoftmax, RowOp::Entropy] {
+            for dim in [0, 1] {
+                let loss = op.along(dim);
+                let want = loss
+                    .forward(Backend::Reference, &Batch::input(&widened[..], [2, 3, 4]))
+                    .expect("reference");
+                let want: Vec<f64> = want.values().iter().map(|&v| f64::from(v)).collect();
+                for (side, backend) in [("cpu", Backend::Cpu), ("gpu", Backend::Gpu(gpu()))] {
+                    let got = loss
+                        .forward(backend, &Batch::input(input, [2, 3, 4]))
+                        .expect("half input");
+                    assert_close(
+                        &format!("{label} {op:?} along {dim} ({side})"),
+                        got.values(),
+                        &want,
+                        RANDOM,
+                    );
+                }
+            }
+        }
+    }
+}

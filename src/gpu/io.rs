@@ -111,6 +111,13 @@ pub(crate) fn placeholder(ctx: &GpuContext) -> Result<Lease> {
     storage(ctx, "wgpu-loss.placeholder", 16)
 }
 
+/// Two placeholders, for a kernel with an unused read-only binding and an unused read-write
+/// one: a buffer bound read-only may not also be bound read-write in the same dispatch
+/// (wgpu's usage scope: `STORAGE_READ_WRITE` is exclusive).
+pub(crate) fn placeholders(ctx: &GpuContext) -> Result<[Lease; 2]> {
+    Ok([placeholder(ctx)?, placeholder(ctx)?])
+}
+
 /// A uniform buffer holding `data` (cached by content).
 pub(crate) fn uniform(ctx: &GpuContext, label: &str, data: &[u8]) -> Result<wgpu::Buffer> {
     constant(ctx, label, data, wgpu::BufferUsages::UNIFORM)

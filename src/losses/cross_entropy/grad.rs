@@ -10,7 +10,7 @@ use crate::api::kinds::InputKind;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
-use crate::gpu::io::placeholder;
+use crate::gpu::io::placeholders;
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::Piece;
@@ -65,12 +65,8 @@ pub(crate) struct GradArgs<'a> {
 /// The values every launch of pass 2 shares.
 struct Shared<'a> {
     args: &'a GradArgs<'a>,
-    placeholder: &'a wgpu::Buffer,
-    /// A second placeholder, for the read-write binding (a buffer bound read-only too may
-    /// not be bound read-write in the same dispatch).
-    placeholder_rw: &'a wgpu::Buffer,
-    upstream: (bool, BufferAt<'a>, f32),
-    reduced: BufferAt<'a>,
+    /// Placeholders (`gpu::io::placeholders`): read-only, read-write.
+    placeholders: [&'a wgpu::Buffer; 2],
     rows_per_group: u64,
     cols_per_group: u64,
 }
@@ -81,11 +77,11 @@ impl Shared<'_> {
         let (args, spec) = (self.args, self.args.spec);
         let classes = args.inputs.classes as u64;
         let (begin, len) = (piece.begin, piece.len);
-        let (per_row_upstream, upstream_at, upstream_scalar) = self.upstream;
+        let [placeholder, placeholder_rw] = self.placeholders;
         let grad_at = args.grad.offset + piece.first(classes) * 4;
         let grad_w = window(ctx, "gradient", args.grad.buffer, grad_at, piece.span(classes) * 4)?;
         let input_w = if args.in_place {
-            window(ctx, "input", self.placeholder, 0, 4)?
+            window(ctx, "input", placeholder, 0, 4)?
         } else {
             input_window(ctx, args.inputs.input, args.inputs.format, classes, piece)?
         };
@@ -99,11 +95,11 @@ impl Shared<'_> {
             8,
             rows_or_first(spec.kind == InputKind::Logits),
         )?;
-        // The per-row upstream, or the reduced [loss, divisor]: one binding.
-        let scale_w = if per_row_upstream {
-            items(ctx, "upstream", upstream_at, 4, (begin, len))?
-        } else {
-            window(ctx, "reduced", self.reduced.buffer, self.reduced.offset, 8)?
+        // The per-row upstream, or the reduced [loss, divisor] and the scalar upstream: one
+        // binding.
+        let (scale_w, upstream_scalar) = match args.upstream {
+            Upstream::Values(at) => (items(ctx, "upstream", at, 4, (begin, len))?, 0.0),
+            Upstream::Scalar(g) => (window(ctx, "reduced", args.reduced.buffer, args.reduced.offset, 8)?, g),
         };
         // The vec4 views: the input's (in place the kernel reads `grad4` instead), and the
         // gradient's; 16-byte placeholders where there is none, which the kernel never reads.
@@ -142,9 +138,9 @@ impl Shared<'_> {
             args.weight.as_entire_binding(),
             lse_w.binding(),
             scale_w.binding(),
-            input4.map_or_else(|| self.placeholder.as_entire_binding(), |w| w.binding()),
+            input4.map_or_else(|| placeholder.as_entire_binding(), |w| w.binding()),
             grad_w.binding(),
-            grad4.map_or_else(|| self.placeholder_rw.as_entire_binding(), |w| w.binding()),
+            grad4.map_or_else(|| placeholder_rw.as_entire_binding(), |w| w.binding()),
         ];
         Ok((params, resources))
     }
@@ -161,15 +157,11 @@ pub(crate) fn encode_grad(
 ) -> Result<()> {
     let spec = args.spec;
     let classes = args.inputs.classes as u64;
-    let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
-    let upstream = match args.upstream {
-        Upstream::Values(at) => (true, at, 0.0),
-        Upstream::Scalar(g) => (false, BufferAt::from(&placeholder), g),
-    };
+    let [placeholder, placeholder_rw] = placeholders(ctx)?;
     let kernel = Kernel::CrossEntropyGrad {
         flags: spec.flags(args.inputs),
         in_place: args.in_place,
-        per_row_upstream: upstream.0,
+        per_row_upstream: matches!(args.upstream, Upstream::Values(_)),
     };
     let (rows_per_group, cols_per_group) = if plan.split() {
         (1, plan.block)
@@ -178,10 +170,7 @@ pub(crate) fn encode_grad(
     };
     let shared = Shared {
         args,
-        placeholder: &placeholder,
-        placeholder_rw: &placeholder_rw,
-        upstream,
-        reduced: args.reduced,
+        placeholders: [&placeholder, &placeholder_rw],
         rows_per_group,
         cols_per_group,
     };

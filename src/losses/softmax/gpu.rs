@@ -12,7 +12,7 @@ use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
 use crate::gpu::driver::{groups, rows_per_group, Combined};
-use crate::gpu::io::{placeholder, read_back, storage, upload, Waiting};
+use crate::gpu::io::{placeholders, read_back, storage, upload, Waiting};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::spans;
@@ -173,8 +173,7 @@ impl RowOp {
             self.per_row(classes) as u64
         };
         let per_row_up = self.per_row(classes) as u64;
-        // Two: a buffer bound read-only may not also be bound read-write in one dispatch.
-        let (placeholder, placeholder_rw) = (placeholder(ctx)?, placeholder(ctx)?);
+        let [placeholder, placeholder_rw] = placeholders(ctx)?;
         let upstream_at = upstream.unwrap_or_else(|| BufferAt::from(&placeholder));
         let (rows_per_piece, plan) = pieces_and_plan(ctx, rows as u64, classes as u64, inner as u64)?;
         let inner = inner as u64;

@@ -84,6 +84,16 @@ impl LossValue {
         }
     }
 
+    /// The same values with `shape` when a tensor (a family computes rows and the caller's
+    /// shape names them: `[N]`, 0-d for an unbatched input, the input's shape); a scalar
+    /// stays as it is.
+    pub(crate) fn with_tensor_shape(self, shape: Vec<usize>) -> Self {
+        match self {
+            LossValue::Tensor { values, .. } => LossValue::Tensor { shape, values },
+            scalar => scalar,
+        }
+    }
+
     /// Values read back from the GPU: the first for a reduction, else all with `shape`.
     pub(crate) fn from_gpu(reduction: Reduction, shape: Vec<usize>, values: Vec<f32>) -> Self {
         match reduction {

@@ -19,7 +19,6 @@ mod spec;
 
 use crate::api::buffers::{BatchAt, Outputs};
 use crate::api::host::{Batch, ForwardBackward, Upstream};
-use crate::api::reduction::LossValue;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
@@ -63,9 +62,7 @@ impl CrossEntropy {
             Backend::Reference => cpu::reference(&spec, &rows_of(&batch.input.to_f32()), upstream),
         };
         // `none` has the input's row shape: [N], or 0-d for an unbatched [C].
-        if let LossValue::Tensor { shape, .. } = &mut result.loss {
-            *shape = axis.row_shape();
-        }
+        result.loss = result.loss.with_tensor_shape(axis.row_shape());
         Ok(result)
     }
 }

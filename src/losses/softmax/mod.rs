@@ -16,7 +16,6 @@ mod spec;
 use crate::api::buffers::{BatchAt, Outputs};
 use crate::api::host::{Batch, ForwardBackward, Upstream};
 use crate::api::kinds::RowOutput as RowOp;
-use crate::api::reduction::LossValue;
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
@@ -102,9 +101,7 @@ impl AlongDim {
             Backend::Reference => cpu::reference(op, &data),
         };
         // Computed per position; shaped as PyTorch gives it.
-        if let LossValue::Tensor { shape, .. } = &mut result.loss {
-            *shape = op.output_shape(&batch.shape, axis.axis);
-        }
+        result.loss = result.loss.with_tensor_shape(op.output_shape(&batch.shape, axis.axis));
         Ok(result)
     }
 }

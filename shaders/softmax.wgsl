@@ -56,13 +56,12 @@ fn row_span(row_start: u32) -> vec2<u32> {
     return vec2(0u);
 }
 
-// Writes softmax or log-softmax of column c (input - shift = d).
-fn write_output(at: u32, d: f32, log_z: f32, z: f32) {
+// Softmax or log-softmax of an element, from d = x - shift.
+fn output_value(d: f32, log_z: f32, z: f32) -> f32 {
     if (OUTPUT == 0u) {
-        out[at] = exp(d) / z;
-    } else {
-        out[at] = d - log_z;
+        return exp(d) / z;
     }
+    return d - log_z;
 }
 
 fn row_stats(row_start: u32, lane: u32, width: u32) -> RowStats {
@@ -97,8 +96,7 @@ fn entropy_sum(row_start: u32, lane: u32, width: u32, shift: f32, inv: TeamInvoc
     let span = row_span(row_start);
     for (var c = span.x + 4u * lane; c < span.y; c += 4u * width) {
         let d = logits4[(row_start + c) >> 2u] - vec4(shift);
-        let t = select(exp(d) * d, vec4(0.0), d == vec4(negative_infinity()));
-        partial += (t.x + t.y) + (t.z + t.w);
+        partial += (entropy_term(d.x) + entropy_term(d.y)) + (entropy_term(d.z) + entropy_term(d.w));
     }
     for (var c = lane; c < span.x; c += width) {
         partial += entropy_term(load_x(at(row_start, c)) - shift);
@@ -183,19 +181,17 @@ fn softmax_rows(inv: TeamInvocation) {
             // the row's input and output line up on 16 bytes (alike, by vec4_ok).
             let out_start = params.out_offset + position_start(row);
             let span = row_span(row_start);
+            let z = stats.exp_sum;
             for (var c = span.x + 4u * lane; c < span.y; c += 4u * width) {
                 let d = logits4[(row_start + c) >> 2u] - vec4(shift);
-                if (OUTPUT == 0u) {
-                    out4[(out_start + c) >> 2u] = exp(d) / stats.exp_sum;
-                } else {
-                    out4[(out_start + c) >> 2u] = d - vec4(log_z);
-                }
+                out4[(out_start + c) >> 2u] = vec4(output_value(d.x, log_z, z), output_value(d.y, log_z, z),
+                                                   output_value(d.z, log_z, z), output_value(d.w, log_z, z));
             }
             for (var c = lane; c < span.x; c += width) {
-                write_output(at(out_start, c), load_x(at(row_start, c)) - shift, log_z, stats.exp_sum);
+                out[at(out_start, c)] = output_value(load_x(at(row_start, c)) - shift, log_z, z);
             }
             for (var c = span.y + lane; c < params.classes; c += width) {
-                write_output(at(out_start, c), load_x(at(row_start, c)) - shift, log_z, stats.exp_sum);
+                out[at(out_start, c)] = output_value(load_x(at(row_start, c)) - shift, log_z, z);
             }
         }
     }

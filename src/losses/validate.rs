@@ -65,14 +65,14 @@ impl DimAxis {
     pub(crate) fn of(shape: &[usize], input_len: usize, dim: i64) -> Result<Self> {
         let rank = shape.len();
         let axis = if dim < 0 { dim + rank as i64 } else { dim };
-        if rank == 0 || !(0..rank as i64).contains(&axis) {
-            if rank == 0 {
-                return Err(LossError::BadShape {
-                    what: "input",
-                    shape: shape.to_vec(),
-                    expected: "[…, C, …] (rank 1 or more)",
-                });
-            }
+        if rank == 0 {
+            return Err(LossError::BadShape {
+                what: "input",
+                shape: shape.to_vec(),
+                expected: "[…, C, …] (rank 1 or more)",
+            });
+        }
+        if !(0..rank as i64).contains(&axis) {
             return Err(LossError::BadDim {
                 dim,
                 shape: shape.to_vec(),
@@ -80,19 +80,15 @@ impl DimAxis {
             });
         }
         let axis = axis as usize;
-        let product = |dims: &[usize]| {
-            dims.iter()
-                .try_fold(1_usize, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| LossError::TooLarge {
-                    what: "input",
-                    detail: format!("{shape:?} overflows usize"),
-                })
-        };
-        let (outer, inner) = (product(&shape[..axis])?, product(&shape[axis + 1..])?);
-        let rows = outer.checked_mul(inner).ok_or_else(|| LossError::TooLarge {
+        let overflow = || LossError::TooLarge {
             what: "input",
             detail: format!("{shape:?} overflows usize"),
-        })?;
+        };
+        let product = |dims: &[usize]| dims.iter().try_fold(1_usize, |acc, &d| acc.checked_mul(d));
+        let inner = product(&shape[axis + 1..]).ok_or_else(overflow)?;
+        let rows = product(&shape[..axis])
+            .and_then(|outer| outer.checked_mul(inner))
+            .ok_or_else(overflow)?;
         let (rows, classes) =
             rows_and_classes(&[rows, shape[axis]], input_len).map_err(|e| named_shape(e, format!("{shape:?}")))?;
         Ok(Self {

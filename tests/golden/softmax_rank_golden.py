@@ -5,22 +5,7 @@
 # Run: python3 tests/golden/softmax_rank_golden.py > tests/golden/softmax_rank_cases.rs
 import torch
 import torch.nn.functional as F
-import struct
-
-
-def f32(v):
-    """The shortest decimal that reads back as the same f32 (clippy: no excess digits)."""
-    want = struct.pack("<f", v)
-    for digits in range(1, 10):
-        text = f"{v:.{digits}g}"
-        if struct.pack("<f", float(text)) == want:
-            return text if any(c in text for c in ".en") else text + ".0"
-    return repr(v)
-
-
-def f64(v):
-    """The shortest decimal that reads back as the same f64."""
-    return repr(v)
+from golden_format import f32, f64
 
 
 x = (torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) * 0.37 % 2.9 - 1.3).double()

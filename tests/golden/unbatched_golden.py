@@ -3,22 +3,7 @@
 # Run: python3 tests/golden/unbatched_golden.py > tests/golden/unbatched_cases.rs
 import torch
 import torch.nn.functional as F
-import struct
-
-
-def f32(v):
-    """The shortest decimal that reads back as the same f32 (clippy: no excess digits)."""
-    want = struct.pack("<f", v)
-    for digits in range(1, 10):
-        text = f"{v:.{digits}g}"
-        if struct.pack("<f", float(text)) == want:
-            return text if any(c in text for c in ".en") else text + ".0"
-    return repr(v)
-
-
-def f64(v):
-    """The shortest decimal that reads back as the same f64."""
-    return repr(v)
+from golden_format import f32, f64
 
 
 x = torch.tensor([0.5, -1.25, 2.0, 0.0, 3.5], dtype=torch.float32).double()

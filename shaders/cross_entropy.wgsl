@@ -44,7 +44,8 @@ struct Params {
     aux_words: u32,       // elements of the logits binding also readable as vec4s in `aux`
                           // (0: aux holds the class weights, or nothing)
     write_stats: u32,     // logits: write (lse, A) per row (the gradient or the caller reads it)
-    _pad1: u32,
+    inner: u32,           // elements between a row's classes: 1 for [N, C]; d1·…·dk for
+                          // [N, C, d1, …], whose positions take one invocation each
     _pad2: u32,
 }
 
@@ -82,11 +83,17 @@ fn weight_of(class_index: u32) -> f32 {
     return 1.0;
 }
 
+// Index of class `c` of the row whose class 0 sits at `start` (of the input, or of
+// probability targets, which share its layout): classes are `inner` apart.
+fn class_at(start: u32, c: u32) -> u32 {
+    return start + c * params.inner;
+}
+
 // a_c without the target term of class-index targets (that one is gathered separately):
 // w_c for class indices, w_c·t'_c for probability targets starting at word `row_t`.
 fn coefficient(row_t: u32, class_index: u32) -> f32 {
     if (TARGET_PROBS) {
-        return weight_of(class_index) * smoothed_probability(row_t + class_index);
+        return weight_of(class_index) * smoothed_probability(class_at(row_t, class_index));
     }
     return weight_of(class_index);
 }
@@ -109,7 +116,7 @@ struct RowScan {
 fn scan_best(scan: ptr<function, RowScan>, row_start: u32, cols: vec4<u32>, valid: vec4<bool>) {
     for (var k = 0u; k < 4u; k++) {
         if (valid[k]) {
-            let x = load_x(row_start + cols[k]);
+            let x = load_x(class_at(row_start, cols[k]));
             if (argmax_before(x, cols[k], (*scan).best, (*scan).best_index)) {
                 (*scan).best = x;
                 (*scan).best_index = cols[k];
@@ -122,14 +129,16 @@ fn scan_best(scan: ptr<function, RowScan>, row_start: u32, cols: vec4<u32>, vali
 // The team reads 4·width consecutive logits per step; lane l takes elements l, l+width,
 // l+2·width, l+3·width, so every load of the team is contiguous. `row_start` is the
 // binding index of the row's column 0 (wrapping u32 arithmetic when the binding starts
-// inside the row), `row_t` the same for probability targets.
+// inside the row), `row_t` the same for probability targets. Strided rows (inner > 1)
+// have a team of one: column c is read at class_at(row_start, c).
 fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32) -> RowScan {
     let step = 4u * width;
     let full_end = hi - (hi - lo) % step;
     var scan = RowScan(stats_empty(), negative_infinity(), 0xffffffffu);
     var s = stats_empty();
     var c = lo + lane;
-    if (FORMAT == 0u && !SOFTCAP && !WEIGHTED && !TARGET_PROBS && !ARGMAX && ((row_start + lo) & 3u) == 0u) {
+    if (FORMAT == 0u && !SOFTCAP && !WEIGHTED && !TARGET_PROBS && !ARGMAX && params.inner == 1u
+        && ((row_start + lo) & 3u) == 0u) {
         // Aligned plain f32: lane l reads elements [k, k + 4), k = lo + 4l + j·step, as one
         // vec4 from `aux`, up to the last whole step inside aux (the rest as below).
         let in_aux = params.aux_words;
@@ -143,8 +152,8 @@ fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32
         c = fast_end + lane;
     }
     for (; c < full_end; c += step) {
-        let x = vec4(logit(row_start + c), logit(row_start + c + width),
-                     logit(row_start + c + 2u * width), logit(row_start + c + 3u * width));
+        let x = vec4(logit(class_at(row_start, c)), logit(class_at(row_start, c + width)),
+                     logit(class_at(row_start, c + 2u * width)), logit(class_at(row_start, c + 3u * width)));
         s = stats_push4(s, x, coefficients4(row_t, c, width), vec4(true));
         if (ARGMAX) {
             scan_best(&scan, row_start, vec4(c, c + width, c + 2u * width, c + 3u * width), vec4(true));
@@ -158,7 +167,7 @@ fn row_stats(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32
         var a = vec4(0.0);
         for (var k = 0u; k < 4u; k++) {
             if (valid[k]) {
-                x[k] = logit(row_start + cols[k]);
+                x[k] = logit(class_at(row_start, cols[k]));
                 a[k] = coefficient(row_t, cols[k]);
             }
         }
@@ -183,7 +192,7 @@ fn log_prob(x: f32) -> f32 {
 fn row_weighted_log_probs(row_start: u32, row_t: u32, lo: u32, hi: u32, lane: u32, width: u32) -> f32 {
     var sum = 0.0;
     for (var c = lo + lane; c < hi; c += width) {
-        sum += coefficient(row_t, c) * log_prob(load_x(row_start + c));
+        sum += coefficient(row_t, c) * log_prob(load_x(class_at(row_start, c)));
     }
     return sum;
 }
@@ -287,7 +296,7 @@ fn team_totals(row_start: u32, row_t: u32, lo: u32, hi: u32, inv: TeamInvocation
         if (ARGMAX) {
             totals.best_index = team_argmax(scan.best, scan.best_index, inv);
             if (totals.best_index != 0xffffffffu) {
-                totals.best = load_x(row_start + totals.best_index);
+                totals.best = load_x(class_at(row_start, totals.best_index));
             }
         }
     } else if (TARGET_PROBS || SMOOTHING) {
@@ -297,9 +306,11 @@ fn team_totals(row_start: u32, row_t: u32, lo: u32, hi: u32, inv: TeamInvocation
 }
 
 // One whole row by its team: the totals (every lane gets them), then lane 0 finishes it.
+// A strided position (inner > 1) is a row of a team of one whose classes are inner apart.
 fn whole_row(row: u32, inv: TeamInvocation) {
-    let row_start = params.logits_offset + row * params.classes;
-    let row_t = params.targets_offset + row * params.classes;  // probability targets
+    let first = strided_start(row, params.classes, params.inner);
+    let row_start = params.logits_offset + first;
+    let row_t = params.targets_offset + first;  // probability targets
     let totals = team_totals(row_start, row_t, 0u, params.classes, inv);
     if (team_lane(inv) == 0u) {
         var term = 0.0;
@@ -307,7 +318,7 @@ fn whole_row(row: u32, inv: TeamInvocation) {
         if (!TARGET_PROBS) {
             t = target_words(row);
             if (target_in_range(t)) {
-                term = target_term(row_start + t.x);
+                term = target_term(class_at(row_start, t.x));
             }
         }
         finish_row(row, t, totals.stats, totals.weighted_sum, totals.best_index, term);
@@ -375,7 +386,7 @@ fn cross_entropy_partials(inv: TeamInvocation) {
             if (!TARGET_PROBS) {
                 let y = target_words(row);
                 if (target_in_range(y) && y.x >= lo && y.x < hi) {
-                    term = target_term(row_start + y.x);
+                    term = target_term(class_at(row_start, y.x));
                 }
             }
             let at = 8u * (params.out_offset + row * params.blocks_per_row + first_block + block);

@@ -41,7 +41,7 @@ struct GradParams {
     cols_per_group: u32,  // columns one workgroup covers (workgroup x: the column block)
     vec4_ok: u32,         // plain f32, input and gradient offsets equal mod 4: `input4` and
                           // `grad4` view the bindings as vec4s (see grad_row)
-    _pad0: u32,           // to 96 bytes
+    inner: u32,           // cross_entropy_grad_strided: elements between a position's classes
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
@@ -201,5 +201,24 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     }
     for (var c = body_end + lane; c < hi; c += GROUP_SIZE) {
         store_scalar(r, c, row_start + c);
+    }
+}
+
+// Strided positions ([N, C, d1, …]: a position's classes `inner` apart), one invocation
+// per position over a grid-stride loop: neighbouring invocations read and write
+// neighbouring addresses for every class, what a GPU coalesces (no transpose).
+@compute @workgroup_size(GROUP_SIZE)
+fn cross_entropy_grad_strided(
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) group_id: vec3<u32>,
+    @builtin(num_workgroups) group_count: vec3<u32>,
+) {
+    let stride = group_count.x * group_count.y * GROUP_SIZE;
+    for (var row = linear_group(group_id, group_count) * GROUP_SIZE + lane; row < params.rows; row += stride) {
+        let r = row_grad(row);
+        let start = strided_start(row, params.classes, params.inner);
+        for (var c = 0u; c < params.classes; c++) {
+            store_scalar(r, c, start + c * params.inner);
+        }
     }
 }

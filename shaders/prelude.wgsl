@@ -67,6 +67,18 @@ fn vec4_span(first: u32, lo: u32, hi: u32) -> vec2<u32> {
     return vec2(body, body + (hi - body) / 4u * 4u);
 }
 
+// Offset from the tensor's start of element 0 of position `row` of a `[…, C, inner]`
+// layout: positions along an axis other than the last have their C classes `inner` apart
+// (position r = (o, i) starts at o·C·inner + i; DimAxis / ClassAxis on the host); the
+// last axis's rows (inner = 1) are contiguous.
+fn strided_start(row: u32, classes: u32, inner: u32) -> u32 {
+    if (inner == 1u) {
+        return row * classes;
+    }
+    let o = row / inner;
+    return o * classes * inner + (row - o * inner);
+}
+
 // Rows are spread over a 2-D grid of workgroups (x up to 65535) so that any number of
 // rows can be dispatched; this is the linear index of the current workgroup.
 fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {

@@ -40,11 +40,7 @@ fn at(start: u32, c: u32) -> u32 {
 
 // Offset of position `row`'s element 0 from the start of the tensor.
 fn position_start(row: u32) -> u32 {
-    if (params.inner == 1u) {
-        return row * params.classes;
-    }
-    let o = row / params.inner;
-    return o * params.classes * params.inner + (row - o * params.inner);
+    return strided_start(row, params.classes, params.inner);
 }
 
 // The whole-vec4 columns [x, y) of the row starting at input index `row_start`: columns

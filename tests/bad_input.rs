@@ -142,50 +142,60 @@ fn target_out_of_range_names_row_and_value() {
 }
 
 #[test]
-fn shapes_that_are_not_n_by_c() {
-    // Cross-entropy takes [N, C] and unbatched [C]; the softmax family any rank ≥ 1 along
-    // its last axis (tests/any_rank.rs). The shape is checked before the lengths, on every
-    // backend and when recording.
+fn shapes_without_a_class_axis() {
+    // Cross-entropy takes [N, C], [N, C, d1, …] and unbatched [C] (tests/kdim.rs,
+    // tests/unbatched.rs); the softmax family any rank ≥ 1 (tests/any_rank.rs). A 0-d input
+    // has no class axis: refused on every backend and when recording. A K-dimensional input
+    // whose targets do not match names both shapes.
     let logits = [0.0_f32; 6];
-    for shape in [vec![6], vec![1, 2, 3], vec![]] {
-        let batch = Batch::new(&logits, shape.clone(), &[0_i64, 1]);
-        for backend in [Backend::Gpu(gpu()), Backend::Cpu, Backend::Reference] {
-            if shape.is_empty() {
-                let err = RowOp::Softmax
-                    .forward(backend, &Batch::input(&logits, shape.clone()))
-                    .expect_err("softmax accepted a 0-d input");
-                assert!(matches!(err, LossError::BadShape { .. }), "{backend:?}: {err}");
-            }
-            if shape.len() == 1 {
-                continue; // unbatched cross-entropy: tests/unbatched.rs
-            }
-            let want = LossError::BadShape {
-                what: "input",
-                shape: shape.clone(),
-                expected: "[N, C] or [C] (unbatched)",
-            };
-            let err = CrossEntropy::default()
-                .forward(backend, &batch)
-                .expect_err("cross-entropy accepted a shape that is neither [N, C] nor [C]");
-            assert_eq!(err, want, "{backend:?}");
-            assert_eq!(
-                err.to_string(),
-                format!("input has shape {shape:?}, but this loss takes [N, C] or [C] (unbatched)")
-            );
-            let buffer = gpu_buffer(bytemuck::cast_slice(&logits));
-            let result = out_buffer(64);
-            let mut encoder = gpu().device().create_command_encoder(&Default::default());
-            let err = CrossEntropy::default()
-                .encode(
-                    gpu(),
-                    &mut encoder,
-                    &BatchAt::new(&buffer, shape.clone(), TargetsAt::I64((&buffer).into())),
-                    &Outputs::loss(&result),
-                )
-                .expect_err("recorded a shape that is neither [N, C] nor [C]");
-            assert_eq!(err, want);
-        }
+    for backend in [Backend::Gpu(gpu()), Backend::Cpu, Backend::Reference] {
+        let batch = Batch::new(&logits, Vec::<usize>::new(), &[0_i64, 1]);
+        let err = RowOp::Softmax
+            .forward(backend, &Batch::input(&logits, Vec::<usize>::new()))
+            .expect_err("softmax accepted a 0-d input");
+        assert!(matches!(err, LossError::BadShape { .. }), "{backend:?}: {err}");
+        let want = LossError::BadShape {
+            what: "input",
+            shape: Vec::new(),
+            expected: "[N, C, d1, …], [N, C] or [C] (unbatched)",
+        };
+        let err = CrossEntropy::default()
+            .forward(backend, &batch)
+            .expect_err("cross-entropy accepted a 0-d input");
+        assert_eq!(err, want, "{backend:?}");
+        assert_eq!(
+            err.to_string(),
+            "input has shape [], but this loss takes [N, C, d1, …], [N, C] or [C] (unbatched)"
+        );
+        let err = CrossEntropy::default()
+            .forward(backend, &Batch::new(&logits, [1, 2, 3], &[0_i64, 1]))
+            .expect_err("2 targets for [1, 2, 3]");
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                LossError::LengthMismatch {
+                    expected: 3,
+                    actual: 2,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[1, 3]") && text.contains("[1, 2, 3]"), "{text}");
     }
+    let buffer = gpu_buffer(bytemuck::cast_slice(&logits));
+    let result = out_buffer(64);
+    let mut encoder = gpu().device().create_command_encoder(&Default::default());
+    let err = CrossEntropy::default()
+        .encode(
+            gpu(),
+            &mut encoder,
+            &BatchAt::new(&buffer, Vec::<usize>::new(), TargetsAt::I64((&buffer).into())),
+            &Outputs::loss(&result),
+        )
+        .expect_err("recorded a 0-d input");
+    assert!(matches!(err, LossError::BadShape { .. }), "{err}");
 }
 
 #[test]

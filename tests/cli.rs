@@ -182,9 +182,10 @@ fn bad_input_is_one_line_and_leaves_no_file() {
             vec!["--input", "x_1d.npy", "--target", "t.npy"],
             "int64 or int32 [] (class indices) or float32 [35] (probabilities) for --input [35], got int64 [5]",
         ),
+        // [5, 7, 1] is K-dimensional: its class indices are [5, 1].
         (
             vec!["--input", "x_3d.npy", "--target", "t.npy"],
-            "[N, C] or [C] (unbatched)",
+            "for --input [5, 7, 1], got int64 [5]",
         ),
         (
             vec!["--input", "x.npy", "--target", "t.npy", "--weight", "w_short.npy"],

@@ -169,7 +169,11 @@ fn arrays_that_do_not_fit_are_refused() {
         (ce("scalar.npy", "t.npy"), "scalar.npy"),
         // An unbatched input takes one 0-d class index, not two.
         (ce("rank1.npy", "t.npy"), "for --input [6], got int64 [2]"),
-        (ce("rank3.npy", "t.npy"), "rank3.npy"),
+        // A K-dimensional input [1, 2, 3] takes class indices [1, 3], not [2].
+        (
+            ce("rank3.npy", "t.npy"),
+            "int64 or int32 [1, 3] (class indices) or float32 [1, 2, 3]",
+        ),
         (ce("x.npy", "t3.npy"), "t3.npy"),
         (ce("x.npy", "t_out.npy"), "out of range"),
         (ce("x.npy", "t_neg.npy"), "-5"),

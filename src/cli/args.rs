@@ -35,9 +35,9 @@ pub enum BackendArg {
 /// The losses and row operations `compute` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LossName {
-    /// Cross-entropy: input [N, C] or unbatched [C]; target class indices [N] (0-d for [C]; int) or probabilities shaped like the input (float32).
+    /// Cross-entropy: input [N, C], [N, C, d1, …] (class axis 1) or unbatched [C]; target class indices [N] / [N, d1, …] (0-d for [C]; int) or probabilities shaped like the input (float32).
     CrossEntropy,
-    /// Negative log-likelihood: input log-probabilities [N, C] or unbatched [C]; target class indices [N] (0-d for [C]).
+    /// Negative log-likelihood: input log-probabilities [N, C], [N, C, d1, …] or unbatched [C]; target class indices [N] / [N, d1, …] (0-d for [C]).
     Nll,
     /// Binary cross-entropy: input probabilities, target of the same shape, both in [0, 1].
     Bce,
@@ -158,6 +158,10 @@ pub struct BenchArgs {
     /// Classes of that shape (needs --rows).
     #[arg(long, requires = "rows", allow_hyphen_values = true)]
     pub classes: Option<usize>,
+    /// One shape of any rank instead (comma-separated, e.g. 8,21,512,512): cross-entropy and
+    /// nll take class axis 1 ([N, C, d1, …]), the others their last axis.
+    #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["rows", "classes"])]
+    pub shape: Option<Vec<usize>>,
     /// Timed runs per shape and backend; the median is reported.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,

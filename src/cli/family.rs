@@ -7,11 +7,12 @@ use super::args::LossName;
 
 /// A loss name's family, holding the loss with its default options.
 pub enum Family {
-    /// Cross-entropy and NLL: input `[N, C]`, class-index (or probability) targets.
+    /// Cross-entropy and NLL: input `[N, C]`, `[N, C, d1, …]` or `[C]`, class-index (or
+    /// probability) targets.
     CrossEntropy(CrossEntropy),
     /// Elementwise losses: any shape, an f32 target of the input's shape.
     Elementwise(ElementwiseLoss),
-    /// The softmax family: input `[N, C]`, no targets.
+    /// The softmax family: input of any rank along `--dim`, no targets.
     RowOp(RowOp),
 }
 

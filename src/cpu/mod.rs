@@ -126,3 +126,17 @@ pub fn entropy(row: &[f32]) -> f64 {
     }
     h
 }
+
+/// Consecutive `[a, b]` blocks of `values`, each transposed to `[b, a]`: the CPU backends
+/// gather an input along a strided axis (`[C, inner]` blocks) into rows, and scatter back.
+pub(crate) fn transpose_blocks(values: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let mut out = vec![0.0_f32; values.len()];
+    for (block, into) in values.chunks_exact(a * b).zip(out.chunks_exact_mut(a * b)) {
+        for (i, row) in block.chunks_exact(b).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                into[j * a + i] = v;
+            }
+        }
+    }
+    out
+}

@@ -202,6 +202,8 @@ pub enum Kernel {
         in_place: bool,
         /// Reduction none: one upstream value per row.
         per_row_upstream: bool,
+        /// One invocation per strided position (`[N, C, d1, …]`), not a workgroup per row.
+        strided: bool,
     },
     /// One loss value per element.
     Elementwise {
@@ -277,7 +279,8 @@ impl Kernel {
             Kernel::Finish => "finish",
             Kernel::Elementwise { grad: false, .. } => "elementwise_loss",
             Kernel::Elementwise { grad: true, .. } => "elementwise_grad",
-            Kernel::CrossEntropyGrad { .. } => "cross_entropy_grad",
+            Kernel::CrossEntropyGrad { strided: false, .. } => "cross_entropy_grad",
+            Kernel::CrossEntropyGrad { strided: true, .. } => "cross_entropy_grad_strided",
             Kernel::SoftmaxRows { .. } => "softmax_rows",
         }
     }
@@ -302,6 +305,7 @@ impl Kernel {
                 flags,
                 in_place,
                 per_row_upstream,
+                ..
             } => {
                 let mut constants = flags.constants();
                 constants.extend([

@@ -94,19 +94,6 @@ fn override_constants_match_the_rust_side() {
             small_rows: 10,
             reduced: true,
         },
-        Kernel::CrossEntropyGrad {
-            flags: CeFlags {
-                targets: TargetLayout::Indices(TargetWidth::I64),
-                weighted: true,
-                smoothing: true,
-                input: InputKind::Logits,
-                softcap: true,
-                z_loss: false,
-                format: InputFormat::Bf16,
-            },
-            in_place: true,
-            per_row_upstream: false,
-        },
         Kernel::Elementwise {
             loss: ElementwiseKind::Bce,
             weighted: true,
@@ -126,7 +113,7 @@ fn override_constants_match_the_rust_side() {
         Kernel::ReducePairs,
         Kernel::Finish,
     ];
-    for kernel in kernels {
+    for kernel in kernels.into_iter().chain(grad_kernels()) {
         let source = kernel.family().source();
         let module = naga::front::wgsl::parse_str(&source).expect("parses");
         let mut in_shader: Vec<String> = module.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect();
@@ -145,4 +132,40 @@ fn the_tiny_row_path_validates_for_every_class_count() {
             classes,
         ));
     }
+}
+
+/// Both gradient entry points (whole rows, strided positions) with mixed flags.
+fn grad_kernels() -> [crate::gpu::kernels::Kernel; 2] {
+    use crate::api::kinds::*;
+    use crate::gpu::kernels::*;
+    [
+        Kernel::CrossEntropyGrad {
+            flags: CeFlags {
+                targets: TargetLayout::Indices(TargetWidth::I64),
+                weighted: true,
+                smoothing: true,
+                input: InputKind::Logits,
+                softcap: true,
+                z_loss: false,
+                format: InputFormat::Bf16,
+            },
+            in_place: true,
+            per_row_upstream: false,
+            strided: false,
+        },
+        Kernel::CrossEntropyGrad {
+            flags: CeFlags {
+                targets: TargetLayout::Probabilities,
+                weighted: true,
+                smoothing: true,
+                input: InputKind::Logits,
+                softcap: false,
+                z_loss: true,
+                format: InputFormat::F16,
+            },
+            in_place: false,
+            per_row_upstream: true,
+            strided: true,
+        },
+    ]
 }

@@ -42,11 +42,12 @@ impl Piece {
 /// Splits `rows` × `classes` into pieces whose every binding (logits, targets, per-row
 /// outputs, split partials; pass 1 and pass 2) fits the device, and whose in-binding
 /// indices stay below 2^31. Rows larger than a binding are cut into column ranges (whole
-/// blocks of the split plan); any other plan refuses them.
+/// blocks of the split plan); any other plan refuses them. Strided positions (classes
+/// `inner` apart, `[N, C, d1, …]`) come in pieces of whole outer slices of `inner`
+/// positions: a piece's elements are then still `[begin·C, (begin + len)·C)`.
 pub(crate) fn pieces(
     ctx: &GpuContext,
-    rows: u64,
-    classes: u64,
+    (rows, classes, inner): (u64, u64, u64),
     layout: TargetLayout,
     plan: &Plan,
 ) -> Result<Vec<Piece>> {
@@ -76,6 +77,17 @@ pub(crate) fn pieces(
         .min(items_per_binding(ctx, target_row_bytes))
         .min(small)
         .min(u64::from(u32::MAX / 2) / classes.max(1));
+    let per_chunk = per_chunk / inner.max(1) * inner.max(1);
+    if inner > 1 && per_chunk == 0 {
+        return Err(LossError::TooLarge {
+            what: "logits",
+            detail: format!(
+                "one slice of {classes} classes × {inner} positions is {} bytes, more than the device's largest storage binding ({} bytes)",
+                classes * inner * 4,
+                ctx.max_binding_bytes()
+            ),
+        });
+    }
     if per_chunk > 0 {
         return Ok((0..rows)
             .step_by(per_chunk as usize)
@@ -121,7 +133,7 @@ mod tests {
     /// 2^31, the pieces tile the array exactly, and byte offsets (u64) are exact, for arrays
     /// of 2^32 elements and more (nothing is allocated: only the index arithmetic runs).
     fn check_tiling(ctx: &GpuContext, rows: u64, classes: u64, plan: &Plan) {
-        let tiles = pieces(ctx, rows, classes, TargetLayout::Indices(TargetWidth::I64), plan).expect("pieces");
+        let tiles = pieces(ctx, (rows, classes, 1), TargetLayout::Indices(TargetWidth::I64), plan).expect("pieces");
         let binding = ctx.max_binding_bytes();
         let mut next = (0_u64, 0_u64); // (row, column) expected next
         for piece in &tiles {
@@ -166,7 +178,7 @@ mod tests {
         let classes = (1 << 22) + 3;
         check_tiling(&forced, 5, classes, &Plan::choose(&forced, 5, classes, true));
         // Shapes whose indices cannot be u32 are refused with the shape.
-        let err = pieces(&ctx, 2, 1 << 33, TargetLayout::Indices(TargetWidth::I64), &split).unwrap_err();
+        let err = pieces(&ctx, (2, 1 << 33, 1), TargetLayout::Indices(TargetWidth::I64), &split).unwrap_err();
         assert!(err.to_string().contains("8589934592"), "{err}");
     }
 }

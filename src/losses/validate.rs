@@ -100,59 +100,55 @@ impl DimAxis {
     }
 }
 
-/// A cross-entropy input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]` (one
-/// row, whose class-index target is 0-d and whose `none` loss is 0-d).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A cross-entropy input's shape in PyTorch's forms: `[N, C]`, `[N, C, d1, …, dk]` (class
+/// axis 1: position `r = (n, s)` of `rows = N·d1·…·dk` has its classes `inner = d1·…·dk`
+/// apart, as [`DimAxis`] along axis 1), or unbatched `[C]` (one row, whose class-index
+/// target and `none` loss are 0-d).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ClassAxis {
     pub rows: usize,
     pub classes: usize,
+    /// Elements between a position's classes: `d1·…·dk`, 1 for `[N, C]` and `[C]`.
+    pub inner: usize,
     pub unbatched: bool,
+    /// The shape as the caller gave it.
+    pub shape: Vec<usize>,
 }
 
 impl ClassAxis {
-    /// The axis of `shape` (`input_len` elements): `[C]` or `[N, C]`, C > 0, each error
-    /// naming the shape.
+    /// The axis of `shape` (`input_len` elements): `[C]`, `[N, C]` or `[N, C, d1, …]`,
+    /// C > 0, each error naming the shape.
     pub(crate) fn of(shape: &[usize], input_len: usize) -> Result<Self> {
-        if let [classes] = *shape {
-            let (rows, classes) =
-                rows_and_classes(&[1, classes], input_len).map_err(|e| named_shape(e, format!("[{classes}]")))?;
-            return Ok(Self {
-                rows,
-                classes,
-                unbatched: true,
+        if shape.is_empty() {
+            return Err(LossError::BadShape {
+                what: "input",
+                shape: Vec::new(),
+                expected: "[N, C, d1, …], [N, C] or [C] (unbatched)",
             });
         }
-        let (rows, classes) = rows_and_classes(shape, input_len).map_err(|e| match e {
-            LossError::BadShape { what, shape, .. } => LossError::BadShape {
-                what,
-                shape,
-                expected: "[N, C] or [C] (unbatched)",
-            },
-            e => e,
-        })?;
+        let unbatched = shape.len() == 1;
+        let axis = DimAxis::of(shape, input_len, if unbatched { 0 } else { 1 })?;
         Ok(Self {
-            rows,
-            classes,
-            unbatched: false,
+            rows: axis.rows,
+            classes: axis.classes,
+            inner: axis.inner,
+            unbatched,
+            shape: shape.to_vec(),
         })
     }
 
-    /// The input's shape as the caller gave it: `[C]` or `[N, C]`.
+    /// The input's shape as the caller gave it: `[C]`, `[N, C]`, `[N, C, d1, …]`.
     pub(crate) fn input_shape(&self) -> String {
-        if self.unbatched {
-            format!("[{}]", self.classes)
-        } else {
-            format!("[{}, {}]", self.rows, self.classes)
-        }
+        format!("{:?}", self.shape)
     }
 
-    /// The shape of the class-index targets and of a `none` loss: `[]` or `[N]`.
+    /// The shape of the class-index targets and of a `none` loss: the input's without its
+    /// class axis (`[]`, `[N]`, `[N, d1, …]`).
     pub(crate) fn row_shape(&self) -> Vec<usize> {
-        if self.unbatched {
-            Vec::new()
-        } else {
-            vec![self.rows]
-        }
+        let axis = usize::from(!self.unbatched);
+        let mut shape = self.shape.clone();
+        shape.remove(axis);
+        shape
     }
 }
 

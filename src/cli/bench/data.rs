@@ -35,8 +35,10 @@ fn log_softmax(x: &[f32], classes: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The generated host data of one shape `[rows, classes]`, for one loss.
+/// The generated host data of one shape, for one loss: `rows` positions of `classes`
+/// classes (along axis 1 of a cross-entropy input of rank 3 or more, else the last).
 pub struct Generated {
+    pub shape: Vec<usize>,
     pub rows: usize,
     pub classes: usize,
     pub input: Vec<f32>,
@@ -47,10 +49,10 @@ pub struct Generated {
 /// values it is made from, an f32 target, and the outputs of each backend.
 const HOST_BYTES_PER_ELEMENT: u64 = 32;
 
-/// `(rows, classes)` if a shape can be generated: both at least 1, their product without
+/// `[rows, classes]` if a shape can be generated: both at least 1, their product without
 /// overflow, and its data within the host memory available now (checked before anything is
 /// allocated from them).
-pub fn check_shape(rows: usize, classes: usize) -> Result<(usize, usize), String> {
+pub fn check_shape(rows: usize, classes: usize) -> Result<Vec<usize>, String> {
     if rows == 0 || classes == 0 {
         return Err(format!(
             "--rows and --classes must be at least 1, got {rows} x {classes}"
@@ -68,7 +70,29 @@ pub fn check_shape(rows: usize, classes: usize) -> Result<(usize, usize), String
             ));
         }
     }
-    Ok((rows, classes))
+    Ok(vec![rows, classes])
+}
+
+/// `--shape` if it can be generated: every axis at least 1, then as [`check_shape`] over its
+/// positions and classes.
+pub fn check_any_shape(shape: &[usize], loss: LossName) -> Result<Vec<usize>, String> {
+    if shape.is_empty() || shape.contains(&0) {
+        return Err(format!("--shape must have every axis at least 1, got {shape:?}"));
+    }
+    let (rows, classes) = rows_and_classes(shape, loss).ok_or_else(|| format!("--shape {shape:?} overflows"))?;
+    check_shape(rows, classes).map_err(|e| format!("--shape {shape:?}: {e}"))?;
+    Ok(shape.to_vec())
+}
+
+/// Positions and classes of `shape` for `loss`: class axis 1 for cross-entropy and nll
+/// (rank ≥ 2), else the last axis; `None` on overflow.
+fn rows_and_classes(shape: &[usize], loss: LossName) -> Option<(usize, usize)> {
+    let axis = match loss.family() {
+        Family::CrossEntropy(_) if shape.len() > 1 => 1,
+        _ => shape.len() - 1,
+    };
+    let len = shape.iter().try_fold(1_usize, |acc, &d| acc.checked_mul(d))?;
+    Some((len / shape[axis].max(1), shape[axis]))
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes (Linux; `None` elsewhere).
@@ -83,7 +107,8 @@ impl Generated {
     /// Logits in [-8, 8), class indices and values in [0.01, 0.99), made into what `loss`
     /// reads: log-probabilities for nll and kl-div, probabilities for bce (whose target is
     /// 1 - input), probabilities for kl-div's target.
-    pub fn new(loss: LossName, rows: usize, classes: usize) -> Self {
+    pub fn new(loss: LossName, shape: Vec<usize>) -> Self {
+        let (rows, classes) = rows_and_classes(&shape, loss).unwrap_or((0, 1));
         let mut rng = Rng(rows as u64 * 1_000_003 + classes as u64);
         let n = rows * classes;
         let logits: Vec<f32> = (0..n).map(|_| (rng.unit() - 0.5) * 16.0).collect();
@@ -107,6 +132,7 @@ impl Generated {
             Family::RowOp(_) => TargetData::None,
         };
         Self {
+            shape,
             rows,
             classes,
             input,
@@ -114,9 +140,15 @@ impl Generated {
         }
     }
 
-    /// The shape, `[rows, classes]`.
-    pub fn shape(&self) -> [usize; 2] {
-        [self.rows, self.classes]
+    /// The shape as generated.
+    pub fn shape(&self) -> Vec<usize> {
+        self.shape.clone()
+    }
+
+    /// The shape as a label: `8x21x512x512`.
+    pub fn label(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(ToString::to_string).collect();
+        dims.join("x")
     }
 
     /// The batch as the library takes it.

@@ -43,9 +43,14 @@ const DEFAULT_SHAPES: [(usize, usize); 5] = [
 
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> Result<(), String> {
-    let shapes = match (args.rows, args.classes) {
-        (Some(rows), Some(classes)) => vec![data::check_shape(rows, classes)?],
-        _ => DEFAULT_SHAPES.to_vec(),
+    let name = LossName::from(args.loss);
+    let shapes = match (&args.shape, args.rows, args.classes) {
+        (Some(shape), _, _) => vec![data::check_any_shape(shape, name)?],
+        (None, Some(rows), Some(classes)) => vec![data::check_shape(rows, classes)?],
+        _ => DEFAULT_SHAPES
+            .iter()
+            .map(|&(rows, classes)| vec![rows, classes])
+            .collect(),
     };
     let ctx = context(&args)?;
     let adapter = ctx
@@ -54,12 +59,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let bandwidth = timing::read_bandwidth();
     let per_shape = if args.backend == Which::Both { 4 } else { 2 };
     let mut progress = Progress::new(shapes.len() * (per_shape + 1));
-    let name = LossName::from(args.loss);
     let loss = name.default_loss();
     let mut results = Vec::new();
     let rates = MathRates::measure(ctx.as_ref())?;
-    for &(rows, classes) in &shapes {
-        let mut shape = Shape::new(&args, &*loss, Generated::new(name, rows, classes));
+    for dims in shapes {
+        let mut shape = Shape::new(&args, &*loss, Generated::new(name, dims));
         progress.step(&format!("{} ceilings", shape.label));
         shape.ceilings = Ceilings::measure(ctx.as_ref(), &shape, args.loss, rates)?;
         results.extend(shape.run(ctx.as_ref(), &mut progress)?);
@@ -204,7 +208,7 @@ impl<'a> Shape<'a> {
         let tensor_out = matches!(args.loss, BenchLoss::Softmax | BenchLoss::LogSoftmax);
         Self {
             loss,
-            label: format!("{}x{}", data.rows, data.classes),
+            label: data.label(),
             bytes: data.bytes_moved(args.grad, tensor_out) as f64,
             writes: args.grad || tensor_out,
             data,
@@ -249,6 +253,7 @@ impl<'a> Shape<'a> {
 
     fn row(&self, backend: &'static str, mode: &'static str, median: Duration, err: f64) -> Row {
         Row {
+            shape: self.label.clone(),
             rows: self.data.rows,
             classes: self.data.classes,
             backend,

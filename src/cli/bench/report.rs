@@ -5,6 +5,9 @@ use std::time::Duration;
 
 /// One timed result.
 pub struct Row {
+    /// The shape as a label (`4096x4096`, `8x21x512x512`).
+    pub shape: String,
+    /// Positions and classes of the shape.
     pub rows: usize,
     pub classes: usize,
     pub backend: &'static str,
@@ -80,7 +83,7 @@ impl Report {
                 .map_or("-".into(), |t| format!("{:.1}", t.as_secs_f64() * 1e3));
             println!(
                 "{:>16}  {:<14} {:<11} {:>10.2} {:>8.2} {:>8.2} {:>6.0}% {:>8} {:>8} {:>9} {:>10}",
-                format!("{}x{}", r.rows, r.classes),
+                r.shape,
                 r.backend,
                 r.mode,
                 r.median.as_secs_f64() * 1e3,
@@ -97,10 +100,7 @@ impl Report {
 
     /// A GPU row's speed-up over the fast CPU on its shape, or `-`.
     fn speedup(&self, r: &Row) -> String {
-        let cpu = self
-            .results
-            .iter()
-            .find(|c| c.rows == r.rows && c.classes == r.classes && c.backend == "cpu");
+        let cpu = self.results.iter().find(|c| c.shape == r.shape && c.backend == "cpu");
         match (r.backend, cpu) {
             ("gpu", Some(c)) => format!("{:.2}x", c.median.as_secs_f64() / r.median.as_secs_f64()),
             _ => "-".into(),
@@ -117,8 +117,9 @@ impl Report {
                 let loads = r.loads_only.map_or("null".into(), |l| format!("{l:.4}"));
                 let math = r.math_bound.map_or("null".into(), |t| format!("{:.4}", t.as_secs_f64() * 1e3));
                 format!(
-                    "{{\"loss\":\"{}\",\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"grad\":{},\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"ceiling_gb_per_s\":{:.4},\"fraction_of_ceiling\":{:.4},\"loads_only_gb_per_s\":{},\"math_bound_ms\":{},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
+                    "{{\"loss\":\"{}\",\"shape\":[{}],\"rows\":{},\"classes\":{},\"backend\":\"{}\",\"mode\":\"{}\",\"grad\":{},\"median_ms\":{:.4},\"gb_per_s\":{:.4},\"read_bandwidth_gb_per_s\":{:.4},\"ceiling_gb_per_s\":{:.4},\"fraction_of_ceiling\":{:.4},\"loads_only_gb_per_s\":{},\"math_bound_ms\":{},\"adapter\":\"{}\",\"max_abs_err\":{}}}",
                     escape(&self.loss),
+                    r.shape.replace('x', ","),
                     r.rows,
                     r.classes,
                     r.backend,

@@ -60,8 +60,8 @@ pub fn last_axis_input(shape: &[usize], path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A cross-entropy / NLL input's shape in PyTorch's forms: `[N, C]`, or unbatched `[C]`
-/// (one row; its class-index target and its `none` loss are 0-d).
+/// A cross-entropy / NLL input's shape in PyTorch's forms: `[N, C]`, `[N, C, d1, …]` (class
+/// axis 1), or unbatched `[C]` (one row; its class-index target and its `none` loss are 0-d).
 pub struct ClassInput<'a> {
     pub classes: usize,
     /// The shape as read.
@@ -69,32 +69,35 @@ pub struct ClassInput<'a> {
 }
 
 impl ClassInput<'_> {
-    /// The shape of the class-index targets: `[]` (unbatched) or `[N]`.
-    fn index_shape(&self) -> &[usize] {
-        &self.shape[..self.shape.len() - 1]
+    /// The shape of the class-index targets: the input's without its class axis (`[]`,
+    /// `[N]`, `[N, d1, …]`).
+    fn index_shape(&self) -> Vec<usize> {
+        let mut shape = self.shape.to_vec();
+        shape.remove(usize::from(shape.len() > 1));
+        shape
     }
 }
 
-/// `[N, C]` or `[C]` of a cross-entropy input, or an error naming the file.
+/// `[C]`, `[N, C]` or `[N, C, d1, …]` of a cross-entropy input, or an error naming the file.
 pub fn class_input<'a>(shape: &'a [usize], path: &Path) -> Result<ClassInput<'a>, String> {
     match *shape {
-        [classes] | [_, classes] => Ok(ClassInput { classes, shape }),
+        [classes] | [_, classes, ..] => Ok(ClassInput { classes, shape }),
         _ => Err(format!(
-            "--input {} must be float32 [N, C] or [C] (unbatched), got {shape:?}",
+            "--input {} must be float32 [N, C, d1, …], [N, C] or [C] (unbatched), got {shape:?}",
             path.display()
         )),
     }
 }
 
 /// Cross-entropy / NLL targets: class indices (int64 or int32) shaped like the input without
-/// its class axis (`[N]`, or 0-d for an unbatched input), or float32 probabilities shaped
-/// like the input.
+/// its class axis (`[N]`, `[N, d1, …]`, or 0-d for an unbatched input), or float32
+/// probabilities shaped like the input.
 pub fn class_targets(path: &Path, input: &ClassInput<'_>) -> Result<TargetData, String> {
     let target = read(path, "--target")?;
     let (indices, probabilities) = (input.index_shape(), input.shape);
     match (target.data, target.shape.as_slice()) {
-        (NpyData::I64(t), shape) if shape == indices => Ok(TargetData::I64(t)),
-        (NpyData::I32(t), shape) if shape == indices => Ok(TargetData::I32(t)),
+        (NpyData::I64(t), shape) if shape == indices.as_slice() => Ok(TargetData::I64(t)),
+        (NpyData::I32(t), shape) if shape == indices.as_slice() => Ok(TargetData::I32(t)),
         (NpyData::F32(t), shape) if shape == probabilities => Ok(TargetData::F32(t)),
         (data, shape) => Err(format!(
             "--target {} must be int64 or int32 {indices:?} (class indices) or float32 {probabilities:?} (probabilities) for --input {probabilities:?}, got {} {shape:?}",

@@ -62,7 +62,7 @@ impl CrossEntropy {
                 Upstream::Scalar(_) => None,
             }),
         };
-        self.check_call(axis, &lens)?;
+        self.check_call(&axis, &lens)?;
         self.check_targets(axis.classes, &batch.targets)?;
         Ok(axis)
     }
@@ -72,7 +72,7 @@ impl CrossEntropy {
     pub(crate) fn check_batch_at<'a>(&self, batch: &BatchAt<'a>) -> Result<Inputs<'a>> {
         let elements = batch.shape.iter().fold(1_usize, |acc, &d| acc.saturating_mul(d));
         let axis = ClassAxis::of(&batch.shape, elements)?;
-        let (rows, classes) = (axis.rows, axis.classes);
+        let (rows, classes, inner) = (axis.rows, axis.classes, axis.inner);
         let (targets, layout, len) = match batch.targets {
             TargetsAt::I64(at) => (at, TargetLayout::Indices(TargetWidth::I64), rows),
             TargetsAt::I32(at) => (at, TargetLayout::Indices(TargetWidth::I32), rows),
@@ -89,26 +89,33 @@ impl CrossEntropy {
             probabilities: layout == TargetLayout::Probabilities,
             upstream: None,
         };
-        self.check_call(axis, &lens)?;
+        self.check_call(&axis, &lens)?;
         Ok(Inputs {
             input: batch.input.at,
             format: batch.input.format,
             rows,
             classes,
+            inner,
             targets: (targets, layout),
         })
     }
 
     /// Target and upstream lengths against the input's axis (already checked), then the
     /// options.
-    fn check_call(&self, axis: ClassAxis, lens: &Lens) -> Result<()> {
+    fn check_call(&self, axis: &ClassAxis, lens: &Lens) -> Result<()> {
         let loss = self.loss_name();
         let (rows, classes) = (axis.rows, axis.classes);
         let input = axis.input_shape();
         let (target_shape, target_len) = match (lens.probabilities, axis.unbatched) {
             (true, _) => (format!("{input} (probabilities, like the input)"), rows * classes),
             (false, true) => (format!("[] (one class index for the unbatched input {input})"), 1),
-            (false, false) => (format!("[{rows}] (one class index per row of the input {input})"), rows),
+            (false, false) => (
+                format!(
+                    "{:?} (one class index per position of the input {input})",
+                    axis.row_shape()
+                ),
+                rows,
+            ),
         };
         if lens.targets != target_len {
             return Err(LossError::LengthMismatch {

@@ -4,7 +4,7 @@
 
 use crate::api::host::{ForwardBackward, Targets, Upstream};
 use crate::api::reduction::{LossValue, Reduction};
-use crate::cpu::{self, RowLosses};
+use crate::cpu::{self, transpose_blocks, RowLosses};
 
 use super::fast;
 use super::reference::{reference_grad, reference_rows, RefTargets};
@@ -16,6 +16,37 @@ pub(crate) struct HostRows<'a> {
     pub rows: usize,
     pub classes: usize,
     pub targets: Targets<'a>,
+}
+
+/// Runs `backend` on `data` whose classes sit `inner` apart (`[N, C, d1, …]`, `inner =
+/// d1·…·dk`): the positions gathered into rows (each `[C, inner]` block of the input and of
+/// probability targets transposed), the gradient scattered back. Class-index targets, the
+/// upstream and every per-position output are already in position order.
+pub(crate) fn along_classes(
+    spec: &Spec<'_>,
+    data: &HostRows<'_>,
+    inner: usize,
+    upstream: Option<Upstream<&[f32]>>,
+    backend: impl FnOnce(&Spec<'_>, &HostRows<'_>, Option<Upstream<&[f32]>>) -> ForwardBackward,
+) -> ForwardBackward {
+    if inner == 1 {
+        return backend(spec, data, upstream);
+    }
+    let classes = data.classes;
+    let input = transpose_blocks(data.input, classes, inner);
+    let probabilities = match data.targets {
+        Targets::F32(t) => Some(transpose_blocks(t, classes, inner)),
+        _ => None,
+    };
+    let gathered = HostRows {
+        input: &input,
+        rows: data.rows,
+        classes,
+        targets: probabilities.as_deref().map_or(data.targets, Targets::F32),
+    };
+    let mut out = backend(spec, &gathered, upstream);
+    out.grad = transpose_blocks(&out.grad, inner, classes);
+    out
 }
 
 /// The f64 reference (rounded to f32 at the end).

@@ -131,6 +131,16 @@ pub(crate) fn encode_empty(
     Ok(())
 }
 
+/// The plan of a recording: strided positions (`[N, C, d1, …]`) take one invocation each,
+/// so that neighbouring invocations read neighbouring addresses for every class.
+fn plan_of(ctx: &GpuContext, inputs: &Inputs<'_>) -> Plan {
+    if inputs.inner > 1 {
+        Plan::invocation_per_row(ctx)
+    } else {
+        Plan::choose(ctx, inputs.rows as u64, inputs.classes as u64, true)
+    }
+}
+
 /// Records pass 1, the reduction and pass 2 into `encoder`, reading `inputs` and writing
 /// `outputs`; submits nothing. Temporary buffers (O(N)) are created here and kept alive
 /// by the recorded commands.
@@ -150,8 +160,8 @@ pub(crate) fn encode(
     let weight = weight_buffer(ctx, spec)?;
     // (lse, A) per row is written for logits when the gradient or the caller reads it.
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
-    let plan = Plan::choose(ctx, rows, classes, true);
-    let pieces = pieces(ctx, rows, classes, inputs.targets.1, &plan)?;
+    let plan = plan_of(ctx, inputs);
+    let pieces = pieces(ctx, (rows, classes, inputs.inner as u64), inputs.targets.1, &plan)?;
     // Row losses go straight to the loss output for `none`, else to a temporary to reduce.
     let (sums, per_team) = row_sums(reduced_loss, &plan, &pieces, (rows, classes));
     let row_loss = Slot::new(

@@ -24,6 +24,10 @@ use crate::api::kinds::InputFormat;
 /// until a group has this many (lavapipe pays per workgroup).
 const GRAD_ELEMENTS_PER_GROUP: u64 = 4096;
 
+/// Invocations per workgroup of the gradient kernels (GROUP_SIZE in WGSL): positions per
+/// workgroup of `cross_entropy_grad_strided`.
+const STRIDED_GROUP_SIZE: u32 = 64;
+
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -47,7 +51,8 @@ struct GradParams {
     cols: u32,
     cols_per_group: u32,
     vec4_ok: u32,
-    _pad: [u32; 5],
+    inner: u32,
+    _pad: [u32; 4],
 }
 
 /// The buffers and options of pass 2.
@@ -130,7 +135,8 @@ impl Shared<'_> {
             cols: piece.cols as u32,
             cols_per_group: self.cols_per_group.min(piece.cols) as u32,
             vec4_ok: u32::from(vec4_ok),
-            _pad: [0; 5],
+            inner: args.inputs.inner as u32,
+            _pad: [0; 4],
         };
         let resources = vec![
             input_w.binding(),
@@ -147,7 +153,8 @@ impl Shared<'_> {
 }
 
 /// Records `cross_entropy_grad` over all pieces. A workgroup covers whole rows (at least
-/// `GRAD_ELEMENTS_PER_GROUP` elements), or for a split plan one block of one row.
+/// `GRAD_ELEMENTS_PER_GROUP` elements), or for a split plan one block of one row; strided
+/// positions (`[N, C, d1, …]`) take one invocation each (`cross_entropy_grad_strided`).
 pub(crate) fn encode_grad(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -162,6 +169,7 @@ pub(crate) fn encode_grad(
         flags: spec.flags(args.inputs),
         in_place: args.in_place,
         per_row_upstream: matches!(args.upstream, Upstream::Values(_)),
+        strided: args.inputs.inner > 1,
     };
     let (rows_per_group, cols_per_group) = if plan.split() {
         (1, plan.block)
@@ -177,9 +185,15 @@ pub(crate) fn encode_grad(
     let mut pass = KernelPass::begin(ctx, encoder, kernel)?;
     for piece in pieces {
         let (params, resources) = shared.launch(ctx, piece)?;
+        let bind_group = bind(ctx, kernel, &params, resources)?;
+        if args.inputs.inner > 1 {
+            let groups = piece.len.div_ceil(u64::from(STRIDED_GROUP_SIZE)).min(plan.max_groups);
+            pass.launch(&bind_group, groups)?;
+            continue;
+        }
         let x = piece.cols.div_ceil(cols_per_group.min(piece.cols));
         let y = piece.len.div_ceil(rows_per_group);
-        pass.launch_grid(&bind(ctx, kernel, &params, resources)?, x, y)?;
+        pass.launch_grid(&bind_group, x, y)?;
     }
     Ok(())
 }

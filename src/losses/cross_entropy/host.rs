@@ -21,15 +21,19 @@ use super::spec::{Inputs, Spec};
 /// readback waits.
 pub(crate) struct HostCall<'a> {
     pub input: Input<'a>,
+    /// Positions (`N·d1·…·dk`).
     pub rows: usize,
     pub classes: usize,
+    /// Elements between a position's classes (`d1·…·dk`; 1 for `[N, C]`).
+    pub inner: usize,
     pub targets: Targets<'a>,
     pub grad: Option<Upstream<&'a [f32]>>,
     pub waiting: Waiting,
 }
 
 impl<'a> HostCall<'a> {
-    /// Rows `[begin, end)` of this call, with `grad` as their upstream.
+    /// Rows `[begin, end)` of this call (whole outer slices of `inner` positions: their
+    /// elements are `[begin·C, end·C)`), with `grad` as their upstream.
     fn rows(&self, rows: &std::ops::Range<usize>, grad: Option<Upstream<&'a [f32]>>) -> Self {
         let (begin, end, classes) = (rows.start, rows.end, self.classes);
         let targets = match self.targets {
@@ -40,6 +44,7 @@ impl<'a> HostCall<'a> {
             input: self.input.slice(begin * classes, end * classes),
             rows: end - begin,
             classes,
+            inner: self.inner,
             targets,
             grad,
             waiting: self.waiting,
@@ -103,10 +108,20 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
             classes as u64 * 4
         })
         .max(if call.grad.is_some() { classes as u64 * 4 } else { 0 });
-    let what = format!("[{rows}, {classes}] {format:?}");
-    let Some(per_group) = rows_per_group(ctx, rows, row_bytes, &what)? else {
+    // Strided positions go in groups of whole outer slices: one slice is the "row".
+    let inner = call.inner.max(1);
+    let what = if inner == 1 {
+        format!("[{rows}, {classes}] {format:?}")
+    } else {
+        format!(
+            "[{}, {classes}, {inner}] {format:?} (a row: one [{classes}, {inner}] slice)",
+            rows / inner
+        )
+    };
+    let Some(per_group) = rows_per_group(ctx, rows / inner, row_bytes * inner as u64, &what)? else {
         return forward_host_one(ctx, spec, call).await;
     };
+    let per_group = per_group * inner;
     let divisor = match spec.reduction {
         Reduction::None => None,
         Reduction::Sum => Some(1.0),
@@ -169,6 +184,7 @@ async fn forward_host_one(ctx: &GpuContext, spec: &Spec<'_>, call: &HostCall<'_>
         format,
         rows,
         classes,
+        inner: call.inner,
         targets: ((&targets_buf).into(), target_layout(&call.targets)),
     };
     let into = grad_buf

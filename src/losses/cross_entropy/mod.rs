@@ -38,7 +38,7 @@ impl CrossEntropy {
         waiting: Waiting,
     ) -> Result<ForwardBackward> {
         let axis = self.check_batch(batch, upstream)?;
-        let (rows, classes) = (axis.rows, axis.classes);
+        let (rows, classes, inner) = (axis.rows, axis.classes, axis.inner);
         let spec = self.spec();
         let rows_of = |input| HostRows {
             input,
@@ -52,16 +52,20 @@ impl CrossEntropy {
                     input: batch.input,
                     rows,
                     classes,
+                    inner,
                     targets: batch.targets,
                     grad: upstream,
                     waiting,
                 };
                 host::forward_host(ctx, &spec, &call).await?
             }
-            Backend::Cpu => cpu::fast(&spec, &rows_of(&batch.input.to_f32()), upstream),
-            Backend::Reference => cpu::reference(&spec, &rows_of(&batch.input.to_f32()), upstream),
+            Backend::Cpu => cpu::along_classes(&spec, &rows_of(&batch.input.to_f32()), inner, upstream, cpu::fast),
+            Backend::Reference => {
+                cpu::along_classes(&spec, &rows_of(&batch.input.to_f32()), inner, upstream, cpu::reference)
+            }
         };
-        // `none` has the input's row shape: [N], or 0-d for an unbatched [C].
+        // `none` has the input's shape without its class axis: [N], [N, d1, …], or 0-d for
+        // an unbatched [C].
         result.loss = result.loss.with_tensor_shape(axis.row_shape());
         Ok(result)
     }

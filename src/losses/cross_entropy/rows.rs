@@ -45,7 +45,8 @@ struct RowParams {
     blocks_per_row: u32,
     aux_words: u32,
     write_stats: u32,
-    _pad: [u32; 2],
+    inner: u32,
+    _pad: u32,
 }
 
 /// Per-row positions of one recording.
@@ -161,6 +162,7 @@ impl<'a> Rows<'a> {
         // Plain f32 logits (no weights, soft-cap, argmax or probability targets) in rows of
         // at most SMALL_ROWS_MAX classes, one invocation per row: read a pack at a time.
         let small = pass == RowPass::Whole
+            && self.args.inputs.inner == 1
             && plan.team == Team::Invocation
             && self.plain
             && flags.input == InputKind::Logits
@@ -336,6 +338,7 @@ pub(crate) fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, 
         write_stats: u32::from(bufs.stats_per_row),
         block_cols: plan.block as u32,
         blocks_per_row: blocks as u32,
+        inner: inputs.inner as u32,
         ..RowParams::zeroed()
     };
     // Binding 3: the class weights, or for plain f32 logits the logits window again, cut to

@@ -49,8 +49,11 @@ impl Default for Spec<'_> {
 pub(crate) struct Inputs<'a> {
     pub input: BufferAt<'a>,
     pub format: InputFormat,
+    /// Positions: `N`, or `N·d1·…·dk` for `[N, C, d1, …]`.
     pub rows: usize,
     pub classes: usize,
+    /// Elements between a position's classes (`d1·…·dk`; 1 for `[N, C]`): see `ClassAxis`.
+    pub inner: usize,
     pub targets: (BufferAt<'a>, TargetLayout),
 }
 

@@ -4,7 +4,7 @@
 use crate::api::host::ForwardBackward;
 use crate::api::kinds::RowOutput as RowOp;
 use crate::api::reduction::LossValue;
-use crate::cpu;
+use crate::cpu::{self, transpose_blocks};
 
 use super::fast;
 use super::reference;
@@ -79,19 +79,6 @@ fn along(
     };
     let grad = transpose_blocks(&grad, inner, classes);
     ForwardBackward::plain(output(op, data, values), grad)
-}
-
-/// Consecutive `[a, b]` blocks of `values`, each transposed to `[b, a]`.
-fn transpose_blocks(values: &[f32], a: usize, b: usize) -> Vec<f32> {
-    let mut out = vec![0.0_f32; values.len()];
-    for (block, into) in values.chunks_exact(a * b).zip(out.chunks_exact_mut(a * b)) {
-        for (i, row) in block.chunks_exact(b).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                into[j * a + i] = v;
-            }
-        }
-    }
-    out
 }
 
 /// The output as computed: the caller shapes it (`AlongDim::run`).

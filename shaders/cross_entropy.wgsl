@@ -377,9 +377,12 @@ fn cross_entropy_partials(inv: TeamInvocation) {
         let block = t % blocks;
         let lo = params.col_begin + block * params.block_cols;
         let hi = min(lo + params.block_cols, params.col_begin + params.cols);
-        // Binding index of global column 0 of the row (wraps when col_begin > 0).
-        let row_start = params.logits_offset + row * params.classes - params.col_begin;
-        let row_t = params.targets_offset + row * params.classes - params.col_begin;
+        // Binding index of global column 0 of the row (wraps when col_begin > 0). Strided
+        // positions (a slice larger than a binding): the binding starts at class col_begin
+        // of the piece's first position.
+        let first = strided_start(row, params.classes, params.inner) - params.col_begin * params.inner;
+        let row_start = params.logits_offset + first;
+        let row_t = params.targets_offset + first;
         let totals = team_totals(row_start, row_t, lo, hi, inv);
         if (team_lane(inv) == 0u) {
             var term = 0.0;

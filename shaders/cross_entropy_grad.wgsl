@@ -206,7 +206,9 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
 
 // Strided positions ([N, C, d1, …]: a position's classes `inner` apart), one invocation
 // per position over a grid-stride loop: neighbouring invocations read and write
-// neighbouring addresses for every class, what a GPU coalesces (no transpose).
+// neighbouring addresses for every class, what a GPU coalesces (no transpose). Classes
+// [col_begin, col_begin + cols) of each (all of them unless a slice is larger than a
+// binding: the bindings then start at class col_begin of the piece's first position).
 @compute @workgroup_size(GROUP_SIZE)
 fn cross_entropy_grad_strided(
     @builtin(local_invocation_index) lane: u32,
@@ -216,8 +218,9 @@ fn cross_entropy_grad_strided(
     let stride = group_count.x * group_count.y * GROUP_SIZE;
     for (var row = linear_group(group_id, group_count) * GROUP_SIZE + lane; row < params.rows; row += stride) {
         let r = row_grad(row);
-        let start = strided_start(row, params.classes, params.inner);
-        for (var c = 0u; c < params.classes; c++) {
+        // Wraps when col_begin > 0, as grad_row's row_start.
+        let start = strided_start(row, params.classes, params.inner) - params.col_begin * params.inner;
+        for (var c = params.col_begin; c < params.col_begin + params.cols; c++) {
             store_scalar(r, c, start + c * params.inner);
         }
     }

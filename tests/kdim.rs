@@ -357,3 +357,67 @@ fn the_cli_reads_kdim_files_and_writes_pytorchs_shapes() {
     );
     assert!(!dir.join("bad.npy").exists());
 }
+
+#[test]
+fn a_slice_larger_than_a_binding_splits_along_s_and_c() {
+    let base = gpu();
+    let small =
+        wgpu_loss::GpuContext::from_device(base.device().clone(), base.queue().clone()).with_binding_limit(4096);
+    let mut rng = common::Rng::new(18);
+    // Slices of 2100, 4500 and 1517 elements against a binding of ~1000: runs of positions
+    // with blocks of classes beside them, one class per piece, and ragged blocks.
+    for shape in [vec![2, 300, 7], vec![1, 3, 1500], vec![3, 37, 41]] {
+        let (classes, len) = (shape[1], shape.iter().product::<usize>());
+        let positions = len / classes;
+        let x = rng.logits(len, 4.0);
+        let mut targets = rng.targets(positions, classes);
+        targets.iter_mut().step_by(7).for_each(|t| *t = -100);
+        let probs: Vec<f32> = (0..len).map(|_| rng.uniform(0.0, 1.0)).collect();
+        let upstream: Vec<f32> = (0..positions).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        for (loss, up) in [
+            (CrossEntropy::default().label_smoothing(0.1), Upstream::Scalar(1.0)),
+            (
+                CrossEntropy::default().reduction(Reduction::None).row_outputs(true),
+                Upstream::Values(&upstream[..]),
+            ),
+            (
+                CrossEntropy::default().reduction(Reduction::Sum).z_loss(0.01),
+                Upstream::Scalar(0.5),
+            ),
+        ] {
+            for batch in [
+                Batch::new(&x[..], shape.clone(), &targets[..]),
+                Batch::new(&x[..], shape.clone(), &probs[..]),
+            ] {
+                let want = loss
+                    .forward_backward(Backend::Reference, &batch, up)
+                    .expect("reference");
+                let what = format!("{shape:?} {:?} split along S and C", loss.reduction);
+                let got = loss.forward_backward(Backend::Gpu(&small), &batch, up).expect(&what);
+                let values: Vec<f64> = want.loss.values().iter().map(|&v| f64::from(v)).collect();
+                assert_close(&what, got.loss.values(), &values, RANDOM);
+                let grad: Vec<f64> = want.grad.iter().map(|&v| f64::from(v)).collect();
+                assert_close(&format!("{what} grad"), &got.grad, &grad, RANDOM);
+                if let (Some(lse), Some(got_lse)) = (&want.lse, &got.lse) {
+                    let lse: Vec<f64> = lse.iter().map(|&v| f64::from(v)).collect();
+                    assert_close(&format!("{what} lse"), got_lse, &lse, RANDOM);
+                    assert_eq!(got.argmax, want.argmax, "{what}: argmax");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_slice_larger_than_the_largest_buffer_is_refused_naming_it() {
+    // Host groups are whole outer slices: one slice must fit one buffer.
+    let base = gpu();
+    let small = wgpu_loss::GpuContext::from_device(base.device().clone(), base.queue().clone()).with_buffer_limit(4096);
+    let x = vec![0.0_f32; 2 * 40 * 30];
+    let t = vec![0_i64; 60];
+    let err = CrossEntropy::default()
+        .forward(Backend::Gpu(&small), &Batch::new(&x[..], [2, 40, 30], &t[..]))
+        .expect_err("a slice of 4800 bytes");
+    assert!(matches!(err, LossError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("[40, 30] slice"), "{err}");
+}

@@ -75,6 +75,22 @@ impl Plan {
         Self::of(ctx, Strategy::InvocationPerRow)
     }
 
+    /// Strided positions (`[N, C, d1, …]`) whose outer slice of `classes` × `inner`
+    /// elements is larger than a binding: one invocation per position and block of classes
+    /// writes a partial record, then one per position merges them in class order. A block
+    /// is as many classes as fit one binding beside a run of positions (`tiler::pieces`).
+    pub(crate) fn strided_split(ctx: &GpuContext, classes: u64, inner: u64) -> Plan {
+        let fit = crate::gpu::window::binding_elements(ctx);
+        let run = inner.min(fit / 2).max(1);
+        Plan {
+            strategy: Strategy::SplitRow,
+            team: Team::Invocation,
+            teams_per_group: u64::from(TEAM_GROUP_SIZE),
+            block: (fit.saturating_sub(run) / inner.max(1) + 1).clamp(1, classes.max(1)),
+            ..Self::of(ctx, Strategy::InvocationPerRow)
+        }
+    }
+
     /// The team and group shape of `strategy` on `ctx`.
     fn of(ctx: &GpuContext, strategy: Strategy) -> Plan {
         let (team, teams_per_group) = match strategy {

@@ -138,6 +138,11 @@ pub(crate) fn items_per_binding(ctx: &GpuContext, item_bytes: u64) -> u64 {
     ctx.max_binding_bytes().saturating_sub(align) / item_bytes.max(1)
 }
 
+/// f32 elements one binding holds, capped so that in-binding indices stay below 2^31.
+pub(crate) fn binding_elements(ctx: &GpuContext) -> u64 {
+    items_per_binding(ctx, 4).min(u64::from(u32::MAX / 2))
+}
+
 /// Fails unless `at` holds `bytes` bytes from a 4-aligned offset.
 pub(crate) fn check_room(what: &'static str, at: BufferAt<'_>, bytes: u64, shape: &str) -> Result<()> {
     check_room_aligned(what, at, bytes, shape, 4)

@@ -13,7 +13,7 @@ use crate::gpu::kernels::TargetLayout;
 use crate::gpu::plan::Plan;
 use crate::gpu::pool::Lease;
 use crate::gpu::reduce::{encode_batch_sum, encode_empty as encode_empty_sum, Finish};
-use crate::gpu::tiler::pieces;
+use crate::gpu::tiler::{pieces, whole_rows_per_piece};
 use crate::gpu::window::{check_room, check_room_aligned};
 
 use super::grad::{encode_grad, GradArgs};
@@ -133,11 +133,18 @@ pub(crate) fn encode_empty(
 
 /// The plan of a recording: strided positions (`[N, C, d1, …]`) take one invocation each,
 /// so that neighbouring invocations read neighbouring addresses for every class.
+/// A slice larger than a binding is split along its positions and classes
+/// (`Plan::strided_split`).
 fn plan_of(ctx: &GpuContext, inputs: &Inputs<'_>) -> Plan {
-    if inputs.inner > 1 {
-        Plan::invocation_per_row(ctx)
+    let (rows, classes, inner) = (inputs.rows as u64, inputs.classes as u64, inputs.inner as u64);
+    if inner == 1 {
+        return Plan::choose(ctx, rows, classes, true);
+    }
+    let plan = Plan::invocation_per_row(ctx);
+    if whole_rows_per_piece(ctx, (classes, inner), inputs.targets.1, &plan) > 0 {
+        plan
     } else {
-        Plan::choose(ctx, inputs.rows as u64, inputs.classes as u64, true)
+        Plan::strided_split(ctx, classes, inner)
     }
 }
 

@@ -41,7 +41,7 @@ struct GradParams {
     cols_per_group: u32,  // columns one workgroup covers (workgroup x: the column block)
     vec4_ok: u32,         // plain f32, input and gradient offsets equal mod 4: `input4` and
                           // `grad4` view the bindings as vec4s (see grad_row)
-    inner: u32,           // cross_entropy_grad_strided: elements between a position's classes
+    inner: u32,           // cross_entropy_grad_positions: elements between a position's classes
     _pad1: u32,
     _pad2: u32,
     _pad3: u32,
@@ -204,13 +204,14 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     }
 }
 
-// Strided positions ([N, C, d1, …]: a position's classes `inner` apart), one invocation
-// per position over a grid-stride loop: neighbouring invocations read and write
-// neighbouring addresses for every class, what a GPU coalesces (no transpose). Classes
+// One invocation per position over a grid-stride loop: tiny rows (inner = 1), and the
+// strided positions of [N, C, d1, …] (a position's classes `inner` apart), where
+// neighbouring invocations read and write neighbouring addresses for every class, what a
+// GPU coalesces (no transpose). Classes
 // [col_begin, col_begin + cols) of each (all of them unless a slice is larger than a
 // binding: the bindings then start at class col_begin of the piece's first position).
 @compute @workgroup_size(GROUP_SIZE)
-fn cross_entropy_grad_strided(
+fn cross_entropy_grad_positions(
     @builtin(local_invocation_index) lane: u32,
     @builtin(workgroup_id) group_id: vec3<u32>,
     @builtin(num_workgroups) group_count: vec3<u32>,

@@ -9,7 +9,8 @@ mod common;
 use common::{assert_close, gpu, Rng, GRAD_TOLERANCE};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
-    Backend, Batch, BatchAt, BufferAt, CrossEntropy, GradInto, Loss, Outputs, Reduction, RowOp, TargetsAt, Upstream,
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, GpuContext, GradInto, Loss, Outputs, Reduction, RowOp, TargetsAt,
+    Upstream,
 };
 
 /// Sentinels around the data in every app buffer.
@@ -51,9 +52,8 @@ fn values_between_sentinels(what: &str, buffer: &wgpu::Buffer, lead: usize, len:
 }
 
 /// Cross-entropy's gradient, written at `grad_lead` floats into the app's buffer (or in
-/// place over the input), for input at `input_lead` floats.
-fn cross_entropy_grad(input_lead: usize, grad_lead: Option<usize>, classes: usize) {
-    let ctx = gpu();
+/// place over the input), for input at `input_lead` floats, on `ctx`.
+fn cross_entropy_grad(ctx: &GpuContext, input_lead: usize, grad_lead: Option<usize>, classes: usize, plan: &str) {
     let rows = 37;
     let mut rng = Rng::new((input_lead * 1000 + classes) as u64);
     let logits = rng.logits(rows * classes, 4.0);
@@ -94,7 +94,7 @@ fn cross_entropy_grad(input_lead: usize, grad_lead: Option<usize>, classes: usiz
         )
         .expect("reference");
     let want: Vec<f64> = want.grad.iter().map(|&g| f64::from(g)).collect();
-    let what = format!("input at float {input_lead}, gradient at {grad_lead:?}, C = {classes}");
+    let what = format!("input at float {input_lead}, gradient at {grad_lead:?}, C = {classes} ({plan})");
     let got = match (&grad_buf, grad_lead) {
         (Some(buffer), Some(lead)) => values_between_sentinels(&what, buffer, lead, rows * classes),
         _ => values_between_sentinels(&what, &input, input_lead, rows * classes),
@@ -104,18 +104,25 @@ fn cross_entropy_grad(input_lead: usize, grad_lead: Option<usize>, classes: usiz
 
 #[test]
 fn cross_entropy_gradient_at_every_alignment() {
-    // (input offset, gradient offset, classes), offsets in floats.
-    for (input_lead, grad_lead, classes) in [
-        (0, 0, 1000), // whole vec4s everywhere
-        (1, 5, 1001), // equal mod 4, off 16 bytes: a scalar head and tail on every row
-        (3, 3, 7),    // rows shorter than two vec4s
-        (2, 1, 1000), // different mod 4: scalars only
-        (64, 0, 998), // different binding offsets, equal mod 4
-    ] {
-        cross_entropy_grad(input_lead, Some(grad_lead), classes);
-    }
-    for (input_lead, classes) in [(0, 1000), (1, 1001), (3, 7)] {
-        cross_entropy_grad(input_lead, None, classes);
+    // The plan's kernel (on lavapipe one invocation per row up to 1024 classes), and a
+    // subgroup per row: the kernel whose lanes share a row, with its vec4 loads and stores.
+    let base = gpu();
+    let shared = GpuContext::from_device(base.device().clone(), base.queue().clone())
+        .with_strategy(wgpu_loss::Strategy::SubgroupPerRow);
+    for (plan, ctx) in [("planned", base), ("subgroup per row", &shared)] {
+        // (input offset, gradient offset, classes), offsets in floats.
+        for (input_lead, grad_lead, classes) in [
+            (0, 0, 1000), // whole vec4s everywhere
+            (1, 5, 1001), // equal mod 4, off 16 bytes: a scalar head and tail on every row
+            (3, 3, 7),    // rows shorter than two vec4s
+            (2, 1, 1000), // different mod 4: scalars only
+            (64, 0, 998), // different binding offsets, equal mod 4
+        ] {
+            cross_entropy_grad(ctx, input_lead, Some(grad_lead), classes, plan);
+        }
+        for (input_lead, classes) in [(0, 1000), (1, 1001), (3, 7)] {
+            cross_entropy_grad(ctx, input_lead, None, classes, plan);
+        }
     }
 }
 

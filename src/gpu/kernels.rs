@@ -202,8 +202,9 @@ pub enum Kernel {
         in_place: bool,
         /// Reduction none: one upstream value per row.
         per_row_upstream: bool,
-        /// One invocation per strided position (`[N, C, d1, …]`), not a workgroup per row.
-        strided: bool,
+        /// One invocation per row (position): tiny rows, and the strided positions of
+        /// `[N, C, d1, …]`; else a workgroup shares each row.
+        per_position: bool,
     },
     /// One loss value per element.
     Elementwise {
@@ -279,8 +280,10 @@ impl Kernel {
             Kernel::Finish => "finish",
             Kernel::Elementwise { grad: false, .. } => "elementwise_loss",
             Kernel::Elementwise { grad: true, .. } => "elementwise_grad",
-            Kernel::CrossEntropyGrad { strided: false, .. } => "cross_entropy_grad",
-            Kernel::CrossEntropyGrad { strided: true, .. } => "cross_entropy_grad_strided",
+            Kernel::CrossEntropyGrad {
+                per_position: false, ..
+            } => "cross_entropy_grad",
+            Kernel::CrossEntropyGrad { per_position: true, .. } => "cross_entropy_grad_positions",
             Kernel::SoftmaxRows { .. } => "softmax_rows",
         }
     }

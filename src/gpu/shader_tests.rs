@@ -134,7 +134,8 @@ fn the_tiny_row_path_validates_for_every_class_count() {
     }
 }
 
-/// Both gradient entry points (whole rows, strided positions) with mixed flags.
+/// Both gradient entry points (rows shared by a workgroup, one invocation per position)
+/// with mixed flags.
 fn grad_kernels() -> [crate::gpu::kernels::Kernel; 2] {
     use crate::api::kinds::*;
     use crate::gpu::kernels::*;
@@ -151,7 +152,7 @@ fn grad_kernels() -> [crate::gpu::kernels::Kernel; 2] {
             },
             in_place: true,
             per_row_upstream: false,
-            strided: false,
+            per_position: false,
         },
         Kernel::CrossEntropyGrad {
             flags: CeFlags {
@@ -165,7 +166,7 @@ fn grad_kernels() -> [crate::gpu::kernels::Kernel; 2] {
             },
             in_place: false,
             per_row_upstream: true,
-            strided: true,
+            per_position: true,
         },
     ]
 }

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
 use crate::gpu::io::placeholders;
-use crate::gpu::kernels::Kernel;
+use crate::gpu::kernels::{Kernel, Team};
 use crate::gpu::plan::Plan;
 use crate::gpu::tiler::Piece;
 use crate::gpu::window::{items, window};
@@ -25,8 +25,8 @@ use crate::api::kinds::InputFormat;
 const GRAD_ELEMENTS_PER_GROUP: u64 = 4096;
 
 /// Invocations per workgroup of the gradient kernels (GROUP_SIZE in WGSL): positions per
-/// workgroup of `cross_entropy_grad_strided`.
-const STRIDED_GROUP_SIZE: u32 = 64;
+/// workgroup of `cross_entropy_grad_positions`.
+const GROUP_SIZE: u32 = 64;
 
 /// The uniform of `cross_entropy_grad` (the WGSL `GradParams`).
 #[repr(C)]
@@ -152,9 +152,12 @@ impl Shared<'_> {
     }
 }
 
-/// Records `cross_entropy_grad` over all pieces. A workgroup covers whole rows (at least
-/// `GRAD_ELEMENTS_PER_GROUP` elements), or for a split plan one block of one row; strided
-/// positions (`[N, C, d1, …]`) take one invocation each (`cross_entropy_grad_strided`).
+/// Records the gradient over all pieces. Where the forward gives each row (position) one
+/// invocation — tiny rows, and strided positions of `[N, C, d1, …]` — so does the gradient
+/// (`cross_entropy_grad_positions`: 64 lanes sharing a row of 10 classes left most of them
+/// idle and had every lane fetch every row's values, 12× slower at 4M×10 on lavapipe).
+/// Otherwise a workgroup covers whole rows (at least `GRAD_ELEMENTS_PER_GROUP` elements),
+/// or for a split plan one block of one row (`cross_entropy_grad`).
 pub(crate) fn encode_grad(
     ctx: &GpuContext,
     encoder: &mut wgpu::CommandEncoder,
@@ -169,7 +172,7 @@ pub(crate) fn encode_grad(
         flags: spec.flags(args.inputs),
         in_place: args.in_place,
         per_row_upstream: matches!(args.upstream, Upstream::Values(_)),
-        strided: args.inputs.inner > 1,
+        per_position: plan.team == Team::Invocation,
     };
     let (rows_per_group, cols_per_group) = if plan.split() {
         (1, plan.block)
@@ -186,8 +189,8 @@ pub(crate) fn encode_grad(
     for piece in pieces {
         let (params, resources) = shared.launch(ctx, piece)?;
         let bind_group = bind(ctx, kernel, &params, resources)?;
-        if args.inputs.inner > 1 {
-            let groups = piece.len.div_ceil(u64::from(STRIDED_GROUP_SIZE)).min(plan.max_groups);
+        if plan.team == Team::Invocation {
+            let groups = piece.len.div_ceil(u64::from(GROUP_SIZE)).min(plan.max_groups);
             pass.launch(&bind_group, groups)?;
             continue;
         }

@@ -1,9 +1,11 @@
 //! PyTorch's K-dimensional cross-entropy and NLL: input `[N, C, d1, …, dk]` (class axis 1),
 //! class-index targets `[N, d1, …, dk]` or probabilities shaped like the input; `none`
 //! gives `[N, d1, …, dk]`. Golden values and gradients from `tests/golden/kdim_golden.py`
-//! (PyTorch 2.15, autograd) on every backend; random ranks 3–5 and odd sizes against the
-//! reference with every option and the row outputs; the recorded form at offsets; f16 and
-//! bf16; splits under lowered binding and buffer limits; and the shapes refused.
+//! (PyTorch 2.15, autograd) on every backend; the reference's gradient against finite
+//! differences; random ranks 1–5 and odd sizes against the reference with every option and
+//! the row outputs; the recorded form at offsets; f16 and bf16; splits under lowered binding
+//! and buffer limits (along N, along the positions and classes of a slice); the CLI; and
+//! the shapes refused.
 
 mod common;
 
@@ -82,21 +84,23 @@ fn kdim_matches_pytorch_on_every_backend() {
     }
 }
 
-/// A random `[N, C, d1, …]` shape of rank 3–5 with odd sizes.
-fn random_shape(rng: &mut common::Rng, rank: usize) -> Vec<usize> {
+/// A random shape of rank 1–5 with odd sizes (`[C]`, `[N, C]`, `[N, C, d1, …]`) and its
+/// class axis.
+fn random_shape(rng: &mut common::Rng, rank: usize) -> (Vec<usize>, usize) {
     let mut shape: Vec<usize> = (0..rank)
         .map(|_| 1 + rng.below(if rank > 3 { 5 } else { 11 }))
         .collect();
-    shape[1] = 1 + rng.below(17);
-    shape
+    let axis = usize::from(rank > 1);
+    shape[axis] = 1 + rng.below(17);
+    (shape, axis)
 }
 
 #[test]
-fn random_ranks_and_options_agree_with_the_reference() {
+fn random_ranks_1_to_5_and_options_agree_with_the_reference() {
     let mut rng = common::Rng::new(1414);
-    for trial in 0..30 {
-        let shape = random_shape(&mut rng, 3 + trial % 3);
-        let (classes, len) = (shape[1], shape.iter().product::<usize>());
+    for trial in 0..40 {
+        let (shape, axis) = random_shape(&mut rng, 1 + trial % 5);
+        let (classes, len) = (shape[axis], shape.iter().product::<usize>());
         let positions = len / classes;
         let x = rng.logits(len, 4.0);
         let mut targets = rng.targets(positions, classes);
@@ -127,7 +131,7 @@ fn random_ranks_and_options_agree_with_the_reference() {
             .forward_backward(Backend::Reference, &batch, upstream)
             .expect("reference");
         let mut row_shape = shape.clone();
-        row_shape.remove(1);
+        row_shape.remove(axis);
         if reduction == Reduction::None {
             assert_eq!(want.loss.shape(), row_shape, "none keeps [N, d1, …]");
         }
@@ -409,15 +413,121 @@ fn a_slice_larger_than_a_binding_splits_along_s_and_c() {
 }
 
 #[test]
-fn a_slice_larger_than_the_largest_buffer_is_refused_naming_it() {
-    // Host groups are whole outer slices: one slice must fit one buffer.
+fn a_slice_larger_than_the_largest_buffer_runs_in_runs_of_positions() {
+    // Host groups are whole outer slices; one slice larger than a buffer is gathered in runs
+    // of its positions ([1, C, len] each), its gradient scattered back.
     let base = gpu();
     let small = wgpu_loss::GpuContext::from_device(base.device().clone(), base.queue().clone()).with_buffer_limit(4096);
-    let x = vec![0.0_f32; 2 * 40 * 30];
-    let t = vec![0_i64; 60];
+    let mut rng = common::Rng::new(19);
+    let x = rng.logits(2 * 40 * 30, 3.0);
+    let mut targets = rng.targets(60, 40);
+    targets[7] = -100;
+    let probs: Vec<f32> = (0..x.len()).map(|_| rng.uniform(0.0, 1.0)).collect();
+    let upstream: Vec<f32> = (0..60).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let f16: Vec<u16> = x.iter().map(|&v| wgpu_loss::half::f32_to_f16(v)).collect();
+    let widened = Input::F16(&f16).to_f32();
+    for (loss, up) in [
+        (CrossEntropy::default().label_smoothing(0.1), Upstream::Scalar(1.0)),
+        (
+            CrossEntropy::default().reduction(Reduction::None).row_outputs(true),
+            Upstream::Values(&upstream[..]),
+        ),
+    ] {
+        for (label, batch, plain) in [
+            (
+                "indices",
+                Batch::new(&x[..], [2, 40, 30], &targets[..]),
+                Batch::new(&x[..], [2, 40, 30], &targets[..]),
+            ),
+            (
+                "probabilities",
+                Batch::new(&x[..], [2, 40, 30], &probs[..]),
+                Batch::new(&x[..], [2, 40, 30], &probs[..]),
+            ),
+            (
+                "f16",
+                Batch::new(Input::F16(&f16), [2, 40, 30], &targets[..]),
+                Batch::new(&widened[..], [2, 40, 30], &targets[..]),
+            ),
+        ] {
+            let what = format!("{label} {:?} in runs", loss.reduction);
+            let want = loss
+                .forward_backward(Backend::Reference, &plain, up)
+                .expect("reference");
+            let got = loss.forward_backward(Backend::Gpu(&small), &batch, up).expect(&what);
+            assert_eq!(got.loss.shape(), want.loss.shape(), "{what}");
+            let values: Vec<f64> = want.loss.values().iter().map(|&v| f64::from(v)).collect();
+            assert_close(&what, got.loss.values(), &values, RANDOM);
+            let grad: Vec<f64> = want.grad.iter().map(|&v| f64::from(v)).collect();
+            assert_close(&format!("{what} grad"), &got.grad, &grad, RANDOM);
+            assert_eq!(got.argmax, want.argmax, "{what}: argmax");
+        }
+    }
+    // A bad class index in a later run names its position in the whole call.
+    let mut bad = targets.clone();
+    bad[47] = 40;
     let err = CrossEntropy::default()
-        .forward(Backend::Gpu(&small), &Batch::new(&x[..], [2, 40, 30], &t[..]))
-        .expect_err("a slice of 4800 bytes");
+        .forward(Backend::Gpu(&small), &Batch::new(&x[..], [2, 40, 30], &bad[..]))
+        .expect_err("class 40 of 40");
+    assert!(
+        matches!(err, LossError::TargetOutOfRange { row: 47, value: 40, .. }),
+        "{err}"
+    );
+    // One position larger than a buffer is refused, naming the shape.
+    let wide = vec![0.0_f32; 2 * 2000];
+    let err = CrossEntropy::default()
+        .forward(
+            Backend::Gpu(&small),
+            &Batch::new(&wide[..], [1, 2000, 2], &[0_i64, 1][..]),
+        )
+        .expect_err("a position of 8000 bytes");
     assert!(matches!(err, LossError::TooLarge { .. }), "{err}");
-    assert!(err.to_string().contains("[40, 30] slice"), "{err}");
+    assert!(err.to_string().contains("2000"), "{err}");
+}
+
+#[test]
+fn the_references_kdim_gradient_matches_finite_differences() {
+    // Central differences of the f64 reference's loss (rounded to f32 once: ~1e-7 of an O(1)
+    // loss, divided by 2h = 2e-2 gives ~1e-5), with weights, smoothing, an ignored position,
+    // z-loss and soft-cap over [2, 3, 2, 2].
+    let mut rng = common::Rng::new(20);
+    let shape = [2, 3, 2, 2];
+    let x = rng.logits(24, 2.0);
+    let mut t = rng.targets(8, 3);
+    t[3] = -100;
+    let weight = [0.5_f32, 1.5, 1.0];
+    let loss = CrossEntropy::default()
+        .weight(&weight)
+        .label_smoothing(0.1)
+        .z_loss(0.01)
+        .softcap(4.0);
+    let value = |x: &[f32]| -> f64 {
+        let out = loss
+            .forward(Backend::Reference, &Batch::new(x, shape, &t[..]))
+            .expect("reference");
+        f64::from(out.values()[0])
+    };
+    let grad = loss
+        .forward_backward(
+            Backend::Reference,
+            &Batch::new(&x[..], shape, &t[..]),
+            Upstream::Scalar(1.0),
+        )
+        .expect("reference")
+        .grad;
+    let h = 1e-2_f32;
+    let numeric: Vec<f64> = (0..x.len())
+        .map(|i| {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            (value(&up) - value(&down)) / (2.0 * f64::from(h))
+        })
+        .collect();
+    const FINITE_DIFFERENCES: Tolerance = Tolerance {
+        name: "kdim.finite_differences",
+        atol: 1e-4,
+        rtol: 1e-3,
+    };
+    assert_close("∂loss/∂x of [2, 3, 2, 2]", &grad, &numeric, FINITE_DIFFERENCES);
 }

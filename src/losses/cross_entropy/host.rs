@@ -3,6 +3,8 @@
 //! back the loss, the per-row outputs and the gradient in one readback; a bad class index
 //! comes back as [`LossError::TargetOutOfRange`] with its row and value.
 
+use std::ops::Range;
+
 use crate::api::buffers::{GradInto, Outputs, Status};
 use crate::api::host::{ForwardBackward, Input, Targets, Upstream};
 use crate::api::kinds::{InputFormat, TargetWidth};
@@ -15,6 +17,7 @@ use crate::gpu::kernels::TargetLayout;
 
 use super::cpu::accuracy_of;
 use super::gpu::encode;
+use super::runs::{runs, scatter, Gathered, Group};
 use super::spec::{Inputs, Spec};
 
 /// A validated host call: the data, the upstream when a gradient is wanted, and how the
@@ -46,6 +49,23 @@ impl<'a> HostCall<'a> {
             classes,
             inner: self.inner,
             targets,
+            grad,
+            waiting: self.waiting,
+        }
+    }
+
+    /// Positions `range` inside one outer slice, gathered into `[1, C, len]`, with `grad` as
+    /// their upstream.
+    fn run<'g>(&self, gathered: &'g Gathered, range: &Range<usize>, grad: Option<Upstream<&'g [f32]>>) -> HostCall<'g>
+    where
+        'a: 'g,
+    {
+        HostCall {
+            input: gathered.input(),
+            rows: range.len(),
+            classes: self.classes,
+            inner: range.len(),
+            targets: gathered.targets(self.targets, range),
             grad,
             waiting: self.waiting,
         }
@@ -108,20 +128,9 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
             classes as u64 * 4
         })
         .max(if call.grad.is_some() { classes as u64 * 4 } else { 0 });
-    // Strided positions go in groups of whole outer slices: one slice is the "row".
-    let inner = call.inner.max(1);
-    let what = if inner == 1 {
-        format!("[{rows}, {classes}] {format:?}")
-    } else {
-        format!(
-            "[{}, {classes}, {inner}] {format:?} (a row: one [{classes}, {inner}] slice)",
-            rows / inner
-        )
-    };
-    let Some(per_group) = rows_per_group(ctx, rows / inner, row_bytes * inner as u64, &what)? else {
+    let Some(groups) = host_groups(ctx, call, row_bytes)? else {
         return forward_host_one(ctx, spec, call).await;
     };
-    let per_group = per_group * inner;
     let divisor = match spec.reduction {
         Reduction::None => None,
         Reduction::Sum => Some(1.0),
@@ -132,9 +141,20 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
         ..*spec
     };
     let mut combined = Combined::default();
-    for range in groups(rows, per_group) {
-        let upstream = group_upstream(call.grad, &range, 1, divisor);
-        let part = forward_host_one(ctx, &group_spec, &call.rows(&range, upstream))
+    // Runs' gradients are scattered here; whole rows' are concatenated by `combined`.
+    let mut scattered = Vec::new();
+    for group in &groups {
+        let range = group.range();
+        let upstream = group_upstream(call.grad, range, 1, divisor);
+        let gathered;
+        let sub = match group {
+            Group::Rows(range) => call.rows(range, upstream),
+            Group::Run(range) => {
+                gathered = Gathered::new(call.input, call.targets, (classes, call.inner), range);
+                call.run(&gathered, range, upstream)
+            }
+        };
+        let mut part = forward_host_one(ctx, &group_spec, &sub)
             .await
             .map_err(|err| match err {
                 LossError::TargetOutOfRange {
@@ -150,13 +170,47 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
                 },
                 other => other,
             })?;
+        if matches!(group, Group::Run(_)) && !part.grad.is_empty() {
+            scattered.resize(call.input.len(), 0.0);
+            scatter(
+                &mut scattered,
+                &std::mem::take(&mut part.grad),
+                range,
+                classes,
+                call.inner,
+            );
+        }
         combined.push(part);
     }
     let mut out = combined.finish(divisor, vec![rows]);
+    if !scattered.is_empty() {
+        out.grad = scattered;
+    }
     if let (Some(argmax), true) = (&out.argmax, call.targets.is_indices()) {
         out.accuracy = Some(accuracy_of(argmax, &call.targets.indices(), spec.ignore_index));
     }
     Ok(out)
+}
+
+/// The groups of a host call larger than the device's largest buffer (`None` when it fits):
+/// whole rows (whole outer slices of `[N, C, d1, …]`), or when one slice does not fit,
+/// runs of each slice's positions. `row_bytes` is the largest array of one position.
+fn host_groups(ctx: &GpuContext, call: &HostCall<'_>, row_bytes: u64) -> Result<Option<Vec<Group>>> {
+    let (rows, classes, inner) = (call.rows, call.classes, call.inner.max(1));
+    let format = call.input.format();
+    let what = format!("[{rows}, {classes}] {format:?}");
+    if inner == 1 {
+        return Ok(rows_per_group(ctx, rows, row_bytes, &what)?.map(|per| groups(rows, per).map(Group::Rows).collect()));
+    }
+    // Strided positions: whole outer slices are the rows, else runs of one slice's positions.
+    let slice = format!("[{}, {classes}, {inner}] {format:?}", rows / inner);
+    match rows_per_group(ctx, rows / inner, row_bytes * inner as u64, &slice) {
+        Ok(per) => Ok(per.map(|per| groups(rows, per * inner).map(Group::Rows).collect())),
+        Err(_) => {
+            let per_run = rows_per_group(ctx, rows, row_bytes, &what)?.unwrap_or(rows);
+            Ok(Some(runs(rows, inner, per_run)))
+        }
+    }
 }
 
 /// [`forward_host`] for an input that fits one buffer.

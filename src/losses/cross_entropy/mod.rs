@@ -15,6 +15,7 @@ mod host;
 mod options;
 mod reference;
 mod rows;
+mod runs;
 mod spec;
 
 use crate::api::buffers::{BatchAt, Outputs};

@@ -46,7 +46,8 @@ struct Params {
     write_stats: u32,     // logits: write (lse, A) per row (the gradient or the caller reads it)
     inner: u32,           // elements between a row's classes: 1 for [N, C]; d1·…·dk for
                           // [N, C, d1, …], whose positions take one invocation each
-    _pad2: u32,
+    quads: u32,           // strided plain f32 logits, whole vec4s of positions in `aux`:
+                          // one invocation per 4 neighbouring positions (strided_quad)
 }
 
 // status[params.status_offset]: 0xffffffff - (global index of the first row whose target
@@ -342,6 +343,51 @@ fn small_rows(first: u32, stride: u32) -> u32 {
     return packs * SMALL_PACK_ROWS;
 }
 
+// Four neighbouring strided positions (row = 4·quad; plain f32 logits, inner a multiple
+// of 4, the binding 16-byte aligned, all of it in `aux`): one vec4 load per class gives
+// the four positions' logits (llvmpipe loads storage per lane, so this is 4× fewer loads
+// than one position per invocation; a GPU coalesces either). Four classes at a time are
+// transposed into each position's stats_push4, as row_stats does for one row.
+fn strided_quad(quad: u32) {
+    let row = 4u * quad;
+    let first = params.logits_offset + strided_start(row, params.classes, params.inner);
+    let at4 = first >> 2u;
+    let step = params.inner >> 2u;
+    var s0 = stats_empty();
+    var s1 = stats_empty();
+    var s2 = stats_empty();
+    var s3 = stats_empty();
+    for (var c = 0u; c < params.classes; c += 4u) {
+        let valid = vec4(c, c + 1u, c + 2u, c + 3u) < vec4(params.classes);
+        let a = select(vec4(0.0), vec4(1.0), valid);
+        var x: array<vec4<f32>, 4>;
+        for (var k = 0u; k < 4u; k++) {
+            x[k] = vec4(negative_infinity());
+            if (valid[k]) {
+                x[k] = aux[at4 + (c + k) * step];
+            }
+        }
+        s0 = stats_push4(s0, vec4(x[0].x, x[1].x, x[2].x, x[3].x), a, valid);
+        s1 = stats_push4(s1, vec4(x[0].y, x[1].y, x[2].y, x[3].y), a, valid);
+        s2 = stats_push4(s2, vec4(x[0].z, x[1].z, x[2].z, x[3].z), a, valid);
+        s3 = stats_push4(s3, vec4(x[0].w, x[1].w, x[2].w, x[3].w), a, valid);
+    }
+    quad_position(row, first, s0);
+    quad_position(row + 1u, first + 1u, s1);
+    quad_position(row + 2u, first + 2u, s2);
+    quad_position(row + 3u, first + 3u, s3);
+}
+
+// Finishes one position of strided_quad from its stats (class-index targets).
+fn quad_position(row: u32, row_start: u32, stats: RowStats) {
+    let t = target_words(row);
+    var term = 0.0;
+    if (target_in_range(t)) {
+        term = target_term(class_at(row_start, t.x));
+    }
+    finish_row(row, t, stats, 0.0, 0xffffffffu, term);
+}
+
 @compute @workgroup_size(TEAM_GROUP_SIZE)
 fn cross_entropy_rows(inv: TeamInvocation) {
     let teams = teams_in_group(inv);
@@ -350,6 +396,12 @@ fn cross_entropy_rows(inv: TeamInvocation) {
     var rest = 0u;
     if (SMALL_ROWS > 0u) {
         rest = small_rows(first_team, team_stride);
+    }
+    if (params.quads != 0u) {
+        for (var quad = first_team; quad < params.rows / 4u; quad += team_stride) {
+            strided_quad(quad);
+        }
+        rest = params.rows;
     }
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
     for (var row = rest + first_team; row < params.rows; row += team_stride) {

@@ -42,7 +42,8 @@ struct GradParams {
     vec4_ok: u32,         // plain f32, input and gradient offsets equal mod 4: `input4` and
                           // `grad4` view the bindings as vec4s (see grad_row)
     inner: u32,           // cross_entropy_grad_positions: elements between a position's classes
-    _pad1: u32,
+    quads: u32,           // ... with vec4_ok, inner a multiple of 4 and both bindings 16-byte
+                          // aligned: one invocation per 4 neighbouring positions (grad_quad)
     _pad2: u32,
     _pad3: u32,
     _pad4: u32,
@@ -217,12 +218,43 @@ fn cross_entropy_grad_positions(
     @builtin(num_workgroups) group_count: vec3<u32>,
 ) {
     let stride = group_count.x * group_count.y * GROUP_SIZE;
-    for (var row = linear_group(group_id, group_count) * GROUP_SIZE + lane; row < params.rows; row += stride) {
+    let first = linear_group(group_id, group_count) * GROUP_SIZE + lane;
+    if (params.quads != 0u) {
+        for (var quad = first; quad < params.rows / 4u; quad += stride) {
+            grad_quad(quad);
+        }
+        return;
+    }
+    for (var row = first; row < params.rows; row += stride) {
         let r = row_grad(row);
         // Wraps when col_begin > 0, as grad_row's row_start.
         let start = strided_start(row, params.classes, params.inner) - params.col_begin * params.inner;
         for (var c = params.col_begin; c < params.col_begin + params.cols; c++) {
             store_scalar(r, c, start + c * params.inner);
         }
+    }
+}
+
+// Four neighbouring strided positions (row = 4·quad) whose classes sit a multiple of 4
+// apart, with both bindings 16-byte aligned: one vec4 load and one vec4 store per class
+// (llvmpipe loads and stores storage per lane; a GPU coalesces either form).
+fn grad_quad(quad: u32) {
+    let row = 4u * quad;
+    let start = strided_start(row, params.classes, params.inner);
+    let r0 = row_grad(row);
+    let r1 = row_grad(row + 1u);
+    let r2 = row_grad(row + 2u);
+    let r3 = row_grad(row + 3u);
+    for (var c = 0u; c < params.classes; c++) {
+        let at = start + c * params.inner;
+        var x: vec4<f32>;
+        if (IN_PLACE) {
+            x = grad4[(params.grad_offset + at) >> 2u];
+        } else {
+            x = input4[(params.input_offset + at) >> 2u];
+        }
+        grad4[(params.grad_offset + at) >> 2u] = vec4(
+            element_grad(r0, x.x, c, at), element_grad(r1, x.y, c, at + 1u),
+            element_grad(r2, x.z, c, at + 2u), element_grad(r3, x.w, c, at + 3u));
     }
 }

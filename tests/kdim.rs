@@ -531,3 +531,103 @@ fn the_references_kdim_gradient_matches_finite_differences() {
     };
     assert_close("∂loss/∂x of [2, 3, 2, 2]", &grad, &numeric, FINITE_DIFFERENCES);
 }
+
+#[test]
+fn four_positions_at_a_time_agree_with_the_reference_at_every_alignment() {
+    // Plain f32 logits whose positions' classes are a multiple of 4 apart take four
+    // positions per invocation with vec4 loads (and gradient stores) when the buffers are
+    // 16-byte aligned; any other offset takes one position per invocation. Both, forward and
+    // gradient (into a buffer and in place), against the reference.
+    let mut rng = common::Rng::new(21);
+    for shape in [vec![3, 5, 8], vec![2, 7, 4, 3], vec![1, 3, 16], vec![5, 1, 4]] {
+        let (classes, len) = (shape[1], shape.iter().product::<usize>());
+        let positions = len / classes;
+        let x = rng.logits(len, 4.0);
+        let mut targets = rng.targets(positions, classes);
+        targets[positions / 2] = -100;
+        let upstream: Vec<f32> = (0..positions).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        for (loss, up) in [
+            (
+                CrossEntropy::default().reduction(Reduction::None),
+                Upstream::Values(&upstream[..]),
+            ),
+            (
+                CrossEntropy::default().label_smoothing(0.2).z_loss(0.01),
+                Upstream::Scalar(1.0),
+            ),
+            (CrossEntropy::default().reduction(Reduction::Sum), Upstream::Scalar(0.5)),
+        ] {
+            let batch = Batch::new(&x[..], shape.clone(), &targets[..]);
+            let want = loss
+                .forward_backward(Backend::Reference, &batch, up)
+                .expect("reference");
+            let values: Vec<f64> = want.loss.values().iter().map(|&v| f64::from(v)).collect();
+            let grad: Vec<f64> = want.grad.iter().map(|&v| f64::from(v)).collect();
+            for (lead, in_place) in [(0_usize, false), (1, false), (4, false), (0, true), (3, true)] {
+                let what = format!("{shape:?} {:?} at float {lead}, in place {in_place}", loss.reduction);
+                let (got_loss, got_grad) = record(&loss, &x, &targets, (&shape, lead, in_place), up);
+                assert_close(&what, &got_loss, &values, RANDOM);
+                assert_close(&format!("{what} grad"), &got_grad, &grad, RANDOM);
+            }
+        }
+    }
+}
+
+/// Records `loss` forward and backward over `x` at float `lead` of an app buffer (the
+/// gradient in place, or into a buffer at the same lead) and reads both back.
+fn record(
+    loss: &CrossEntropy,
+    x: &[f32],
+    targets: &[i64],
+    (shape, lead, in_place): (&[usize], usize, bool),
+    up: Upstream<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let ctx = gpu();
+    let init = |contents: &[u8]| {
+        ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("app"),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+    };
+    let positions = targets.len();
+    let padded = [vec![7.0_f32; lead], x.to_vec()].concat();
+    let input = init(bytemuck::cast_slice(&padded));
+    let grad = init(bytemuck::cast_slice(&vec![0.0_f32; padded.len()]));
+    let t = init(bytemuck::cast_slice(targets));
+    let out = init(&vec![0; (4 * positions).max(8)]);
+    let at = |buffer| BufferAt {
+        buffer,
+        offset: 4 * lead as u64,
+    };
+    let upstream_buffer;
+    let upstream = match up {
+        Upstream::Values(v) => {
+            upstream_buffer = init(bytemuck::cast_slice(v));
+            Upstream::Values((&upstream_buffer).into())
+        }
+        Upstream::Scalar(g) => Upstream::Scalar(g),
+    };
+    let into = if in_place {
+        GradInto::InPlace
+    } else {
+        GradInto::Buffer(at(&grad))
+    };
+    let outputs = Outputs {
+        grad: Some((into, upstream)),
+        ..Outputs::loss(&out)
+    };
+    let batch = BatchAt::new(at(&input), shape.to_vec(), TargetsAt::I64((&t).into()));
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(ctx, &mut encoder, &batch, &outputs).expect("encode");
+    ctx.queue().submit(Some(encoder.finish()));
+    let values = if loss.reduction == Reduction::None {
+        positions
+    } else {
+        1
+    };
+    let got_loss = wgpu_loss::read::<f32>(ctx, (&out).into(), values).expect("read");
+    let from = if in_place { &input } else { &grad };
+    let got_grad = wgpu_loss::read::<f32>(ctx, at(from), x.len()).expect("read");
+    (got_loss, got_grad)
+}

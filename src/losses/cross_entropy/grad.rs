@@ -16,8 +16,8 @@ use crate::gpu::plan::Plan;
 use crate::gpu::tiler::Piece;
 use crate::gpu::window::{items, window};
 
-use super::rows::{input_window, target_window};
 use super::spec::{Inputs, Spec};
+use super::windows::{input_window, target_window};
 use crate::api::kinds::InputFormat;
 
 /// Elements a workgroup of the gradient kernel should cover at least: rows are grouped
@@ -52,7 +52,8 @@ struct GradParams {
     cols_per_group: u32,
     vec4_ok: u32,
     inner: u32,
-    _pad: [u32; 4],
+    quads: u32,
+    _pad: [u32; 3],
 }
 
 /// The buffers and options of pass 2.
@@ -136,7 +137,8 @@ impl Shared<'_> {
             cols_per_group: self.cols_per_group.min(piece.cols) as u32,
             vec4_ok: u32::from(vec4_ok),
             inner: args.inputs.inner as u32,
-            _pad: [0; 4],
+            quads: u32::from(self.quads(piece, vec4_ok, grad_w.word_shift)),
+            _pad: [0; 3],
         };
         let resources = vec![
             input_w.binding(),
@@ -149,6 +151,22 @@ impl Shared<'_> {
             grad4.map_or_else(|| placeholder_rw.as_entire_binding(), |w| w.binding()),
         ];
         Ok((params, resources))
+    }
+}
+
+impl Shared<'_> {
+    /// Whether `grad_quad` takes a piece: one invocation per position, positions whose
+    /// classes are a multiple of 4 apart, whole classes, and both bindings' vec4 views at
+    /// 16-byte-aligned shifts (`vec4_ok` says they are equal mod 4; `shift` is the
+    /// gradient's).
+    fn quads(&self, piece: &Piece, vec4_ok: bool, shift: u32) -> bool {
+        let inputs = self.args.inputs;
+        vec4_ok
+            && inputs.inner > 1
+            && inputs.inner.is_multiple_of(4)
+            && shift.is_multiple_of(4)
+            && piece.cols == inputs.classes as u64
+            && piece.len.is_multiple_of(4)
     }
 }
 

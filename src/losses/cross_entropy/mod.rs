@@ -17,6 +17,7 @@ mod reference;
 mod rows;
 mod runs;
 mod spec;
+mod windows;
 
 use crate::api::buffers::{BatchAt, Outputs};
 use crate::api::host::{Batch, ForwardBackward, Upstream};

@@ -15,9 +15,10 @@ use crate::gpu::kernels::{Kernel, RowPass, TargetLayout, Team};
 use crate::gpu::plan::{Plan, PARTIAL_BYTES, TEAM_GROUP_SIZE};
 use crate::gpu::small_rows::SMALL_ROWS_MAX;
 use crate::gpu::tiler::Piece;
-use crate::gpu::window::{items, window, window_of, Window};
+use crate::gpu::window::{items, window, Window};
 
 use super::spec::{Inputs, Spec};
+use super::windows::{input_window, target_window};
 
 /// The uniform of `cross_entropy_rows` (the WGSL `Params`).
 #[repr(C)]
@@ -46,7 +47,7 @@ struct RowParams {
     aux_words: u32,
     write_stats: u32,
     inner: u32,
-    _pad: u32,
+    quads: u32,
 }
 
 /// Per-row positions of one recording.
@@ -88,50 +89,6 @@ fn team_partials(pieces: &[Piece], classes: u64, plan: &Plan) -> u64 {
         .iter()
         .map(|c| whole_row_groups(c.len, plan) * plan.teams_per_group)
         .sum()
-}
-
-/// The window of one piece's targets.
-pub(crate) fn target_window<'a>(
-    ctx: &GpuContext,
-    (at, layout): (BufferAt<'a>, TargetLayout),
-    classes: u64,
-    piece: &Piece,
-) -> Result<Window<'a>> {
-    match layout {
-        TargetLayout::Indices(width) => window(
-            ctx,
-            "targets",
-            at.buffer,
-            at.offset + piece.begin * width.bytes(),
-            piece.len * width.bytes(),
-        ),
-        TargetLayout::Probabilities => window(
-            ctx,
-            "targets",
-            at.buffer,
-            at.offset + piece.first(classes) * 4,
-            piece.span(classes) * 4,
-        ),
-    }
-}
-
-/// The window of one piece's input elements.
-pub(crate) fn input_window<'a>(
-    ctx: &GpuContext,
-    input: BufferAt<'a>,
-    fmt: InputFormat,
-    classes: u64,
-    piece: &Piece,
-) -> Result<Window<'a>> {
-    let eb = fmt.bytes();
-    window_of(
-        ctx,
-        "logits",
-        input.buffer,
-        input.offset + piece.first(classes) * eb,
-        piece.span(classes) * eb,
-        eb,
-    )
 }
 
 /// What pass 1 records: the call, its buffers and the plan (with the weights buffer).
@@ -276,6 +233,7 @@ impl<'a> Rows<'a> {
                 weight_offset: weight_w.word_shift,
                 argmax_offset: argmax_w.word_shift,
                 cols: classes as u32,
+                quads: u32::from(partials.is_none() && self.quads(chunk, logits_w.word_shift, aux_words)),
                 ..self.base
             };
             let resources = vec![
@@ -291,6 +249,22 @@ impl<'a> Rows<'a> {
             pass.launch(&bind(ctx, kernel, &params, resources)?, groups)?;
         }
         Ok(())
+    }
+}
+
+impl Rows<'_> {
+    /// Whether `strided_quad` takes a chunk: plain f32 logits with class-index targets,
+    /// positions whose classes are a multiple of 4 apart, the binding 16-byte aligned at
+    /// `shift` (elements) and the chunk's elements all in the vec4 view (`aux_words`).
+    fn quads(&self, chunk: &Piece, shift: u32, aux_words: u32) -> bool {
+        let inputs = self.args.inputs;
+        let end = u64::from(shift) + chunk.span(inputs.classes as u64);
+        self.plain
+            && self.args.spec.kind == InputKind::Logits
+            && inputs.inner > 1
+            && inputs.inner.is_multiple_of(4)
+            && shift.is_multiple_of(4)
+            && end <= u64::from(aux_words)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod pipelines;
 pub mod plan;
 pub mod pool;
 pub mod reduce;
+pub mod runs;
 pub mod small_rows;
 pub mod strategy;
 pub mod tiler;

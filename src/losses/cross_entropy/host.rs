@@ -14,10 +14,10 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::driver::{group_reduction, group_upstream, groups, rows_per_group, Combined};
 use crate::gpu::io::{read_back, storage, upload, Waiting};
 use crate::gpu::kernels::TargetLayout;
+use crate::gpu::runs::{runs, scatter, Gathered, Group};
 
 use super::cpu::accuracy_of;
 use super::gpu::encode;
-use super::runs::{runs, scatter, Gathered, Group};
 use super::spec::{Inputs, Spec};
 
 /// A validated host call: the data, the upstream when a gradient is wanted, and how the
@@ -54,6 +54,16 @@ impl<'a> HostCall<'a> {
         }
     }
 
+    /// The input and probability targets of positions `range` inside one outer slice,
+    /// gathered into `[1, C, len]`.
+    fn gather(&self, range: &Range<usize>) -> Gathered {
+        let probabilities = match self.targets {
+            Targets::F32(t) => Some(t),
+            _ => None,
+        };
+        Gathered::new(self.input, probabilities, (self.classes, self.inner), range)
+    }
+
     /// Positions `range` inside one outer slice, gathered into `[1, C, len]`, with `grad` as
     /// their upstream.
     fn run<'g>(&self, gathered: &'g Gathered, range: &Range<usize>, grad: Option<Upstream<&'g [f32]>>) -> HostCall<'g>
@@ -65,7 +75,9 @@ impl<'a> HostCall<'a> {
             rows: range.len(),
             classes: self.classes,
             inner: range.len(),
-            targets: gathered.targets(self.targets, range),
+            targets: gathered
+                .alike()
+                .map_or_else(|| self.targets.slice(range.start, range.end), Targets::F32),
             grad,
             waiting: self.waiting,
         }
@@ -150,7 +162,7 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
         let sub = match group {
             Group::Rows(range) => call.rows(range, upstream),
             Group::Run(range) => {
-                gathered = Gathered::new(call.input, call.targets, (classes, call.inner), range);
+                gathered = call.gather(range);
                 call.run(&gathered, range, upstream)
             }
         };

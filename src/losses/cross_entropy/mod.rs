@@ -15,7 +15,6 @@ mod host;
 mod options;
 mod reference;
 mod rows;
-mod runs;
 mod spec;
 mod windows;
 

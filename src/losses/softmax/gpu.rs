@@ -15,6 +15,7 @@ use crate::gpu::driver::{groups, rows_per_group, Combined};
 use crate::gpu::io::{placeholders, read_back, storage, upload, Waiting};
 use crate::gpu::kernels::Kernel;
 use crate::gpu::plan::Plan;
+use crate::gpu::runs::{runs, scatter, Gathered};
 use crate::gpu::tiler::spans;
 use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding, window_of, Window};
 
@@ -221,7 +222,8 @@ impl RowOp {
 
     /// Uploads, records, submits and reads back (the host path): the output and, with an
     /// upstream, the VJP. Rows larger in total than the device's largest buffer run in
-    /// groups of whole rows (`gpu::driver`).
+    /// groups of whole rows (`gpu::driver`); a slice along the axis larger than a binding
+    /// or a buffer, in runs of its positions ([`RowOp::run_runs`]).
     pub(crate) async fn run_gpu(
         self,
         ctx: &GpuContext,
@@ -230,8 +232,16 @@ impl RowOp {
     ) -> Result<ForwardBackward> {
         let (rows, classes, inner) = (data.rows, data.classes, data.inner);
         let what = format!("{classes} × {inner} elements (one slice along the axis)");
+        let slice_bytes = (classes * inner) as u64 * 4;
+        if inner > 1 && items_per_binding(ctx, slice_bytes) == 0 {
+            return self.run_runs(ctx, data, waiting).await;
+        }
         // Groups of whole outer slices (`inner` positions each).
-        let Some(slices) = rows_per_group(ctx, rows / inner, (classes * inner) as u64 * 4, &what)? else {
+        let slices = match rows_per_group(ctx, rows / inner, slice_bytes, &what) {
+            Err(_) if inner > 1 => return self.run_runs(ctx, data, waiting).await,
+            other => other?,
+        };
+        let Some(slices) = slices else {
             return self.run_group(ctx, data, waiting).await;
         };
         let per_group = slices * inner;
@@ -248,6 +258,48 @@ impl RowOp {
             combined.push(self.run_group(ctx, &part, waiting).await?);
         }
         Ok(combined.finish(None, self.shape(rows, classes)))
+    }
+
+    /// [`RowOp::run_gpu`] for slices larger than a binding or a buffer: runs of each
+    /// slice's positions, each gathered into a `[1, C, len]` call (with the upstream, when it
+    /// is laid out like the input) whose tensors are scattered back.
+    async fn run_runs(self, ctx: &GpuContext, data: &RowsIn<'_>, waiting: Waiting) -> Result<ForwardBackward> {
+        let (rows, classes, inner) = (data.rows, data.classes, data.inner);
+        let row_bytes = classes as u64 * 4;
+        let what = format!("{classes} elements (one position along the axis)");
+        let per_run = rows_per_group(ctx, rows, row_bytes, &what)?.unwrap_or(rows);
+        let per_run = per_run.min(items_per_binding(ctx, row_bytes) as usize);
+        if per_run == 0 {
+            return self.run_group(ctx, data, waiting).await; // refused there, naming the row
+        }
+        let tensor = self.per_row(classes) == classes;
+        let mut values = vec![0.0_f32; if tensor { rows * classes } else { 0 }];
+        let mut grad = vec![0.0_f32; if data.upstream.is_some() { rows * classes } else { 0 }];
+        for group in runs(rows, inner, per_run) {
+            let range = group.range();
+            let gathered = Gathered::new(data.input, data.upstream.filter(|_| tensor), (classes, inner), range);
+            let part = RowsIn {
+                input: gathered.input(),
+                rows: range.len(),
+                classes,
+                inner: range.len(),
+                upstream: gathered.alike().or(data.upstream.map(|u| &u[range.clone()])),
+            };
+            let out = self.run_group(ctx, &part, waiting).await?;
+            if tensor {
+                scatter(&mut values, out.loss.values(), range, classes, inner);
+            } else {
+                values.extend_from_slice(out.loss.values());
+            }
+            if !grad.is_empty() {
+                scatter(&mut grad, &out.grad, range, classes, inner);
+            }
+        }
+        let output = LossValue::Tensor {
+            shape: self.shape(rows, classes),
+            values,
+        };
+        Ok(ForwardBackward::plain(output, grad))
     }
 
     /// [`RowOp::run_gpu`] for a group that fits one buffer.

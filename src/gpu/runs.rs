@@ -1,11 +1,11 @@
-//! Host groups of a cross-entropy call: whole rows (whole outer slices of `[N, C, d1, …]`)
-//! as slices of the caller's data, or — when one slice `[C, d1·…·dk]` is larger than the
-//! device's largest buffer — runs of a slice's positions, each gathered into a `[1, C, len]`
-//! call of its own (one copy per class) whose gradient is scattered back.
+//! Host groups of a call along a strided class axis: whole rows (whole outer slices of
+//! `[…, C, inner]`) as slices of the caller's data, or — when one slice is larger than the
+//! device's largest buffer or binding — runs of a slice's positions, each gathered into a
+//! `[1, C, len]` call of its own (one copy per class) whose tensors are scattered back.
 
 use std::ops::Range;
 
-use crate::api::host::{Input, Targets};
+use crate::api::host::Input;
 
 /// One group: positions `range` of the call (contiguous in position order either way).
 pub(crate) enum Group {
@@ -39,11 +39,11 @@ pub(crate) fn runs(rows: usize, inner: usize, per_run: usize) -> Vec<Group> {
         .collect()
 }
 
-/// A run's input and probability targets gathered from the caller's `[N, C, inner]`
-/// layout into `[1, C, len]`.
+/// A run's input, and an f32 array laid out like it (probability targets, an upstream),
+/// gathered from the caller's `[N, C, inner]` layout into `[1, C, len]`.
 pub(crate) struct Gathered {
     input: Owned,
-    probabilities: Option<Vec<f32>>,
+    alike: Option<Vec<f32>>,
 }
 
 /// Gathered input elements in the caller's format.
@@ -64,11 +64,11 @@ fn class_ranges(range: &Range<usize>, classes: usize, inner: usize) -> impl Iter
 }
 
 impl Gathered {
-    /// Gathers positions `range` (inside one outer slice) of `input` and of probability
-    /// `targets`, laid out `[N, classes, inner]`.
+    /// Gathers positions `range` (inside one outer slice) of `input` and of `alike`, both
+    /// laid out `[N, classes, inner]`.
     pub(crate) fn new(
         input: Input<'_>,
-        targets: Targets<'_>,
+        alike: Option<&[f32]>,
         (classes, inner): (usize, usize),
         range: &Range<usize>,
     ) -> Self {
@@ -87,11 +87,10 @@ impl Gathered {
             Input::F16(v) => Owned::F16(gather(v)),
             Input::Bf16(v) => Owned::Bf16(gather(v)),
         };
-        let probabilities = match targets {
-            Targets::F32(t) => Some(gather_f32(t)),
-            _ => None,
-        };
-        Self { input, probabilities }
+        Self {
+            input,
+            alike: alike.map(gather_f32),
+        }
     }
 
     /// The gathered input, `[1, C, len]`.
@@ -103,16 +102,13 @@ impl Gathered {
         }
     }
 
-    /// The run's targets: the gathered probabilities, or `whole`'s class indices of `range`.
-    pub(crate) fn targets<'a>(&'a self, whole: Targets<'a>, range: &Range<usize>) -> Targets<'a> {
-        match &self.probabilities {
-            Some(p) => Targets::F32(p),
-            None => whole.slice(range.start, range.end),
-        }
+    /// The gathered array laid out like the input, if one was given.
+    pub(crate) fn alike(&self) -> Option<&[f32]> {
+        self.alike.as_deref()
     }
 }
 
-/// Writes a run's `[1, C, len]` gradient into the whole call's gradient `into`.
+/// Writes a run's `[1, C, len]` tensor (a gradient, a softmax) into the whole call's `into`.
 pub(crate) fn scatter(into: &mut [f32], part: &[f32], range: &Range<usize>, classes: usize, inner: usize) {
     for (r, values) in class_ranges(range, classes, inner).zip(part.chunks_exact(range.len())) {
         into[r].copy_from_slice(values);
@@ -135,15 +131,13 @@ mod tests {
         let x: Vec<f32> = (0..slices * classes * inner).map(|v| v as f32).collect();
         let (mut back, mut back_targets) = (vec![0.0; x.len()], vec![0.0; x.len()]);
         for group in &groups {
-            let gathered = Gathered::new(Input::F32(&x), Targets::F32(&x), (classes, inner), group.range());
+            let gathered = Gathered::new(Input::F32(&x), Some(&x), (classes, inner), group.range());
             let Input::F32(values) = gathered.input() else {
                 panic!("f32")
             };
             scatter(&mut back, values, group.range(), classes, inner);
-            let Targets::F32(t) = gathered.targets(Targets::F32(&x), group.range()) else {
-                panic!("f32")
-            };
-            scatter(&mut back_targets, t, group.range(), classes, inner);
+            let alike = gathered.alike().expect("gathered alike");
+            scatter(&mut back_targets, alike, group.range(), classes, inner);
         }
         assert_eq!(back, x);
         assert_eq!(back_targets, x);

@@ -810,6 +810,42 @@ fn bench_checks_then_reports_every_loss() {
 }
 
 #[test]
+fn bench_takes_a_shape_of_any_rank() {
+    // --shape: cross-entropy over class axis 1 (positions × classes in the JSON rows, the
+    // shape as given), softmax over the last axis; checked against the reference first.
+    let dir = scratch("bench-shape");
+    for (loss, rows, classes) in [("cross-entropy", 32, 3), ("nll", 32, 3), ("softmax", 24, 4)] {
+        for grad in [false, true] {
+            let mut args = vec!["bench", "--loss", loss, "--shape", "2,3,4,4", "--repeat", "1", "--json"];
+            if grad {
+                args.push("--grad");
+            }
+            let (ok, stdout, stderr) = run(&dir, &args);
+            assert!(ok, "{loss}: {stderr}");
+            let line = stdout.trim();
+            for key in [
+                "\"shape\":[2,3,4,4]".to_string(),
+                format!("\"rows\":{rows}"),
+                format!("\"classes\":{classes}"),
+            ] {
+                assert!(line.contains(&key), "{loss}: {key} missing in {line}");
+            }
+            assert_eq!(line.matches("\"backend\":").count(), 4, "{loss}: {line}");
+        }
+    }
+    for (args, want) in [
+        (
+            vec!["bench", "--shape", "2,0,3"],
+            "--shape must have every axis at least 1, got [2, 0, 3]",
+        ),
+        (vec!["bench", "--shape", "2,3", "--rows", "2"], "cannot be used with"),
+    ] {
+        let (ok, _, stderr) = run(&dir, &args);
+        assert!(!ok && stderr.contains(want), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn bench_grad_checks_forward_and_backward_of_every_loss() {
     let dir = scratch("bench-grad");
     for loss in BENCH_LOSSES {

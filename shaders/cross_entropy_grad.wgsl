@@ -165,6 +165,14 @@ fn load_input(at: u32) -> f32 {
     return unpack_element(input[element_word(i, FORMAT)], i, FORMAT);
 }
 
+// Elements [at, at + 4) of the input (16-byte aligned; from `grad4` when IN_PLACE).
+fn load_input4(at: u32) -> vec4<f32> {
+    if (IN_PLACE) {
+        return grad4[(params.grad_offset + at) >> 2u];
+    }
+    return input4[(params.input_offset + at) >> 2u];
+}
+
 fn store_scalar(r: RowGrad, c: u32, at: u32) {
     grad[params.grad_offset + at] = element_grad(r, load_input(at), c, at);
 }
@@ -190,12 +198,7 @@ fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     }
     for (var c = body + 4u * lane; c < body_end; c += 4u * GROUP_SIZE) {
         let at = row_start + c;
-        var x: vec4<f32>;
-        if (IN_PLACE) {
-            x = grad4[(params.grad_offset + at) >> 2u];
-        } else {
-            x = input4[(params.input_offset + at) >> 2u];
-        }
+        let x = load_input4(at);
         grad4[(params.grad_offset + at) >> 2u] = vec4(
             element_grad(r, x.x, c, at), element_grad(r, x.y, c + 1u, at + 1u),
             element_grad(r, x.z, c + 2u, at + 2u), element_grad(r, x.w, c + 3u, at + 3u));
@@ -247,12 +250,7 @@ fn grad_quad(quad: u32) {
     let r3 = row_grad(row + 3u);
     for (var c = 0u; c < params.classes; c++) {
         let at = start + c * params.inner;
-        var x: vec4<f32>;
-        if (IN_PLACE) {
-            x = grad4[(params.grad_offset + at) >> 2u];
-        } else {
-            x = input4[(params.input_offset + at) >> 2u];
-        }
+        let x = load_input4(at);
         grad4[(params.grad_offset + at) >> 2u] = vec4(
             element_grad(r0, x.x, c, at), element_grad(r1, x.y, c, at + 1u),
             element_grad(r2, x.z, c, at + 2u), element_grad(r3, x.w, c, at + 3u));

@@ -10,7 +10,6 @@
 mod common;
 
 use common::{assert_close, gpu, Tolerance};
-use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
     Backend, Batch, BatchAt, BufferAt, CrossEntropy, GradInto, Input, Loss, LossError, Outputs, Reduction, TargetsAt,
     Upstream,
@@ -160,13 +159,7 @@ fn random_ranks_1_to_5_and_options_agree_with_the_reference() {
 #[test]
 fn kdim_records_into_the_apps_buffers_at_offsets() {
     let ctx = gpu();
-    let init = |contents: &[u8]| {
-        ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("app"),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-    };
+    let init = common::app_buffer;
     let lead = |v: &[u8]| [&[7_u8; 16][..], v].concat();
     for case in kdim_cases().into_iter().filter(|c| c.upstream.is_some()) {
         let len = case.input.len();
@@ -583,13 +576,7 @@ fn record(
     up: Upstream<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
     let ctx = gpu();
-    let init = |contents: &[u8]| {
-        ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("app"),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-    };
+    let init = common::app_buffer;
     let positions = targets.len();
     let padded = [vec![7.0_f32; lead], x.to_vec()].concat();
     let input = init(bytemuck::cast_slice(&padded));

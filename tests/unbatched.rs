@@ -8,7 +8,6 @@ mod common;
 use common::cli::{output, refused};
 use common::{assert_close, gpu, Tolerance};
 use wgpu_loss::npy::{self, NpyData};
-use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{Backend, Batch, BatchAt, CrossEntropy, Loss, LossError, Outputs, Reduction, TargetsAt, Upstream};
 
 enum Target {
@@ -70,13 +69,7 @@ fn unbatched_matches_pytorch_on_every_backend() {
 #[test]
 fn an_unbatched_input_records_into_the_apps_buffers() {
     let ctx = gpu();
-    let init = |contents: &[u8]| {
-        ctx.device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("app"),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        })
-    };
+    let init = common::app_buffer;
     let (logits, target, out) = (
         init(bytemuck::cast_slice(&LOGITS)),
         init(bytemuck::cast_slice(&[2_i64])),

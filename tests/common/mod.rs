@@ -18,6 +18,17 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
+/// A storage buffer of the shared context holding `contents` (readable back): an app's
+/// buffer in the recorded-form tests.
+pub fn app_buffer(contents: &[u8]) -> wgpu_loss::wgpu::Buffer {
+    use wgpu_loss::wgpu::{self, util::DeviceExt};
+    gpu().device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("app"),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
 /// SplitMix64: small, seeded, reproducible.
 pub struct Rng(u64);
 

@@ -129,14 +129,49 @@ pub fn entropy(row: &[f32]) -> f64 {
 
 /// Consecutive `[a, b]` blocks of `values`, each transposed to `[b, a]`: the CPU backends
 /// gather an input along a strided axis (`[C, inner]` blocks) into rows, and scatter back.
+/// Blocks run in parallel; within one, `TILE` columns at a time, so that the rows being
+/// written (`TILE × a` values) stay in cache while the `a` rows are read (column by column
+/// the writes were `a·4` bytes apart across a block of megabytes: 5× slower at
+/// `[8, 21, 512, 512]`).
 pub(crate) fn transpose_blocks(values: &[f32], a: usize, b: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const TILE: usize = 64;
     let mut out = vec![0.0_f32; values.len()];
-    for (block, into) in values.chunks_exact(a * b).zip(out.chunks_exact_mut(a * b)) {
-        for (i, row) in block.chunks_exact(b).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                into[j * a + i] = v;
+    if a * b == 0 {
+        return out;
+    }
+    out.par_chunks_exact_mut(a * b)
+        .zip(values.par_chunks_exact(a * b))
+        .for_each(|(into, block)| {
+            for j0 in (0..b).step_by(TILE) {
+                let j1 = (j0 + TILE).min(b);
+                for (i, row) in block.chunks_exact(b).enumerate() {
+                    for (j, &v) in row[j0..j1].iter().enumerate() {
+                        into[(j0 + j) * a + i] = v;
+                    }
+                }
             }
+        });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every element lands where a plain transpose puts it, across tile boundaries and
+    /// blocks, and transposing back restores the input.
+    #[test]
+    fn transpose_blocks_is_a_transpose_of_each_block() {
+        for (a, b, blocks) in [(3, 130, 2), (21, 64, 1), (1, 5, 3), (7, 1, 2)] {
+            let values: Vec<f32> = (0..a * b * blocks).map(|v| v as f32).collect();
+            let out = super::transpose_blocks(&values, a, b);
+            for k in 0..blocks {
+                for i in 0..a {
+                    for j in 0..b {
+                        assert_eq!(out[k * a * b + j * a + i], values[k * a * b + i * b + j], "{a}x{b}");
+                    }
+                }
+            }
+            assert_eq!(super::transpose_blocks(&out, b, a), values, "{a}x{b} back");
         }
     }
-    out
 }

@@ -401,7 +401,7 @@ fn cross_entropy_rows(inv: TeamInvocation) {
         for (var quad = first_team; quad < params.rows / 4u; quad += team_stride) {
             strided_quad(quad);
         }
-        rest = params.rows;
+        rest = params.rows / 4u * 4u;   // all of them: the host takes whole quads only
     }
     // Grid-stride over rows: correct whatever the actual subgroup size turns out to be.
     for (var row = rest + first_team; row < params.rows; row += team_stride) {

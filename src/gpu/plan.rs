@@ -52,6 +52,8 @@ pub(crate) struct Plan {
     /// (grid-stride). A CPU adapter pays a fixed cost per workgroup (a coroutine start on
     /// llvmpipe), so it gets a few hundred; a GPU gets one team per row.
     pub max_groups: u64,
+    /// The device's workgroups per grid dimension (a launch is x × y of them).
+    pub per_dim: u64,
 }
 
 /// Invocations per workgroup of every team kernel (TEAM_GROUP_SIZE in WGSL).
@@ -119,7 +121,17 @@ impl Plan {
             teams_per_group,
             block,
             max_groups,
+            per_dim: u64::from(ctx.limits.max_compute_workgroups_per_dimension).max(1),
         }
+    }
+
+    /// The workgroups a launch of at least `groups` dispatches (`KernelPass::launch`: a
+    /// 2-D grid, x up to the per-dimension limit, y rounded up). Kernels that write one
+    /// value per team (REDUCED) size their output by this, so that no team of the grid
+    /// writes past it (a clamped out-of-bounds write would race with the last team's).
+    pub(crate) fn grid_groups(&self, groups: u64) -> u64 {
+        let x = groups.clamp(1, self.per_dim);
+        x * groups.max(1).div_ceil(x)
     }
 
     /// Lanes in one team: 1 (a row per invocation), the subgroup's, or the workgroup's.
@@ -170,6 +182,32 @@ fn auto(ctx: &GpuContext, rows: u64, classes: u64, split_ok: bool) -> Strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grid_groups_are_what_a_launch_dispatches() {
+        let plan = Plan {
+            strategy: Strategy::InvocationPerRow,
+            team: Team::Invocation,
+            teams_per_group: 64,
+            block: SPLIT_BLOCK,
+            max_groups: u64::MAX,
+            per_dim: 65535,
+        };
+        for groups in [1, 65535, 65536, 78125, 131070, 1 << 20] {
+            let grid = plan.grid_groups(groups);
+            let x = grid.min(plan.per_dim);
+            assert!(
+                grid >= groups && grid.is_multiple_of(x) && grid / x <= plan.per_dim,
+                "{groups}"
+            );
+            assert_eq!(
+                plan.grid_groups(grid),
+                grid,
+                "{groups}: a launch of the grid is the grid"
+            );
+        }
+        assert_eq!(plan.grid_groups(78125), 131070);
+    }
 
     #[test]
     fn split_blocks_are_whole_team_steps() {

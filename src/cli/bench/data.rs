@@ -35,6 +35,17 @@ fn log_softmax(x: &[f32], classes: usize) -> Vec<f32> {
         .collect()
 }
 
+/// Log-softmax along the class axis of a cross-entropy `shape` (axis 1, or 0 for `[C]`),
+/// as nll's generated input.
+fn log_probabilities(logits: &[f32], shape: &[usize]) -> Vec<f32> {
+    use wgpu_loss::{Backend, Loss, RowOp};
+    let axis = i64::from(shape.len() > 1);
+    RowOp::LogSoftmax
+        .along(axis)
+        .forward(Backend::Cpu, &Batch::input(logits, shape.to_vec()))
+        .map_or_else(|_| logits.to_vec(), |out| out.values().to_vec())
+}
+
 /// The generated host data of one shape, for one loss: `rows` positions of `classes`
 /// classes (along axis 1 of a cross-entropy input of rank 3 or more, else the last).
 pub struct Generated {
@@ -115,7 +126,7 @@ impl Generated {
         let indices: Vec<i64> = (0..rows).map(|_| (rng.next() % classes as u64) as i64).collect();
         let unit: Vec<f32> = (0..n).map(|_| rng.unit() * 0.98 + 0.01).collect();
         let (input, target) = match loss {
-            LossName::Nll => (log_softmax(&logits, classes), Vec::new()),
+            LossName::Nll => (log_probabilities(&logits, &shape), Vec::new()),
             LossName::Bce => {
                 let target = unit.iter().map(|u| 1.0 - u).collect();
                 (unit, target)

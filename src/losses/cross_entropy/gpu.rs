@@ -52,7 +52,7 @@ fn check_buffers(
     loss: Option<(BufferAt<'_>, u64)>,
 ) -> Result<()> {
     let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
-    let shape = format!("[{rows}, {classes}]");
+    let shape = positions_shape(inputs);
     let target_bytes = match inputs.targets.1 {
         TargetLayout::Indices(width) => rows * width.bytes(),
         TargetLayout::Probabilities => rows * classes * 4,
@@ -93,6 +93,16 @@ fn check_buffers(
         }
     }
     Ok(())
+}
+
+/// The input's shape for errors: `[N, C]`, or `[N, C, d1·…·dk]` for strided positions.
+fn positions_shape(inputs: &Inputs<'_>) -> String {
+    let (rows, classes, inner) = (inputs.rows, inputs.classes, inputs.inner);
+    if inner > 1 {
+        format!("[{}, {classes}, {inner}] (N, C, d1·…·dk)", rows / inner)
+    } else {
+        format!("[{rows}, {classes}]")
+    }
 }
 
 /// Class weights padded to whole vec4s (the row kernel reads them as vec4<f32>), in an

@@ -210,7 +210,14 @@ pub(crate) async fn forward_host(ctx: &GpuContext, spec: &Spec<'_>, call: &HostC
 fn host_groups(ctx: &GpuContext, call: &HostCall<'_>, row_bytes: u64) -> Result<Option<Vec<Group>>> {
     let (rows, classes, inner) = (call.rows, call.classes, call.inner.max(1));
     let format = call.input.format();
-    let what = format!("[{rows}, {classes}] {format:?}");
+    let what = if inner == 1 {
+        format!("[{rows}, {classes}] {format:?}")
+    } else {
+        format!(
+            "[{rows}, {classes}] {format:?} (one position of [{}, {classes}, {inner}])",
+            rows / inner
+        )
+    };
     if inner == 1 {
         return Ok(rows_per_group(ctx, rows, row_bytes, &what)?.map(|per| groups(rows, per).map(Group::Rows).collect()));
     }

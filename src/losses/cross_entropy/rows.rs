@@ -77,9 +77,9 @@ pub(crate) fn row_sums(reduced: bool, plan: &Plan, pieces: &[Piece], (rows, clas
     }
 }
 
-/// Workgroups of one whole-row launch over `len` rows.
+/// Workgroups of one whole-row launch over `len` rows: the whole grid it dispatches.
 fn whole_row_groups(len: u64, plan: &Plan) -> u64 {
-    len.div_ceil(plan.teams_per_group).min(plan.max_groups)
+    plan.grid_groups(len.div_ceil(plan.teams_per_group).min(plan.max_groups))
 }
 
 /// The (Σ loss, Σ weight) pairs pass 1 writes when it sums per team: one per team of every

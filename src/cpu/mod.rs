@@ -2,6 +2,7 @@
 //! to be obviously right rather than fast. Every GPU result is checked against it.
 //! Definitions: `shared/SEMANTICS.md` (PyTorch's).
 
+pub(crate) mod matmul;
 pub(crate) mod short_rows;
 pub(crate) mod simd;
 

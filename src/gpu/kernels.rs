@@ -17,6 +17,8 @@ const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
 const ELEMENTWISE: &str = include_str!("../../shaders/elementwise.wgsl");
 const SOFTMAX: &str = include_str!("../../shaders/softmax.wgsl");
 const CROSS_ENTROPY_GRAD: &str = include_str!("../../shaders/cross_entropy_grad.wgsl");
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const TARGET_WEIGHTS: &str = include_str!("../../shaders/target_weights.wgsl");
 
 /// How the invocations of one row (a "team") combine their partial results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,13 +122,19 @@ pub enum ShaderFamily {
     Softmax(Team),
     /// `cross_entropy_grad.wgsl`: pass 2 of fused cross-entropy.
     CrossEntropyGrad,
+    /// `matmul.wgsl`: the matrix product and column sums.
+    Matmul,
+    /// `target_weights.wgsl`: each row's weight in a mean from its target.
+    TargetWeights,
 }
 
 impl ShaderFamily {
     /// Every family, for validation.
     #[cfg(test)]
-    pub const ALL: [ShaderFamily; 9] = [
+    pub const ALL: [ShaderFamily; 11] = [
         ShaderFamily::CrossEntropyGrad,
+        ShaderFamily::Matmul,
+        ShaderFamily::TargetWeights,
         ShaderFamily::CrossEntropy(Team::Subgroup, 0),
         ShaderFamily::CrossEntropy(Team::Workgroup, 0),
         ShaderFamily::CrossEntropy(Team::Invocation, 10),
@@ -146,6 +154,8 @@ impl ShaderFamily {
             ShaderFamily::Elementwise => "elementwise".into(),
             ShaderFamily::Softmax(team) => format!("softmax.{}", team.name()),
             ShaderFamily::CrossEntropyGrad => "cross_entropy_grad".into(),
+            ShaderFamily::Matmul => "matmul".into(),
+            ShaderFamily::TargetWeights => "target_weights".into(),
         }
     }
 
@@ -170,6 +180,8 @@ impl ShaderFamily {
             ShaderFamily::Elementwise => &[PRELUDE, ELEMENTWISE],
             ShaderFamily::Softmax(team) => &[PRELUDE, team.source(), SOFTMAX],
             ShaderFamily::CrossEntropyGrad => &[PRELUDE, TARGETS, CROSS_ENTROPY_GRAD],
+            ShaderFamily::Matmul => &[PRELUDE, MATMUL],
+            ShaderFamily::TargetWeights => &[PRELUDE, TARGETS, TARGET_WEIGHTS],
         };
         parts.join("\n")
     }
@@ -236,6 +248,25 @@ pub enum Kernel {
         /// The input's element type.
         format: InputFormat,
     },
+    /// `C [+]= op(A)·op(B) [+ bias]` (`gpu::matmul`), or column sums of A.
+    Matmul {
+        /// A's element type.
+        a: InputFormat,
+        /// B's element type.
+        b: InputFormat,
+        /// The bias's element type, when a bias is added.
+        bias: Option<InputFormat>,
+        /// Add to C instead of overwriting it.
+        accumulate: bool,
+        /// `column_sums` instead of the product.
+        column_sums: bool,
+    },
+    /// Each row's weight in a cross-entropy mean, from its class-index target.
+    TargetWeights {
+        /// The targets' layout and whether class weights are bound (the other flags are
+        /// unused: [`Kernel::target_weights`] leaves them at their defaults).
+        flags: CeFlags,
+    },
     /// One pass of the fixed-order pair sum.
     ReducePairs,
     /// Sum → scalar (or sum / weight sum for mean).
@@ -250,6 +281,8 @@ impl Kernel {
             Kernel::Elementwise { .. } => Layout::Elementwise,
             Kernel::SoftmaxRows { .. } => Layout::Map,
             Kernel::CrossEntropyGrad { .. } => Layout::Grad,
+            Kernel::Matmul { .. } => Layout::Matmul,
+            Kernel::TargetWeights { .. } => Layout::TargetWeights,
         }
     }
 
@@ -261,6 +294,8 @@ impl Kernel {
             Kernel::Elementwise { .. } => ShaderFamily::Elementwise,
             Kernel::SoftmaxRows { team, .. } => ShaderFamily::Softmax(team),
             Kernel::CrossEntropyGrad { .. } => ShaderFamily::CrossEntropyGrad,
+            Kernel::Matmul { .. } => ShaderFamily::Matmul,
+            Kernel::TargetWeights { .. } => ShaderFamily::TargetWeights,
         }
     }
 
@@ -285,6 +320,9 @@ impl Kernel {
             } => "cross_entropy_grad",
             Kernel::CrossEntropyGrad { per_position: true, .. } => "cross_entropy_grad_positions",
             Kernel::SoftmaxRows { .. } => "softmax_rows",
+            Kernel::Matmul { column_sums: false, .. } => "matmul",
+            Kernel::Matmul { column_sums: true, .. } => "column_sums",
+            Kernel::TargetWeights { .. } => "target_weights",
         }
     }
 
@@ -347,7 +385,35 @@ impl Kernel {
                 };
                 vec![("OUTPUT", code), ("GRAD", flag(grad)), ("FORMAT", format_code(format))]
             }
+            Kernel::Matmul {
+                a, b, bias, accumulate, ..
+            } => vec![
+                ("A_FORMAT", format_code(a)),
+                ("B_FORMAT", format_code(b)),
+                ("BIAS_FORMAT", bias.map_or(0.0, format_code)),
+                ("BIAS", flag(bias.is_some())),
+                ("ACCUMULATE", flag(accumulate)),
+            ],
+            Kernel::TargetWeights { flags } => flags.constants(),
             Kernel::ReducePairs | Kernel::Finish => Vec::new(),
+        }
+    }
+}
+
+impl Kernel {
+    /// The target-weights kernel for class-index targets of `width`, weighted or not (one
+    /// pipeline whatever the call's other options).
+    pub(crate) fn target_weights(width: TargetWidth, weighted: bool) -> Self {
+        Kernel::TargetWeights {
+            flags: CeFlags {
+                targets: TargetLayout::Indices(width),
+                weighted,
+                smoothing: false,
+                input: InputKind::Logits,
+                softcap: false,
+                z_loss: false,
+                format: InputFormat::F32,
+            },
         }
     }
 }

@@ -19,15 +19,21 @@ pub(crate) enum Layout {
     /// Cross-entropy gradient: params, input, targets, weights, row (lse, A), row
     /// upstream or reduced [loss, divisor], input as vec4s | grad, grad as vec4s.
     Grad,
+    /// Matrix product: params, A, B, bias | C.
+    Matmul,
+    /// Target weights: params, targets, class weights | row weight, status.
+    TargetWeights,
 }
 
 impl Layout {
-    pub(crate) const ALL: [Layout; 5] = [
+    pub(crate) const ALL: [Layout; 7] = [
         Layout::Rows,
         Layout::Reduce,
         Layout::Elementwise,
         Layout::Map,
         Layout::Grad,
+        Layout::Matmul,
+        Layout::TargetWeights,
     ];
 
     fn storage_counts(self) -> (u32, u32) {
@@ -37,6 +43,8 @@ impl Layout {
             Layout::Elementwise => (7, 1),
             Layout::Map => (3, 2),
             Layout::Grad => (6, 2),
+            Layout::Matmul => (3, 1),
+            Layout::TargetWeights => (2, 2),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod io;
 pub mod kernels;
 pub mod layouts;
+pub mod matmul;
 pub mod pipelines;
 pub mod plan;
 pub mod pool;
@@ -18,5 +19,7 @@ pub mod strategy;
 pub mod tiler;
 pub mod window;
 
+#[cfg(test)]
+mod matmul_tests;
 #[cfg(test)]
 mod shader_tests;

@@ -112,6 +112,14 @@ fn override_constants_match_the_rust_side() {
         },
         Kernel::ReducePairs,
         Kernel::Finish,
+        Kernel::Matmul {
+            a: InputFormat::F16,
+            b: InputFormat::Bf16,
+            bias: Some(InputFormat::F32),
+            accumulate: true,
+            column_sums: false,
+        },
+        Kernel::target_weights(TargetWidth::I32, true),
     ];
     for kernel in kernels.into_iter().chain(grad_kernels()) {
         let source = kernel.family().source();

@@ -49,6 +49,7 @@ mod testing;
 pub use api::buffers::{BatchAt, BufferAt, GradInto, InputAt, Outputs, Status, TargetsAt};
 pub use api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
 pub use api::kinds::{ElementwiseKind, InputFormat, InputKind, RowOutput as RowOp};
+pub use api::linear::{Grads, LinearBatch, LinearBatchAt, LinearForwardBackward, LinearOutputs, LinearShape};
 pub use api::reduction::{LossValue, Reduction};
 pub use error::{LossError, Result};
 pub use gpu::context::GpuContext;
@@ -56,6 +57,7 @@ pub use gpu::io::{read, read_async, submit_and_read};
 pub use gpu::strategy::Strategy;
 pub use losses::cross_entropy::{CrossEntropy, DEFAULT_EPSILON};
 pub use losses::elementwise::ElementwiseLoss;
+pub use losses::linear_cross_entropy::{LinearCrossEntropy, LinearMode, DEFAULT_TILE_BYTES};
 pub use losses::softmax::AlongDim;
 pub use losses::{Backend, Loss, LossFuture};
 /// The `wgpu` this crate is built against, so apps can name the same version.

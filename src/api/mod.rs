@@ -3,4 +3,5 @@
 pub mod buffers;
 pub mod host;
 pub mod kinds;
+pub mod linear;
 pub mod reduction;

@@ -67,8 +67,11 @@ pub(crate) fn matmul64(
     }
 }
 
-/// `[rows, cols]` of `view`, contiguous.
-fn pack(view: MatRef<'_, f32>, rows: usize, cols: usize) -> Vec<f32> {
+/// `[rows, cols]` of `view`, contiguous: borrowed when it already is.
+fn pack<'a>(view: MatRef<'a, f32>, rows: usize, cols: usize) -> std::borrow::Cow<'a, [f32]> {
+    if view.col == 1 && view.row == cols {
+        return std::borrow::Cow::Borrowed(&view.data[..rows * cols]);
+    }
     let mut out = Vec::with_capacity(rows * cols);
     for i in 0..rows {
         if view.col == 1 {
@@ -77,7 +80,7 @@ fn pack(view: MatRef<'_, f32>, rows: usize, cols: usize) -> Vec<f32> {
             out.extend((0..cols).map(|k| view.at(i, k)));
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 /// Lanes of partial sums in [`dot`].

@@ -3,6 +3,7 @@
 
 pub mod cross_entropy;
 pub mod elementwise;
+pub mod linear_cross_entropy;
 pub mod softmax;
 mod validate;
 

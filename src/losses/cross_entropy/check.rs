@@ -19,10 +19,10 @@ fn finite_f32(value: f64) -> bool {
 }
 
 /// The lengths of a call's targets and upstream.
-struct Lens {
-    targets: usize,
-    probabilities: bool,
-    upstream: Option<usize>,
+pub(crate) struct Lens {
+    pub targets: usize,
+    pub probabilities: bool,
+    pub upstream: Option<usize>,
 }
 
 impl CrossEntropy {
@@ -102,7 +102,7 @@ impl CrossEntropy {
 
     /// Target and upstream lengths against the input's axis (already checked), then the
     /// options.
-    fn check_call(&self, axis: &ClassAxis, lens: &Lens) -> Result<()> {
+    pub(crate) fn check_call(&self, axis: &ClassAxis, lens: &Lens) -> Result<()> {
         let loss = self.loss_name();
         let (rows, classes) = (axis.rows, axis.classes);
         let input = axis.input_shape();
@@ -198,7 +198,7 @@ impl CrossEntropy {
     }
 
     /// The first class-index target outside `[0, C)` that is not `ignore_index`.
-    fn check_targets(&self, classes: usize, targets: &Targets<'_>) -> Result<()> {
+    pub(crate) fn check_targets(&self, classes: usize, targets: &Targets<'_>) -> Result<()> {
         for row in 0..targets.len() {
             let Some(value) = targets.index(row) else { return Ok(()) };
             if value != self.ignore_index && !(0..classes as i64).contains(&value) {

@@ -138,7 +138,7 @@ pub(crate) fn fast(spec: &Spec<'_>, data: &HostRows<'_>, upstream: Option<Upstre
 }
 
 /// Each row's upstream scale g_n: upstream, upstream / Σ weights (mean), or per row.
-fn row_scale(spec: &Spec<'_>, losses: &RowLosses, upstream: Upstream<&[f32]>) -> Vec<f64> {
+pub(crate) fn row_scale(spec: &Spec<'_>, losses: &RowLosses, upstream: Upstream<&[f32]>) -> Vec<f64> {
     let rows = losses.loss.len();
     match (upstream, spec.reduction) {
         (Upstream::Values(v), _) => v.iter().map(|&g| f64::from(g)).collect(),
@@ -149,7 +149,7 @@ fn row_scale(spec: &Spec<'_>, losses: &RowLosses, upstream: Upstream<&[f32]>) ->
     }
 }
 
-fn reduce_rows(spec: &Spec<'_>, rows: usize, losses: &RowLosses) -> LossValue {
+pub(crate) fn reduce_rows(spec: &Spec<'_>, rows: usize, losses: &RowLosses) -> LossValue {
     match spec.reduction {
         Reduction::None => LossValue::Tensor {
             shape: vec![rows],

@@ -107,7 +107,7 @@ fn positions_shape(inputs: &Inputs<'_>) -> String {
 
 /// Class weights padded to whole vec4s (the row kernel reads them as vec4<f32>), in an
 /// immutable content-cached buffer: the recording may be submitted after later calls.
-fn weight_buffer(ctx: &GpuContext, spec: &Spec<'_>) -> Result<wgpu::Buffer> {
+pub(crate) fn weight_buffer(ctx: &GpuContext, spec: &Spec<'_>) -> Result<wgpu::Buffer> {
     let mut words: Vec<f32> = spec.weight.map_or_else(Vec::new, <[f32]>::to_vec);
     words.resize(words.len().next_multiple_of(4).max(4), 0.0);
     constant(
@@ -167,6 +167,21 @@ pub(crate) fn encode(
     spec: &Spec<'_>,
     inputs: &Inputs<'_>,
     outputs: &Outputs<'_>,
+) -> Result<()> {
+    encode_with(ctx, encoder, spec, inputs, outputs, None)
+}
+
+/// [`encode`], where for reduction `none` a scalar upstream is divided by the divisor of
+/// the `[_, divisor]` pair at `divisor` (a GPU buffer) instead of by 1: the rows are a tile
+/// of a larger mean whose divisor is known before its rows' losses are (the fused linear
+/// cross-entropy).
+pub(crate) fn encode_with(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+    outputs: &Outputs<'_>,
+    divisor: Option<BufferAt<'_>>,
 ) -> Result<()> {
     let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
     let reduced_loss = spec.reduction != Reduction::None;
@@ -230,6 +245,8 @@ pub(crate) fn encode(
             loss.at(),
         )?;
         loss.at()
+    } else if let Some(divisor) = divisor {
+        divisor
     } else {
         let unit = bytemuck::cast_slice(&[0.0_f32, 1.0]);
         unit_divisor = constant(ctx, "cross_entropy.unit_divisor", unit, wgpu::BufferUsages::empty())?;

@@ -6,16 +6,16 @@
 //! beside `shaders/cross_entropy.wgsl`, `grad.rs` pass 2 beside
 //! `shaders/cross_entropy_grad.wgsl`). This file wires them into the `Loss` trait.
 
-mod check;
-mod cpu;
-mod fast;
-mod gpu;
+pub(crate) mod check;
+pub(crate) mod cpu;
+pub(crate) mod fast;
+pub(crate) mod gpu;
 mod grad;
 mod host;
 mod options;
-mod reference;
+pub(crate) mod reference;
 mod rows;
-mod spec;
+pub(crate) mod spec;
 mod windows;
 
 use crate::api::buffers::{BatchAt, Outputs};

@@ -34,7 +34,7 @@ impl Spec<'_> {
         self.weight.map_or(1.0, |w| f64::from(w[c]))
     }
 
-    fn capped(&self, x: f64) -> f64 {
+    pub(crate) fn capped(&self, x: f64) -> f64 {
         self.softcap.map_or(x, |cap| cap * (x / cap).tanh())
     }
 
@@ -114,7 +114,7 @@ impl Spec<'_> {
     }
 }
 
-fn logsumexp64<T: Real>(x: &[T]) -> f64 {
+pub(crate) fn logsumexp64<T: Real>(x: &[T]) -> f64 {
     let mut max = f64::NEG_INFINITY;
     for &v in x {
         let v: f64 = v.into();

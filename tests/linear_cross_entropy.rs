@@ -1,0 +1,222 @@
+//! The fused linear cross-entropy, GPU and fast CPU against the f64 reference on random
+//! shapes that do not divide the matmul's 64-row tiles, with every cross-entropy option,
+//! all three gradients, scalar and per-row upstreams, tiles of one row up to unfused, and
+//! bit-identical reruns.
+
+mod common;
+
+use common::{assert_close, gpu, Rng, Tolerance};
+use wgpu_loss::{
+    Backend, CrossEntropy, Grads, Input, LinearBatch, LinearCrossEntropy, LinearForwardBackward, LinearMode, Reduction,
+    Upstream,
+};
+
+/// The loss against the reference. The GPU's logits are f32 sums of D products (relative
+/// error ~D·2^-24 of Σ|h·w|, 1e-6 here), the cross-entropy's tolerance on top.
+const LOSS: Tolerance = Tolerance {
+    name: "linear_cross_entropy.loss",
+    atol: 5e-5,
+    rtol: 5e-5,
+};
+
+/// The gradients against the reference: G has the cross-entropy gradient's error (2e-5
+/// relative), and each product sums V (∂h) or N (∂W, ∂b) f32 terms of mixed sign.
+const GRADS: Tolerance = Tolerance {
+    name: "linear_cross_entropy.grads",
+    atol: 2e-5,
+    rtol: 2e-4,
+};
+
+struct Data {
+    h: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    targets: Vec<i64>,
+    upstream: Vec<f32>,
+    shape: [usize; 3],
+}
+
+fn data(rng: &mut Rng, [rows, hidden, classes]: [usize; 3]) -> Data {
+    let mut targets = rng.targets(rows, classes);
+    // Every fifth row ignored.
+    for t in targets.iter_mut().step_by(5) {
+        *t = -100;
+    }
+    Data {
+        h: rng.logits(rows * hidden, 1.0),
+        w: rng.logits(classes * hidden, 0.5),
+        b: rng.logits(classes, 0.5),
+        targets,
+        upstream: rng.logits(rows, 1.0),
+        shape: [rows, hidden, classes],
+    }
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+#[track_caller]
+fn assert_agree(what: &str, got: &LinearForwardBackward, want: &LinearForwardBackward) {
+    assert_close(
+        &format!("{what}: loss"),
+        got.loss.values(),
+        &widen(want.loss.values()),
+        LOSS,
+    );
+    for (name, g, w) in [
+        ("grad_h", &got.grad_h, &want.grad_h),
+        ("grad_w", &got.grad_w, &want.grad_w),
+        ("grad_b", &got.grad_b, &want.grad_b),
+        ("lse", &got.lse, &want.lse),
+    ] {
+        assert_eq!(g.is_some(), w.is_some(), "{what}: {name} present");
+        if let (Some(g), Some(w)) = (g, w) {
+            assert_close(&format!("{what}: {name}"), g, &widen(w), GRADS);
+        }
+    }
+    assert_eq!(got.argmax, want.argmax, "{what}: argmax");
+    assert_eq!(got.accuracy, want.accuracy, "{what}: accuracy");
+}
+
+fn options() -> Vec<(&'static str, CrossEntropy)> {
+    let weights: Vec<f32> = (0..37).map(|c| 0.5 + (c % 4) as f32 * 0.25).collect();
+    vec![
+        ("plain mean", CrossEntropy::default()),
+        ("sum", CrossEntropy::default().reduction(Reduction::Sum)),
+        ("none", CrossEntropy::default().reduction(Reduction::None)),
+        ("weights", CrossEntropy::default().weight(&weights)),
+        ("smoothing", CrossEntropy::default().label_smoothing(0.2)),
+        (
+            "everything",
+            CrossEntropy::default()
+                .weight(&weights)
+                .label_smoothing(0.1)
+                .z_loss(1e-3)
+                .softcap(3.0)
+                .ignore_index(3)
+                .row_outputs(true),
+        ),
+    ]
+}
+
+#[test]
+fn gpu_and_cpu_agree_with_the_reference_for_every_option() {
+    let mut rng = Rng::new(1501);
+    let d = data(&mut rng, [131, 19, 37]);
+    for (name, ce) in options() {
+        let none = ce.reduction == Reduction::None;
+        let upstream = if none {
+            Upstream::Values(&d.upstream[..])
+        } else {
+            Upstream::Scalar(0.75)
+        };
+        // The ignored rows carry the call's ignore_index.
+        let targets: Vec<i64> = d
+            .targets
+            .iter()
+            .map(|&t| if t == -100 { ce.ignore_index } else { t })
+            .collect();
+        let batch = LinearBatch::new(&d.h, &d.w, d.shape, &targets).bias(&d.b);
+        // 40-row tiles: four tiles, the last partial.
+        let loss = LinearCrossEntropy::new(ce).tile_bytes(40 * 37 * 4);
+        let want = loss
+            .forward_backward(Backend::Reference, &batch, upstream, Grads::ALL)
+            .unwrap();
+        let got = loss
+            .forward_backward(Backend::Gpu(gpu()), &batch, upstream, Grads::ALL)
+            .unwrap();
+        assert_agree(&format!("gpu {name}"), &got, &want);
+        let cpu = loss
+            .forward_backward(Backend::Cpu, &batch, upstream, Grads::ALL)
+            .unwrap();
+        assert_agree(&format!("cpu {name}"), &cpu, &want);
+        // The forward alone gives the same loss.
+        let forward = loss.forward(Backend::Gpu(gpu()), &batch).unwrap();
+        assert_eq!(forward, got.loss, "{name}: forward alone");
+    }
+}
+
+#[test]
+fn every_tile_size_and_the_unfused_path_agree() {
+    let mut rng = Rng::new(1502);
+    let d = data(&mut rng, [77, 33, 150]);
+    let batch = LinearBatch::new(&d.h, &d.w, d.shape, &d.targets).bias(&d.b);
+    let ce = CrossEntropy::default().label_smoothing(0.05).z_loss(1e-4);
+    let want = LinearCrossEntropy::new(ce.clone())
+        .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL)
+        .unwrap();
+    for (tile_bytes, mode) in [
+        (1, LinearMode::Fused),
+        (7 * 600, LinearMode::Fused),
+        (64 * 600, LinearMode::Fused),
+        (1, LinearMode::Unfused),
+    ] {
+        let loss = LinearCrossEntropy::new(ce.clone()).tile_bytes(tile_bytes).mode(mode);
+        let got = loss
+            .forward_backward(Backend::Gpu(gpu()), &batch, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
+        assert_agree(&format!("{mode:?} tile {tile_bytes}"), &got, &want);
+    }
+}
+
+#[test]
+fn reruns_are_bit_identical_and_gradients_come_as_asked() {
+    let mut rng = Rng::new(1503);
+    let d = data(&mut rng, [200, 24, 90]);
+    let batch = LinearBatch::new(&d.h, &d.w, d.shape, &d.targets).bias(&d.b);
+    let loss = LinearCrossEntropy::new(CrossEntropy::default()).tile_bytes(30 * 90 * 4);
+    let run = |grads| {
+        loss.forward_backward(Backend::Gpu(gpu()), &batch, Upstream::Scalar(1.0), grads)
+            .unwrap()
+    };
+    let first = run(Grads::ALL);
+    for _ in 0..3 {
+        assert_eq!(run(Grads::ALL), first, "a rerun differs");
+    }
+    let only_w = run(Grads {
+        h: false,
+        w: true,
+        b: false,
+    });
+    assert!(only_w.grad_h.is_none() && only_w.grad_b.is_none());
+    assert_eq!(only_w.grad_w, first.grad_w);
+    let without_bias = LinearBatch::new(&d.h, &d.w, d.shape, &d.targets);
+    let no_b = loss
+        .forward_backward(Backend::Gpu(gpu()), &without_bias, Upstream::Scalar(1.0), Grads::ALL)
+        .unwrap();
+    assert!(no_b.grad_b.is_none(), "no bias, no ∂b");
+}
+
+#[test]
+fn half_precision_inputs_are_accumulated_in_f32() {
+    let mut rng = Rng::new(1504);
+    let d = data(&mut rng, [70, 20, 45]);
+    let loss = LinearCrossEntropy::new(CrossEntropy::default().label_smoothing(0.1)).tile_bytes(32 * 45 * 4);
+    for (to_half, from_half) in [
+        (
+            wgpu_loss::half::f32_to_f16 as fn(f32) -> u16,
+            wgpu_loss::half::f16_to_f32 as fn(u16) -> f32,
+        ),
+        (wgpu_loss::half::f32_to_bf16, wgpu_loss::half::bf16_to_f32),
+    ] {
+        let half = |v: &[f32]| -> Vec<u16> { v.iter().map(|&x| to_half(x)).collect() };
+        let (h, w, b) = (half(&d.h), half(&d.w), half(&d.b));
+        let halves = if from_half(to_half(1.5)) == 1.5 && to_half(1.0) == 0x3c00 {
+            LinearBatch::new(Input::F16(&h), Input::F16(&w), d.shape, &d.targets).bias(Input::F16(&b))
+        } else {
+            LinearBatch::new(Input::Bf16(&h), Input::Bf16(&w), d.shape, &d.targets).bias(Input::Bf16(&b))
+        };
+        // The reference on the same rounded values, widened exactly.
+        let exact = |v: &[u16]| -> Vec<f32> { v.iter().map(|&x| from_half(x)).collect() };
+        let (he, we, be) = (exact(&h), exact(&w), exact(&b));
+        let widened = LinearBatch::new(&he, &we, d.shape, &d.targets).bias(&be);
+        let want = loss
+            .forward_backward(Backend::Reference, &widened, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
+        let got = loss
+            .forward_backward(Backend::Gpu(gpu()), &halves, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
+        assert_agree("halves", &got, &want);
+    }
+}

@@ -1,0 +1,205 @@
+//! The fused linear cross-entropy past the device's limits and in an app's buffers: W
+//! larger than one binding, host data larger than one buffer (vocabulary parts, row
+//! groups), a recording over app buffers at odd offsets with a target out of range
+//! flagged on the GPU, and bad input refused with errors that name it.
+
+mod common;
+
+use common::{assert_close, gpu, Rng, Tolerance};
+use wgpu_loss::wgpu::{self, util::DeviceExt};
+use wgpu_loss::{
+    Backend, BufferAt, CrossEntropy, GpuContext, Grads, InputAt, LinearBatch, LinearBatchAt, LinearCrossEntropy,
+    LinearForwardBackward, LinearOutputs, LossError, Reduction, Status, TargetsAt, Upstream,
+};
+
+/// As in `tests/linear_cross_entropy.rs`: f32 logits over D products, then the
+/// cross-entropy's tolerance; products of V or N f32 terms for the gradients.
+const LOSS: Tolerance = Tolerance {
+    name: "linear_cross_entropy.loss",
+    atol: 5e-5,
+    rtol: 5e-5,
+};
+const GRADS: Tolerance = Tolerance {
+    name: "linear_cross_entropy.grads",
+    atol: 2e-5,
+    rtol: 2e-4,
+};
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+#[track_caller]
+fn assert_agree(what: &str, got: &LinearForwardBackward, want: &LinearForwardBackward) {
+    assert_close(&format!("{what}: loss"), got.loss.values(), &widen(want.loss.values()), LOSS);
+    for (name, g, w) in [("grad_h", &got.grad_h, &want.grad_h), ("grad_w", &got.grad_w, &want.grad_w), ("grad_b", &got.grad_b, &want.grad_b)] {
+        assert_eq!(g.is_some(), w.is_some(), "{what}: {name} present");
+        if let (Some(g), Some(w)) = (g, w) {
+            assert_close(&format!("{what}: {name}"), g, &widen(w), GRADS);
+        }
+    }
+}
+
+struct Data {
+    h: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    targets: Vec<i64>,
+}
+
+fn data(rng: &mut Rng, [rows, hidden, classes]: [usize; 3]) -> Data {
+    let mut targets = rng.targets(rows, classes);
+    for t in targets.iter_mut().step_by(7) {
+        *t = -100;
+    }
+    Data {
+        h: rng.logits(rows * hidden, 1.0),
+        w: rng.logits(classes * hidden, 0.5),
+        b: rng.logits(classes, 0.5),
+        targets,
+    }
+}
+
+#[test]
+fn w_larger_than_a_binding_and_host_data_larger_than_a_buffer() {
+    let mut rng = Rng::new(1511);
+    let shape = [300, 40, 600];
+    let d = data(&mut rng, shape);
+    let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
+    for (name, ce) in [
+        ("mean", CrossEntropy::default().label_smoothing(0.1)),
+        ("sum", CrossEntropy::default().reduction(Reduction::Sum).z_loss(1e-3)),
+    ] {
+        let loss = LinearCrossEntropy::new(ce);
+        let want = loss.forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        // W is 96,000 bytes: past a 16 KiB binding (the products are cut into blocks).
+        let small_binding = GpuContext::new_blocking().unwrap().with_binding_limit(16 << 10);
+        let got = loss.forward_backward(Backend::Gpu(&small_binding), &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        assert_agree(&format!("{name}: W past a binding"), &got, &want);
+        // 32 KiB buffers: W in 3 vocabulary parts, h in 2 row groups, tiles of 13 rows.
+        let small_buffer = GpuContext::new_blocking().unwrap().with_buffer_limit(32 << 10);
+        let got = loss.forward_backward(Backend::Gpu(&small_buffer), &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        assert_agree(&format!("{name}: parts and groups"), &got, &want);
+    }
+}
+
+fn buffer_with(contents: &[u8]) -> wgpu::Buffer {
+    gpu().device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("app"),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// `values` after `pad` bytes of zeros.
+fn padded(pad: usize, values: &[u8]) -> Vec<u8> {
+    [vec![0_u8; pad], values.to_vec()].concat()
+}
+
+#[test]
+fn recorded_over_app_buffers_at_offsets() {
+    let ctx = gpu();
+    let mut rng = Rng::new(1512);
+    let shape = [90, 17, 71];
+    let [rows, hidden, classes] = shape;
+    let d = data(&mut rng, shape);
+    let targets32: Vec<i32> = d.targets.iter().map(|&t| t as i32).collect();
+    let h = buffer_with(&padded(16, bytemuck::cast_slice(&d.h)));
+    let w = buffer_with(&padded(8, bytemuck::cast_slice(&d.w)));
+    let b = buffer_with(&padded(4, bytemuck::cast_slice(&d.b)));
+    let t = buffer_with(&padded(12, bytemuck::cast_slice(&targets32)));
+    let results = buffer_with(&vec![0_u8; 4 + 8 + 4]);
+    let grads = buffer_with(&vec![0xff_u8; 4 * (4 + rows * hidden + classes * hidden + classes)]);
+    let at = |buffer, offset| BufferAt { buffer, offset };
+    // One guard word before, between and after the three gradients.
+    let (gh, gw, gb) = (4, 4 * (2 + rows * hidden), 4 * (3 + rows * hidden + classes * hidden));
+    let loss = LinearCrossEntropy::new(CrossEntropy::default().weight(&vec![1.5; classes])).tile_bytes(25 * 71 * 4);
+    let record = |targets: TargetsAt<'_>| {
+        let batch = LinearBatchAt::new(InputAt::from(at(&h, 16)), InputAt::from(at(&w, 8)), shape, targets).bias(at(&b, 4));
+        let outputs = LinearOutputs {
+            loss: Some(at(&results, 4)),
+            status: Some(at(&results, 12)),
+            grad_h: Some(at(&grads, gh as u64)),
+            grad_w: Some(at(&grads, gw as u64)),
+            grad_b: Some(at(&grads, gb as u64)),
+            upstream: Upstream::Scalar(2.0),
+            ..LinearOutputs::default()
+        };
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        loss.encode(ctx, &mut encoder, &batch, &outputs).unwrap();
+        ctx.queue().submit(Some(encoder.finish()));
+    };
+    record(TargetsAt::I32(at(&t, 12)));
+    let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
+    let want = loss.forward_backward(Backend::Reference, &batch, Upstream::Scalar(2.0), Grads::ALL).unwrap();
+    let read = |offset: usize, len: usize| wgpu_loss::read::<f32>(ctx, at(&grads, offset as u64), len).unwrap();
+    let got = LinearForwardBackward {
+        loss: wgpu_loss::LossValue::Scalar(wgpu_loss::read::<f32>(ctx, at(&results, 4), 1).unwrap()[0]),
+        grad_h: Some(read(gh, rows * hidden)),
+        grad_w: Some(read(gw, classes * hidden)),
+        grad_b: Some(read(gb, classes)),
+        ..want.clone()
+    };
+    assert_agree("recorded", &got, &want);
+    assert!(Status(wgpu_loss::read::<u32>(ctx, at(&results, 12), 1).unwrap()[0]).is_ok());
+    // Nothing outside the gradients moved.
+    let guards = [0, gw - 4, gb - 4, gb + 4 * classes];
+    for g in guards {
+        assert_eq!(read(g, 1)[0].to_bits(), u32::MAX, "the word at byte {g} moved");
+    }
+    // A target out of range is flagged with its row, and the loss becomes NaN.
+    let mut bad = targets32.clone();
+    bad[57] = classes as i32;
+    let bad_t = buffer_with(&padded(12, bytemuck::cast_slice(&bad)));
+    record(TargetsAt::I32(at(&bad_t, 12)));
+    let status = Status(wgpu_loss::read::<u32>(ctx, at(&results, 12), 1).unwrap()[0]);
+    assert_eq!(status.bad_row(), Some(57));
+    assert!(wgpu_loss::read::<f32>(ctx, at(&results, 4), 1).unwrap()[0].is_nan());
+}
+
+#[test]
+fn bad_input_is_refused_naming_it() {
+    let (h, w) = (vec![0.0_f32; 6], vec![0.0_f32; 8]);
+    let loss = LinearCrossEntropy::default();
+    let err = |batch: &LinearBatch<'_>| loss.forward(Backend::Gpu(gpu()), batch).unwrap_err();
+    // W is [V, D] = [4, 2]: 8 elements; h [3, 2].
+    let wrong_w = err(&LinearBatch::new(&h, &w[..6], [3, 2, 4], &[0_i64, 1, 2]));
+    assert!(matches!(wrong_w, LossError::LengthMismatch { what: "W", expected: 8, actual: 6, .. }), "{wrong_w}");
+    assert!(wrong_w.to_string().contains("[4, 2] (V, D)"), "{wrong_w}");
+    let wrong_h = err(&LinearBatch::new(&h[..5], &w, [3, 2, 4], &[0_i64, 1, 2]));
+    assert!(matches!(wrong_h, LossError::LengthMismatch { what: "h", .. }), "{wrong_h}");
+    let wrong_b = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]).bias(&[0.0_f32; 3]));
+    assert!(matches!(wrong_b, LossError::LengthMismatch { what: "b", expected: 4, actual: 3, .. }), "{wrong_b}");
+    let out_of_range = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 4, 2]));
+    assert!(matches!(out_of_range, LossError::TargetOutOfRange { row: 1, value: 4, .. }), "{out_of_range}");
+    let probabilities = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0.5_f32; 12][..]));
+    assert!(matches!(probabilities, LossError::Unsupported { .. }), "{probabilities}");
+    let zero_classes = err(&LinearBatch::new(&h, &w[..0], [3, 2, 0], &[0_i64, 1, 2]));
+    assert!(matches!(zero_classes, LossError::ZeroClasses { rows: 3 }), "{zero_classes}");
+    let nll = LinearCrossEntropy::new(CrossEntropy::nll());
+    let not_logits = nll.forward(Backend::Cpu, &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2])).unwrap_err();
+    assert!(matches!(not_logits, LossError::Unsupported { .. }), "{not_logits}");
+    let per_row = loss
+        .forward_backward(Backend::Gpu(gpu()), &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]), Upstream::Values(&[1.0; 3]), Grads::ALL)
+        .unwrap_err();
+    assert!(matches!(per_row, LossError::Unsupported { .. }), "{per_row}");
+    let overflow = err(&LinearBatch::new(&h, &w, [usize::MAX / 2, 3, 4], &[0_i64, 1, 2]));
+    assert!(matches!(overflow, LossError::TooLarge { .. }), "{overflow}");
+}
+
+#[test]
+fn an_empty_batch_gives_pytorchs_empty_sums() {
+    let w = vec![0.5_f32; 8];
+    let batch = LinearBatch::new(&[][..], &w, [0, 2, 4], &[][..] as &[i64]).bias(&[0.0_f32; 4]);
+    for backend in [Backend::Gpu(gpu()), Backend::Cpu, Backend::Reference] {
+        let mean = LinearCrossEntropy::default()
+            .forward_backward(backend, &batch, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
+        assert!(mean.loss.scalar().unwrap().is_nan());
+        assert_eq!(mean.grad_w.as_deref(), Some(&[0.0_f32; 8][..]));
+        assert_eq!(mean.grad_b.as_deref(), Some(&[0.0_f32; 4][..]));
+        assert_eq!(mean.grad_h.as_deref(), Some(&[][..]));
+        let sum = LinearCrossEntropy::new(CrossEntropy::default().reduction(Reduction::Sum));
+        assert_eq!(sum.forward(backend, &batch).unwrap().scalar(), Some(0.0));
+    }
+}

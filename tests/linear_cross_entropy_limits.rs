@@ -31,8 +31,17 @@ fn widen(v: &[f32]) -> Vec<f64> {
 
 #[track_caller]
 fn assert_agree(what: &str, got: &LinearForwardBackward, want: &LinearForwardBackward) {
-    assert_close(&format!("{what}: loss"), got.loss.values(), &widen(want.loss.values()), LOSS);
-    for (name, g, w) in [("grad_h", &got.grad_h, &want.grad_h), ("grad_w", &got.grad_w, &want.grad_w), ("grad_b", &got.grad_b, &want.grad_b)] {
+    assert_close(
+        &format!("{what}: loss"),
+        got.loss.values(),
+        &widen(want.loss.values()),
+        LOSS,
+    );
+    for (name, g, w) in [
+        ("grad_h", &got.grad_h, &want.grad_h),
+        ("grad_w", &got.grad_w, &want.grad_w),
+        ("grad_b", &got.grad_b, &want.grad_b),
+    ] {
         assert_eq!(g.is_some(), w.is_some(), "{what}: {name} present");
         if let (Some(g), Some(w)) = (g, w) {
             assert_close(&format!("{what}: {name}"), g, &widen(w), GRADS);
@@ -71,14 +80,20 @@ fn w_larger_than_a_binding_and_host_data_larger_than_a_buffer() {
         ("sum", CrossEntropy::default().reduction(Reduction::Sum).z_loss(1e-3)),
     ] {
         let loss = LinearCrossEntropy::new(ce);
-        let want = loss.forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        let want = loss
+            .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
         // W is 96,000 bytes: past a 16 KiB binding (the products are cut into blocks).
         let small_binding = GpuContext::new_blocking().unwrap().with_binding_limit(16 << 10);
-        let got = loss.forward_backward(Backend::Gpu(&small_binding), &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        let got = loss
+            .forward_backward(Backend::Gpu(&small_binding), &batch, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
         assert_agree(&format!("{name}: W past a binding"), &got, &want);
         // 32 KiB buffers: W in 3 vocabulary parts, h in 2 row groups, tiles of 13 rows.
         let small_buffer = GpuContext::new_blocking().unwrap().with_buffer_limit(32 << 10);
-        let got = loss.forward_backward(Backend::Gpu(&small_buffer), &batch, Upstream::Scalar(1.0), Grads::ALL).unwrap();
+        let got = loss
+            .forward_backward(Backend::Gpu(&small_buffer), &batch, Upstream::Scalar(1.0), Grads::ALL)
+            .unwrap();
         assert_agree(&format!("{name}: parts and groups"), &got, &want);
     }
 }
@@ -115,7 +130,8 @@ fn recorded_over_app_buffers_at_offsets() {
     let (gh, gw, gb) = (4, 4 * (2 + rows * hidden), 4 * (3 + rows * hidden + classes * hidden));
     let loss = LinearCrossEntropy::new(CrossEntropy::default().weight(&vec![1.5; classes])).tile_bytes(25 * 71 * 4);
     let record = |targets: TargetsAt<'_>| {
-        let batch = LinearBatchAt::new(InputAt::from(at(&h, 16)), InputAt::from(at(&w, 8)), shape, targets).bias(at(&b, 4));
+        let batch =
+            LinearBatchAt::new(InputAt::from(at(&h, 16)), InputAt::from(at(&w, 8)), shape, targets).bias(at(&b, 4));
         let outputs = LinearOutputs {
             loss: Some(at(&results, 4)),
             status: Some(at(&results, 12)),
@@ -131,7 +147,9 @@ fn recorded_over_app_buffers_at_offsets() {
     };
     record(TargetsAt::I32(at(&t, 12)));
     let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
-    let want = loss.forward_backward(Backend::Reference, &batch, Upstream::Scalar(2.0), Grads::ALL).unwrap();
+    let want = loss
+        .forward_backward(Backend::Reference, &batch, Upstream::Scalar(2.0), Grads::ALL)
+        .unwrap();
     let read = |offset: usize, len: usize| wgpu_loss::read::<f32>(ctx, at(&grads, offset as u64), len).unwrap();
     let got = LinearForwardBackward {
         loss: wgpu_loss::LossValue::Scalar(wgpu_loss::read::<f32>(ctx, at(&results, 4), 1).unwrap()[0]),
@@ -164,23 +182,64 @@ fn bad_input_is_refused_naming_it() {
     let err = |batch: &LinearBatch<'_>| loss.forward(Backend::Gpu(gpu()), batch).unwrap_err();
     // W is [V, D] = [4, 2]: 8 elements; h [3, 2].
     let wrong_w = err(&LinearBatch::new(&h, &w[..6], [3, 2, 4], &[0_i64, 1, 2]));
-    assert!(matches!(wrong_w, LossError::LengthMismatch { what: "W", expected: 8, actual: 6, .. }), "{wrong_w}");
+    assert!(
+        matches!(
+            wrong_w,
+            LossError::LengthMismatch {
+                what: "W",
+                expected: 8,
+                actual: 6,
+                ..
+            }
+        ),
+        "{wrong_w}"
+    );
     assert!(wrong_w.to_string().contains("[4, 2] (V, D)"), "{wrong_w}");
     let wrong_h = err(&LinearBatch::new(&h[..5], &w, [3, 2, 4], &[0_i64, 1, 2]));
-    assert!(matches!(wrong_h, LossError::LengthMismatch { what: "h", .. }), "{wrong_h}");
+    assert!(
+        matches!(wrong_h, LossError::LengthMismatch { what: "h", .. }),
+        "{wrong_h}"
+    );
     let wrong_b = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]).bias(&[0.0_f32; 3]));
-    assert!(matches!(wrong_b, LossError::LengthMismatch { what: "b", expected: 4, actual: 3, .. }), "{wrong_b}");
+    assert!(
+        matches!(
+            wrong_b,
+            LossError::LengthMismatch {
+                what: "b",
+                expected: 4,
+                actual: 3,
+                ..
+            }
+        ),
+        "{wrong_b}"
+    );
     let out_of_range = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 4, 2]));
-    assert!(matches!(out_of_range, LossError::TargetOutOfRange { row: 1, value: 4, .. }), "{out_of_range}");
+    assert!(
+        matches!(out_of_range, LossError::TargetOutOfRange { row: 1, value: 4, .. }),
+        "{out_of_range}"
+    );
     let probabilities = err(&LinearBatch::new(&h, &w, [3, 2, 4], &[0.5_f32; 12][..]));
-    assert!(matches!(probabilities, LossError::Unsupported { .. }), "{probabilities}");
+    assert!(
+        matches!(probabilities, LossError::Unsupported { .. }),
+        "{probabilities}"
+    );
     let zero_classes = err(&LinearBatch::new(&h, &w[..0], [3, 2, 0], &[0_i64, 1, 2]));
-    assert!(matches!(zero_classes, LossError::ZeroClasses { rows: 3 }), "{zero_classes}");
+    assert!(
+        matches!(zero_classes, LossError::ZeroClasses { rows: 3 }),
+        "{zero_classes}"
+    );
     let nll = LinearCrossEntropy::new(CrossEntropy::nll());
-    let not_logits = nll.forward(Backend::Cpu, &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2])).unwrap_err();
+    let not_logits = nll
+        .forward(Backend::Cpu, &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]))
+        .unwrap_err();
     assert!(matches!(not_logits, LossError::Unsupported { .. }), "{not_logits}");
     let per_row = loss
-        .forward_backward(Backend::Gpu(gpu()), &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]), Upstream::Values(&[1.0; 3]), Grads::ALL)
+        .forward_backward(
+            Backend::Gpu(gpu()),
+            &LinearBatch::new(&h, &w, [3, 2, 4], &[0_i64, 1, 2]),
+            Upstream::Values(&[1.0; 3]),
+            Grads::ALL,
+        )
         .unwrap_err();
     assert!(matches!(per_row, LossError::Unsupported { .. }), "{per_row}");
     let overflow = err(&LinearBatch::new(&h, &w, [usize::MAX / 2, 3, 4], &[0_i64, 1, 2]));

@@ -42,7 +42,12 @@ fn every_backend_gives_pytorchs_loss_and_gradients() {
             batch = batch.bias(&b[..]);
         }
         let upstream = case.upstream.as_deref().map_or(Upstream::Scalar(1.0), Upstream::Values);
-        assert_eq!(case.upstream.is_some(), case.loss.reduction == Reduction::None, "{}", case.name);
+        assert_eq!(
+            case.upstream.is_some(),
+            case.loss.reduction == Reduction::None,
+            "{}",
+            case.name
+        );
         let row_bytes = case.shape[2] as u64 * 4;
         let fused = LinearCrossEntropy::new(case.loss.clone()).tile_bytes(2 * row_bytes);
         let unfused = fused.clone().mode(LinearMode::Unfused);
@@ -56,8 +61,18 @@ fn every_backend_gives_pytorchs_loss_and_gradients() {
             let what = format!("{} on {backend}", case.name);
             let got = loss.forward_backward(on, &batch, upstream, Grads::ALL).unwrap();
             assert_close(&format!("{what}: loss"), got.loss.values(), &case.want, GOLDEN);
-            assert_close(&format!("{what}: ∂h"), got.grad_h.as_deref().unwrap(), &case.grad_h, GOLDEN);
-            assert_close(&format!("{what}: ∂W"), got.grad_w.as_deref().unwrap(), &case.grad_w, GOLDEN);
+            assert_close(
+                &format!("{what}: ∂h"),
+                got.grad_h.as_deref().unwrap(),
+                &case.grad_h,
+                GOLDEN,
+            );
+            assert_close(
+                &format!("{what}: ∂W"),
+                got.grad_w.as_deref().unwrap(),
+                &case.grad_w,
+                GOLDEN,
+            );
             match (&got.grad_b, &case.grad_b) {
                 (Some(got), Some(want)) => assert_close(&format!("{what}: ∂b"), got, want, GOLDEN),
                 (None, None) => {}

@@ -77,7 +77,53 @@ pub fn gpu_log_rate(ctx: &GpuContext) -> Result<f64> {
     math_rate(ctx, 1.0)
 }
 
-/// Calls per second (10^9) of `function` (0: exp, 1: log) in `math_rate`.
+/// The adapter's multiply-add rate in GFLOP/s (two flops each): the ceiling of a matrix
+/// product, whose every step is one (the fused linear cross-entropy's bench states its
+/// speed against it).
+pub fn gpu_fma_rate(ctx: &GpuContext) -> Result<f64> {
+    Ok(2.0 * math_rate(ctx, 2.0)?)
+}
+
+/// The rate in GFLOP/s of the crate's own matrix product (`shaders/matmul.wgsl`) on the
+/// logits' shape of a linear layer, `[m, k]·[n, k]ᵀ` (f32, zeros), best of 3: how much of
+/// the multiply-add rate the tiled kernel itself reaches, beside a whole loss's rate.
+pub fn gpu_matmul_rate(ctx: &GpuContext, (m, n, k): (usize, usize, usize)) -> Result<f64> {
+    use crate::api::kinds::InputFormat;
+    use crate::gpu::matmul::{encode_matmul, Product, View};
+    let a = crate::gpu::io::storage(ctx, "ceiling.matmul.a", (m * k * 4) as u64)?;
+    let b = crate::gpu::io::storage(ctx, "ceiling.matmul.b", (n * k * 4) as u64)?;
+    let c = crate::gpu::io::storage(ctx, "ceiling.matmul.c", (m * n * 4) as u64)?;
+    let product = Product {
+        a: View::rows((&a).into(), InputFormat::F32, k as u64),
+        b: View::rows((&b).into(), InputFormat::F32, k as u64).t(),
+        c: View::rows((&c).into(), InputFormat::F32, n as u64),
+        bias: None,
+        m: m as u64,
+        n: n as u64,
+        depth: k as u64,
+        accumulate: false,
+    };
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("ceiling.matmul"),
+        });
+        for buffer in [&a, &b] {
+            encoder.clear_buffer(buffer, 0, None);
+        }
+        submit_and_wait(ctx, encoder)?;
+        let mut encoder = ctx.device().create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("ceiling.matmul"),
+        });
+        encode_matmul(ctx, &mut encoder, &product)?;
+        let start = Instant::now();
+        submit_and_wait(ctx, encoder)?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (m * n * k) as f64 / best / 1e9)
+}
+
+/// Calls per second (10^9) of `function` (0: exp, 1: log, 2: multiply-add) in `math_rate`.
 fn math_rate(ctx: &GpuContext, function: f64) -> Result<f64> {
     const STEPS: u32 = 1024;
     let groups = LAUNCHES[2];

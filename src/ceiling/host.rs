@@ -58,6 +58,25 @@ pub fn host_log_rate() -> f64 {
     })
 }
 
+/// The host's multiply-add rate in GFLOP/s (two flops each) with all threads: sixteen
+/// independent chains of `x·a + b` over an in-cache row, the fast CPU matmul's inner step.
+pub fn host_fma_rate() -> f64 {
+    const STEPS: usize = 64;
+    2.0 * STEPS as f64
+        * math_rate(1.0, |row| {
+            let mut acc = [0.0_f32; 16];
+            for chunk in row.chunks_exact(16) {
+                acc.copy_from_slice(chunk);
+                for _ in 0..STEPS {
+                    for a in &mut acc {
+                        *a = *a * 0.999_023_4 + 0.000_976_562_5;
+                    }
+                }
+            }
+            acc.iter().sum()
+        })
+}
+
 /// Values per second (10^9) `f` takes over an in-cache row of values of `sign` (exp takes
 /// x ≤ 0, ln x > 0), with every thread.
 fn math_rate(sign: f32, f: impl Fn(&[f32]) -> f32 + Sync) -> f64 {

@@ -7,7 +7,9 @@
 //! alone on its shape ([`gpu_rows_read`], [`gpu_loss_loads`]: a pattern the adapter cannot stream), and the
 //! rate of exp and log on each side ([`gpu_exp_rate`], [`gpu_log_rate`], [`host_exp_rate`],
 //! [`host_log_rate`]:
-//! math the side computes slowly).
+//! math the side computes slowly). A matrix product (the fused linear cross-entropy) is
+//! stated against each side's multiply-add rate ([`gpu_fma_rate`], [`host_fma_rate`]), with the
+//! rate of our matrix product alone beside it ([`gpu_matmul_rate`]).
 //!
 //! ```no_run
 //! # fn main() -> wgpu_loss::Result<()> {
@@ -21,5 +23,7 @@
 mod gpu;
 mod host;
 
-pub use gpu::{gpu_copy, gpu_exp_rate, gpu_log_rate, gpu_loss_loads, gpu_read, gpu_rows_read};
-pub use host::{host_exp_rate, host_log_rate, host_read};
+pub use gpu::{
+    gpu_copy, gpu_exp_rate, gpu_fma_rate, gpu_log_rate, gpu_loss_loads, gpu_matmul_rate, gpu_read, gpu_rows_read,
+};
+pub use host::{host_exp_rate, host_fma_rate, host_log_rate, host_read};

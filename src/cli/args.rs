@@ -53,6 +53,8 @@ pub enum LossName {
     LogSoftmax,
     /// Entropy of the softmax along the last axis (Categorical(logits=x).entropy()): output of the input's shape without its last axis.
     Entropy,
+    /// Cross-entropy of the logits h·Wᵀ + b, never stored: --input h [N, D], --linear-weight W [V, D], optional --linear-bias b [V] (float32 or float16), --target [N] class indices.
+    LinearCrossEntropy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -116,9 +118,21 @@ pub struct ComputeArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub softcap: Option<f64>,
     /// Write ∂loss/∂input as float32 .npy in the input's shape (upstream gradient 1; all
-    /// ones for reduction none).
+    /// ones for reduction none). linear-cross-entropy: ∂loss/∂h [N, D].
     #[arg(long)]
     pub grad_out: Option<PathBuf>,
+    /// linear-cross-entropy: the output layer's weight W [V, D] .npy (float32 or float16).
+    #[arg(long)]
+    pub linear_weight: Option<PathBuf>,
+    /// linear-cross-entropy: the output layer's bias b [V] .npy (float32 or float16).
+    #[arg(long)]
+    pub linear_bias: Option<PathBuf>,
+    /// linear-cross-entropy: write ∂loss/∂W [V, D] as float32 .npy.
+    #[arg(long)]
+    pub grad_linear_weight_out: Option<PathBuf>,
+    /// linear-cross-entropy: write ∂loss/∂b [V] as float32 .npy (needs --linear-bias).
+    #[arg(long)]
+    pub grad_linear_bias_out: Option<PathBuf>,
     /// Where to compute: the WGSL kernels, the fast CPU backend, or the f64 reference.
     #[arg(long, value_enum, default_value = "gpu")]
     pub backend: BackendArg,
@@ -147,6 +161,8 @@ pub enum BenchLoss {
     Softmax,
     LogSoftmax,
     Entropy,
+    /// Fused linear cross-entropy, forward + backward, fused against unfused in the same run.
+    LinearCrossEntropy,
 }
 
 /// Arguments of `bench`.
@@ -158,6 +174,10 @@ pub struct BenchArgs {
     /// Classes of that shape (needs --rows).
     #[arg(long, requires = "rows", allow_hyphen_values = true)]
     pub classes: Option<usize>,
+    /// linear-cross-entropy: hidden features D of h [N, D] and W [V, D] (with --rows N,
+    /// --classes V; default 128).
+    #[arg(long, allow_hyphen_values = true)]
+    pub hidden: Option<usize>,
     /// One shape of any rank instead (comma-separated, e.g. 8,21,512,512): cross-entropy and
     /// nll take class axis 1 ([N, C, d1, …]), the others their last axis.
     #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["rows", "classes"])]
@@ -255,6 +275,7 @@ impl From<BenchLoss> for LossName {
             BenchLoss::Softmax => LossName::Softmax,
             BenchLoss::LogSoftmax => LossName::LogSoftmax,
             BenchLoss::Entropy => LossName::Entropy,
+            BenchLoss::LinearCrossEntropy => LossName::LinearCrossEntropy,
         }
     }
 }

@@ -22,6 +22,9 @@ impl LossName {
         match self {
             LossName::CrossEntropy => Family::CrossEntropy(CrossEntropy::default()),
             LossName::Nll => Family::CrossEntropy(CrossEntropy::nll()),
+            // Its options are the cross-entropy's; `compute` and `bench` run it on their own
+            // path (`compute/linear.rs`, `bench/linear.rs`), h·Wᵀ + b being its input.
+            LossName::LinearCrossEntropy => Family::CrossEntropy(CrossEntropy::default()),
             LossName::Bce => Family::Elementwise(ElementwiseLoss::bce()),
             LossName::BceWithLogits => Family::Elementwise(ElementwiseLoss::bce_with_logits()),
             LossName::Mse => Family::Elementwise(ElementwiseLoss::mse()),

@@ -47,24 +47,28 @@ pub(crate) struct Write<'a, T> {
 }
 
 /// `c[i·c_row + j] (+)= Σ_k a(i, k)·b(k, j) (+ bias[j])` for `i < m`, `j < n`, `k < depth`,
-/// in f64: the reference.
+/// in f64: the reference, one plain loop per element (rows of C in parallel: each is
+/// independent, so the result does not depend on the threads).
 pub(crate) fn matmul64(
     (a, b): (MatRef<'_, f64>, MatRef<'_, f64>),
     (m, n, depth): (usize, usize, usize),
     (c, c_row): (&mut [f64], usize),
     into: Write<'_, f64>,
 ) {
-    for i in 0..m {
-        for j in 0..n {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let c = &mut c[..(m - 1) * c_row + n];
+    c.par_chunks_mut(c_row).enumerate().for_each(|(i, c_row_values)| {
+        for (j, out) in c_row_values[..n].iter_mut().enumerate() {
             let mut sum = 0.0;
             for k in 0..depth {
                 sum += a.at(i, k) * b.at(k, j);
             }
-            let out = &mut c[i * c_row + j];
             let base = if into.accumulate { *out } else { 0.0 };
             *out = base + sum + into.bias.map_or(0.0, |bias| bias[j]);
         }
-    }
+    });
 }
 
 /// `[rows, cols]` of `view`, contiguous: borrowed when it already is.

@@ -20,6 +20,13 @@ use crate::gpu::window::{items_per_binding, window_of, Window};
 /// C tile side of one workgroup (`TILE` in WGSL).
 pub(crate) const TILE: u64 = 64;
 
+/// The most depth (k) one launch sums; a deeper product is added up in launches of this
+/// much, in ascending order. lavapipe (llvmpipe 22.3) drops part of the sum when one
+/// invocation runs its staged loop — two workgroup barriers a step — more than about 1,700
+/// times (a 32,000-deep product came back with a wrong value in every element, 24,000 was
+/// right; docs/NOTES.md), so 8,192 (512 steps) stays far below that.
+const MAX_DEPTH: u64 = 8192;
+
 /// A strided matrix view: element `(i, k)` at `at + (i·row + k·col)` elements.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'a> {
@@ -123,7 +130,7 @@ struct MatmulParams {
 fn blocks(ctx: &GpuContext, p: &Product<'_>) -> Result<(u64, u64, u64)> {
     let per_dim = u64::from(ctx.limits.max_compute_workgroups_per_dimension) * TILE;
     let limit = |view: &View<'_>| items_per_binding(ctx, view.format.bytes()).min(u64::from(u32::MAX / 2));
-    let (mut m, mut n, mut k) = (p.m.min(per_dim), p.n.min(per_dim), p.depth);
+    let (mut m, mut n, mut k) = (p.m.min(per_dim), p.n.min(per_dim), p.depth.min(MAX_DEPTH));
     let halve = |len: u64| {
         if len > TILE {
             (len / 2).next_multiple_of(TILE).min(len - 1)

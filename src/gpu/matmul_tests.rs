@@ -273,3 +273,22 @@ fn column_sums_agree_with_the_f64_loop() {
         }
     }
 }
+/// A product 40,000 deep (a vocabulary's worth: ∂h = G·W sums over V) is summed in
+/// launches of `MAX_DEPTH`: in one launch lavapipe dropped part of the sum.
+#[test]
+fn deep_products_agree_with_the_f64_loop() {
+    let ctx = GpuContext::new_blocking().expect("GPU tests need a GPU adapter");
+    let mut rng = Rng::new(18);
+    let f32s = (InputFormat::F32, InputFormat::F32);
+    let case = Case {
+        m: 8,
+        n: 4,
+        depth: 40_000,
+        transpose_a: false,
+        transpose_b: false,
+        formats: f32s,
+        accumulate: false,
+        bias: true,
+    };
+    run(&ctx, &case, &mut rng);
+}

@@ -14,6 +14,7 @@
 
 mod check;
 mod data;
+mod linear;
 mod progress;
 mod report;
 mod resident;
@@ -43,6 +44,12 @@ const DEFAULT_SHAPES: [(usize, usize); 5] = [
 
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> Result<(), String> {
+    if args.loss == BenchLoss::LinearCrossEntropy {
+        return linear::run(&args);
+    }
+    if args.hidden.is_some() {
+        return Err("--hidden applies only to --loss linear-cross-entropy".into());
+    }
     let name = LossName::from(args.loss);
     let shapes = match (&args.shape, args.rows, args.classes) {
         (Some(shape), _, _) => vec![data::check_any_shape(shape, name)?],
@@ -146,7 +153,7 @@ fn math_per_element(loss: BenchLoss, grad: bool) -> Option<(f64, f64)> {
         BenchLoss::Bce => ((0.0, 2.0), (0.0, 2.0)),
         BenchLoss::BceWithLogits => ((1.0, 1.0), (2.0, 1.0)),
         BenchLoss::KlDiv => ((0.0, 1.0), (0.0, 1.0)),
-        BenchLoss::Nll | BenchLoss::Mse => return None,
+        BenchLoss::Nll | BenchLoss::Mse | BenchLoss::LinearCrossEntropy => return None,
     };
     Some(if grad { with_grad } else { forward })
 }

@@ -6,6 +6,7 @@
 
 mod build;
 mod inputs;
+mod linear;
 mod options;
 mod outputs;
 
@@ -44,6 +45,10 @@ impl Runner {
 pub fn run(args: ComputeArgs) -> Result<(), String> {
     options::check(&args)?;
     outputs::check_paths(&args)?;
+    if args.loss == super::args::LossName::LinearCrossEntropy {
+        let runner = Runner::new(args.backend)?;
+        return linear::run(&args, &runner);
+    }
     let input = inputs::input(&args)?;
     let runner = Runner::new(args.backend)?;
     let prepared = build::prepare(&args, &input)?;

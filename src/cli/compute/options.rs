@@ -24,11 +24,25 @@ fn takes(loss: LossName) -> &'static [&'static str] {
         Mse => &["--target", "--reduction", "--grad-out"],
         KlDiv => &["--target", "--reduction", "--log-target", "--grad-out"],
         Softmax | LogSoftmax | Entropy => &["--dim", "--grad-out"],
+        LinearCrossEntropy => &[
+            "--target",
+            "--weight",
+            "--ignore-index",
+            "--label-smoothing",
+            "--reduction",
+            "--z-loss",
+            "--softcap",
+            "--grad-out",
+            "--linear-weight",
+            "--linear-bias",
+            "--grad-linear-weight-out",
+            "--grad-linear-bias-out",
+        ],
     }
 }
 
 /// The options given, each with whether it is present.
-fn given(args: &ComputeArgs) -> [(&'static str, bool); 13] {
+fn given(args: &ComputeArgs) -> [(&'static str, bool); 17] {
     [
         ("--target", args.target.is_some()),
         ("--weight", args.weight.is_some()),
@@ -43,6 +57,10 @@ fn given(args: &ComputeArgs) -> [(&'static str, bool); 13] {
         ("--softcap", args.softcap.is_some()),
         ("--dim", args.dim.is_some()),
         ("--grad-out", args.grad_out.is_some()),
+        ("--linear-weight", args.linear_weight.is_some()),
+        ("--linear-bias", args.linear_bias.is_some()),
+        ("--grad-linear-weight-out", args.grad_linear_weight_out.is_some()),
+        ("--grad-linear-bias-out", args.grad_linear_bias_out.is_some()),
     ]
 }
 
@@ -65,6 +83,12 @@ pub fn check(args: &ComputeArgs) -> Result<(), String> {
     }
     if takes.contains(&"--target") && args.target.is_none() {
         return Err(format!("--loss {name} needs --target"));
+    }
+    if args.loss == LossName::LinearCrossEntropy && args.linear_weight.is_none() {
+        return Err(format!("--loss {name} needs --linear-weight"));
+    }
+    if args.grad_linear_bias_out.is_some() && args.linear_bias.is_none() {
+        return Err("--grad-linear-bias-out needs --linear-bias".into());
     }
     Ok(())
 }

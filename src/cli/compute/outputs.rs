@@ -19,12 +19,19 @@ pub struct Computed {
 /// different files, neither is one of the inputs, and neither names anything but a regular
 /// file (a device, a FIFO, a folder) that the rename would replace.
 pub fn check_paths(args: &ComputeArgs) -> Result<(), String> {
-    let outputs = [("--out", &args.out), ("--grad-out", &args.grad_out)];
+    let outputs = [
+        ("--out", &args.out),
+        ("--grad-out", &args.grad_out),
+        ("--grad-linear-weight-out", &args.grad_linear_weight_out),
+        ("--grad-linear-bias-out", &args.grad_linear_bias_out),
+    ];
     let inputs = [
         ("--input", Some(&args.input)),
         ("--target", args.target.as_ref()),
         ("--weight", args.weight.as_ref()),
         ("--pos-weight", args.pos_weight.as_ref()),
+        ("--linear-weight", args.linear_weight.as_ref()),
+        ("--linear-bias", args.linear_bias.as_ref()),
     ];
     for (flag, path) in outputs.iter().filter_map(|(f, p)| p.as_ref().map(|p| (*f, p))) {
         if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
@@ -39,9 +46,13 @@ pub fn check_paths(args: &ComputeArgs) -> Result<(), String> {
             }
         }
     }
-    if let (Some(out), Some(grad)) = (&args.out, &args.grad_out) {
-        if same_file(out, grad) {
-            return Err(format!("--out and --grad-out are the same file ({})", out.display()));
+    let given: Vec<(&str, &std::path::PathBuf)> = outputs
+        .iter()
+        .filter_map(|(f, p)| p.as_ref().map(|p| (*f, p)))
+        .collect();
+    for (i, (flag, path)) in given.iter().enumerate() {
+        if let Some((other, _)) = given[i + 1..].iter().find(|(_, p)| same_file(path, p)) {
+            return Err(format!("{flag} and {other} are the same file ({})", path.display()));
         }
     }
     Ok(())
@@ -67,6 +78,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Writes `--out` ([] for a scalar, else the result's shape) and `--grad-out` (the
 /// input's shape), each only if asked for, together: both or neither.
 pub fn write(args: &ComputeArgs, input_shape: &[usize], result: &Computed) -> Result<(), String> {
+    write_with(args, input_shape, result, &[])
+}
+
+/// [`write`] with more files (flag, path, shape, values), all written together or none.
+pub fn write_with(
+    args: &ComputeArgs,
+    input_shape: &[usize],
+    result: &Computed,
+    more: &[(&'static str, &Path, Vec<usize>, &[f32])],
+) -> Result<(), String> {
     let out_shape = result.loss.shape();
     let mut files = Vec::new();
     if let Some(path) = &args.out {
@@ -88,6 +109,9 @@ pub fn write(args: &ComputeArgs, input_shape: &[usize], result: &Computed) -> Re
                 data: grad,
             },
         ));
+    }
+    for (flag, path, shape, data) in more {
+        files.push((flag, npy::NpyFile { path, shape, data }));
     }
     let all: Vec<npy::NpyFile<'_>> = files.iter().map(|(_, f)| *f).collect();
     npy::write_all(&all).map_err(|e| {

@@ -123,7 +123,7 @@ fn recorded_over_app_buffers_at_offsets() {
     let w = buffer_with(&padded(8, bytemuck::cast_slice(&d.w)));
     let b = buffer_with(&padded(4, bytemuck::cast_slice(&d.b)));
     let t = buffer_with(&padded(12, bytemuck::cast_slice(&targets32)));
-    let results = buffer_with(&vec![0_u8; 4 + 8 + 4]);
+    let results = buffer_with(&[0_u8; 4 + 8 + 4]);
     let grads = buffer_with(&vec![0xff_u8; 4 * (4 + rows * hidden + classes * hidden + classes)]);
     let at = |buffer, offset| BufferAt { buffer, offset };
     // One guard word before, between and after the three gradients.

@@ -16,7 +16,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compute a loss from NumPy .npy files.
-    Compute(ComputeArgs),
+    Compute(Box<ComputeArgs>),
     /// Time cross-entropy on generated data on GPU and CPU, checking one against the other.
     Bench(BenchArgs),
 }

@@ -14,7 +14,7 @@ use args::Command;
 /// Runs the command; the error is the one line to print.
 pub fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Compute(args) => compute::run(args),
+        Command::Compute(args) => compute::run(*args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -62,6 +62,29 @@ struct Case {
     bias: bool,
 }
 
+/// The f64 loop's C for `case` over the exact operand values.
+fn expected(case: &Case, (a64, b64): (&[f64], &[f64]), bias: &[f32], start: &[f32]) -> Vec<f64> {
+    let Case { m, n, depth, .. } = *case;
+    let a_ref = if case.transpose_a {
+        MatRef::rows(a64, m).t()
+    } else {
+        MatRef::rows(a64, depth)
+    };
+    let b_ref = if case.transpose_b {
+        MatRef::rows(b64, depth).t()
+    } else {
+        MatRef::rows(b64, n)
+    };
+    let bias64: Vec<f64> = bias.iter().map(|&v| f64::from(v)).collect();
+    let mut want: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
+    let write = Write {
+        accumulate: case.accumulate,
+        bias: case.bias.then_some(&bias64[..]),
+    };
+    matmul64((a_ref, b_ref), (m, n, depth), (&mut want, n), write);
+    want
+}
+
 fn run(ctx: &GpuContext, case: &Case, rng: &mut Rng) {
     let Case { m, n, depth, .. } = *case;
     let values = |len: usize, rng: &mut Rng| -> Vec<f32> { (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect() };
@@ -118,23 +141,7 @@ fn run(ctx: &GpuContext, case: &Case, rng: &mut Rng) {
     encode_matmul(ctx, &mut encoder, &product).expect("records");
     ctx.queue().submit(Some(encoder.finish()));
     let got: Vec<f32> = read(ctx, (&c_buf).into(), m * n).expect("reads");
-    let a_ref = if case.transpose_a {
-        MatRef::rows(&a64[..], m).t()
-    } else {
-        MatRef::rows(&a64[..], depth)
-    };
-    let b_ref = if case.transpose_b {
-        MatRef::rows(&b64[..], depth).t()
-    } else {
-        MatRef::rows(&b64[..], n)
-    };
-    let bias64: Vec<f64> = bias.iter().map(|&v| f64::from(v)).collect();
-    let mut want: Vec<f64> = start.iter().map(|&v| f64::from(v)).collect();
-    let write = Write {
-        accumulate: case.accumulate,
-        bias: case.bias.then_some(&bias64[..]),
-    };
-    matmul64((a_ref, b_ref), (m, n, depth), (&mut want, n), write);
+    let want = expected(case, (&a64, &b64), &bias, &start);
     for (index, (g, w)) in got.iter().zip(&want).enumerate() {
         assert!(
             close(f64::from(*g), *w, tolerance(depth)),

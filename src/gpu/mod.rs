@@ -14,6 +14,7 @@ pub mod plan;
 pub mod pool;
 pub mod reduce;
 pub mod runs;
+pub mod shaders;
 pub mod small_rows;
 pub mod strategy;
 pub mod tiler;

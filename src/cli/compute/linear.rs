@@ -6,11 +6,10 @@
 use std::path::Path;
 
 use wgpu_loss::npy::{self, NpyData};
-use wgpu_loss::{Grads, LinearBatch, LinearCrossEntropy, Reduction, Upstream};
+use wgpu_loss::{Backend, Grads, LinearBatch, LinearCrossEntropy, Reduction, Upstream};
 
 use super::inputs::{class_input, class_targets, class_weight, InputArray};
 use super::outputs::{summary, write_with, Computed};
-use super::Runner;
 use crate::cli::args::ComputeArgs;
 use crate::cli::data::InputData;
 
@@ -86,7 +85,7 @@ fn loss(args: &ComputeArgs, classes: usize, rows: usize) -> Result<LinearCrossEn
 }
 
 /// Runs `compute` for the linear cross-entropy (options already checked).
-pub fn run(args: &ComputeArgs, runner: &Runner) -> Result<(), String> {
+pub fn run(args: &ComputeArgs, backend: Backend<'_>) -> Result<(), String> {
     let h = float_array(&args.input, "--input")?;
     let w_path = args.linear_weight.as_deref().unwrap_or(Path::new(""));
     let w = float_array(w_path, "--linear-weight")?;
@@ -126,9 +125,9 @@ pub fn run(args: &ComputeArgs, runner: &Runner) -> Result<(), String> {
         _ => Upstream::Scalar(1.0),
     };
     let result = if grads.any() {
-        loss.forward_backward(runner.backend(), &batch, upstream, grads)
+        loss.forward_backward(backend, &batch, upstream, grads)
     } else {
-        loss.forward(runner.backend(), &batch)
+        loss.forward(backend, &batch)
             .map(|value| wgpu_loss::LinearForwardBackward {
                 loss: value,
                 grad_h: None,

@@ -47,7 +47,7 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
     outputs::check_paths(&args)?;
     if args.loss == super::args::LossName::LinearCrossEntropy {
         let runner = Runner::new(args.backend)?;
-        return linear::run(&args, &runner);
+        return linear::run(&args, runner.backend());
     }
     let input = inputs::input(&args)?;
     let runner = Runner::new(args.backend)?;

@@ -235,15 +235,8 @@ pub(crate) fn encode_with(
             Reduction::Sum => Finish::Sum,
             _ => Finish::WeightedMean,
         };
-        encode_batch_sum(
-            ctx,
-            encoder,
-            bufs.loss.buffer,
-            Some(&row_weight),
-            sums,
-            finish,
-            loss.at(),
-        )?;
+        let weights = Some(&*row_weight);
+        encode_batch_sum(ctx, encoder, bufs.loss.buffer, weights, sums, finish, loss.at())?;
         loss.at()
     } else if let Some(divisor) = divisor {
         divisor

@@ -12,8 +12,8 @@ use crate::losses::cross_entropy::cpu::{accuracy_of, reduce_rows};
 use crate::losses::cross_entropy::fast::{row_values, rows_and_grad, FastTargets};
 use crate::losses::cross_entropy::spec::Spec;
 
+use super::data::HostLinear;
 use super::plan::tiles;
-use super::HostLinear;
 
 /// Each row's weight in the mean (`w[y]`, 1 unweighted, 0 ignored), from the targets.
 pub(crate) fn row_weights(spec: &Spec<'_>, targets: &[i64]) -> Vec<f64> {

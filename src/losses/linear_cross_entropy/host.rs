@@ -4,8 +4,9 @@
 //! over the whole call's divisor, `∂W` and `∂b` adding up on the device across groups),
 //! records through `gpu.rs`, and reads the results back.
 
-use crate::api::buffers::BufferAt;
-use crate::api::host::{Input, Upstream};
+use crate::api::buffers::{BufferAt, InputAt};
+use crate::api::host::{Input, Targets, Upstream};
+use crate::api::kinds::{InputFormat, TargetWidth};
 use crate::api::linear::{Grads, LinearBatch, LinearForwardBackward, LinearShape};
 use crate::api::reduction::{LossValue, Reduction};
 use crate::cpu;
@@ -78,16 +79,16 @@ fn upload_parts(ctx: &GpuContext, call: &HostCall<'_>) -> Result<Parts> {
 }
 
 impl Parts {
-    fn parts(&self, format: (crate::InputFormat, Option<crate::InputFormat>)) -> Vec<Part<'_>> {
+    fn parts(&self, format: (InputFormat, Option<InputFormat>)) -> Vec<Part<'_>> {
         (0..self.w.len())
             .map(|p| Part {
                 first: self.ranges[p].0,
                 len: self.ranges[p].1,
-                w: crate::InputAt {
+                w: InputAt {
                     at: (&self.w[p]).into(),
                     format: format.0,
                 },
-                b: self.b[p].as_ref().zip(format.1).map(|(lease, format)| crate::InputAt {
+                b: self.b[p].as_ref().zip(format.1).map(|(lease, format)| InputAt {
                     at: lease.into(),
                     format,
                 }),
@@ -207,8 +208,8 @@ async fn run_group(
     let h_buf = upload(ctx, "linear_cross_entropy.h", h.bytes(), none)?;
     let t_buf = upload(ctx, "linear_cross_entropy.targets", targets.bytes(), none)?;
     let width = match targets {
-        crate::Targets::I32(_) => crate::api::kinds::TargetWidth::I32,
-        _ => crate::api::kinds::TargetWidth::I64,
+        Targets::I32(_) => TargetWidth::I32,
+        _ => TargetWidth::I64,
     };
     let upstream_buf = match group.upstream {
         Some(Upstream::Values(v)) => Some(upload(
@@ -232,7 +233,7 @@ async fn run_group(
     let format = (call.batch.w.format(), call.batch.b.map(|b: Input<'_>| b.format()));
     let rec = Recording {
         shape: LinearShape { rows, hidden, classes },
-        h: crate::InputAt {
+        h: InputAt {
             at: (&h_buf).into(),
             format: h.format(),
         },
@@ -258,6 +259,9 @@ async fn run_group(
     read_group(ctx, encoder, &rec, parts, group, call.waiting).await
 }
 
+/// Where a part's `∂W` and `∂b` sit among a readback's sources.
+type PartReads = (Option<usize>, Option<usize>);
+
 /// Reads a group's results back in one readback (the parts' `∂W` and `∂b` after the last).
 async fn read_group<'b>(
     ctx: &GpuContext,
@@ -281,7 +285,7 @@ async fn read_group<'b>(
     let grad_h_at = push(rec.grad_h, rows * hidden * 4);
     let lse_at = push(rec.row_stats, rows * 8);
     let argmax_at = push(rec.argmax, rows * 4);
-    let weight_parts: Vec<(Option<usize>, Option<usize>)> = if group.read_weights {
+    let weight_parts: Vec<PartReads> = if group.read_weights {
         (0..parts.w.len())
             .map(|p| {
                 let len = parts.ranges[p].1 as u64;
@@ -296,7 +300,7 @@ async fn read_group<'b>(
     let bytes = read_back(ctx, encoder, &sources, waiting).await?;
     let f32s = |i: Option<usize>| -> Vec<f32> { i.map_or_else(Vec::new, |i| bytemuck::pod_collect_to_vec(&bytes[i])) };
     let stats = f32s(lse_at);
-    let concat = |pick: fn(&(Option<usize>, Option<usize>)) -> Option<usize>| -> Option<Vec<f32>> {
+    let concat = |pick: fn(&PartReads) -> Option<usize>| -> Option<Vec<f32>> {
         let chosen: Vec<usize> = weight_parts.iter().filter_map(pick).collect();
         (!chosen.is_empty()).then(|| chosen.into_iter().flat_map(|i| f32s(Some(i))).collect())
     };

@@ -8,6 +8,7 @@
 //! cross-entropy of each tile is the cross-entropy family's own recording.
 
 mod check;
+mod data;
 mod fast;
 mod gpu;
 mod host;
@@ -24,17 +25,9 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
 use crate::losses::{Backend, LossFuture};
 
+use data::HostLinear;
 pub use options::{LinearCrossEntropy, LinearMode, DEFAULT_TILE_BYTES};
 use products::Part;
-
-/// A validated host call as the CPU backends take it: f32 values (halves widened exactly).
-pub(crate) struct HostLinear<'a> {
-    pub h: &'a [f32],
-    pub w: &'a [f32],
-    pub b: Option<&'a [f32]>,
-    pub shape: LinearShape,
-    pub targets: &'a [i64],
-}
 
 impl LinearCrossEntropy {
     /// Rows per tile on `ctx`: the plan's, and no more than one buffer holds.

@@ -10,7 +10,7 @@ use crate::losses::cross_entropy::cpu::{accuracy_of, reduce_rows, row_scale};
 use crate::losses::cross_entropy::reference::{logsumexp64, reference_grad, reference_rows, RefTargets};
 use crate::losses::cross_entropy::spec::Spec;
 
-use super::HostLinear;
+use super::data::HostLinear;
 
 /// torch.argmax of one row: NaN counts as the largest, ties go to the first index.
 fn argmax64(row: &[f64]) -> u32 {

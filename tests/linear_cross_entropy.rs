@@ -5,79 +5,11 @@
 
 mod common;
 
-use common::{assert_close, gpu, Rng, Tolerance};
+use common::linear::{assert_agree, data};
+use common::{gpu, Rng};
 use wgpu_loss::{
-    Backend, CrossEntropy, Grads, Input, LinearBatch, LinearCrossEntropy, LinearForwardBackward, LinearMode, Reduction,
-    Upstream,
+    Backend, CrossEntropy, Grads, Input, LinearBatch, LinearCrossEntropy, LinearMode, Reduction, Upstream,
 };
-
-/// The loss against the reference. The GPU's logits are f32 sums of D products (relative
-/// error ~D·2^-24 of Σ|h·w|, 1e-6 here), the cross-entropy's tolerance on top.
-const LOSS: Tolerance = Tolerance {
-    name: "linear_cross_entropy.loss",
-    atol: 5e-5,
-    rtol: 5e-5,
-};
-
-/// The gradients against the reference: G has the cross-entropy gradient's error (2e-5
-/// relative), and each product sums V (∂h) or N (∂W, ∂b) f32 terms of mixed sign.
-const GRADS: Tolerance = Tolerance {
-    name: "linear_cross_entropy.grads",
-    atol: 2e-5,
-    rtol: 2e-4,
-};
-
-struct Data {
-    h: Vec<f32>,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    targets: Vec<i64>,
-    upstream: Vec<f32>,
-    shape: [usize; 3],
-}
-
-fn data(rng: &mut Rng, [rows, hidden, classes]: [usize; 3]) -> Data {
-    let mut targets = rng.targets(rows, classes);
-    // Every fifth row ignored.
-    for t in targets.iter_mut().step_by(5) {
-        *t = -100;
-    }
-    Data {
-        h: rng.logits(rows * hidden, 1.0),
-        w: rng.logits(classes * hidden, 0.5),
-        b: rng.logits(classes, 0.5),
-        targets,
-        upstream: rng.logits(rows, 1.0),
-        shape: [rows, hidden, classes],
-    }
-}
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
-#[track_caller]
-fn assert_agree(what: &str, got: &LinearForwardBackward, want: &LinearForwardBackward) {
-    assert_close(
-        &format!("{what}: loss"),
-        got.loss.values(),
-        &widen(want.loss.values()),
-        LOSS,
-    );
-    for (name, g, w) in [
-        ("grad_h", &got.grad_h, &want.grad_h),
-        ("grad_w", &got.grad_w, &want.grad_w),
-        ("grad_b", &got.grad_b, &want.grad_b),
-        ("lse", &got.lse, &want.lse),
-    ] {
-        assert_eq!(g.is_some(), w.is_some(), "{what}: {name} present");
-        if let (Some(g), Some(w)) = (g, w) {
-            assert_close(&format!("{what}: {name}"), g, &widen(w), GRADS);
-        }
-    }
-    assert_eq!(got.argmax, want.argmax, "{what}: argmax");
-    assert_eq!(got.accuracy, want.accuracy, "{what}: accuracy");
-}
 
 fn options() -> Vec<(&'static str, CrossEntropy)> {
     let weights: Vec<f32> = (0..37).map(|c| 0.5 + (c % 4) as f32 * 0.25).collect();
@@ -193,20 +125,16 @@ fn half_precision_inputs_are_accumulated_in_f32() {
     let mut rng = Rng::new(1504);
     let d = data(&mut rng, [70, 20, 45]);
     let loss = LinearCrossEntropy::new(CrossEntropy::default().label_smoothing(0.1)).tile_bytes(32 * 45 * 4);
-    for (to_half, from_half) in [
-        (
-            wgpu_loss::half::f32_to_f16 as fn(f32) -> u16,
-            wgpu_loss::half::f16_to_f32 as fn(u16) -> f32,
-        ),
-        (wgpu_loss::half::f32_to_bf16, wgpu_loss::half::bf16_to_f32),
-    ] {
+    use wgpu_loss::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+    type Codec = (fn(f32) -> u16, fn(u16) -> f32, fn(&[u16]) -> Input<'_>);
+    let codecs: [(&str, Codec); 2] = [
+        ("f16", (f32_to_f16, f16_to_f32, |v| Input::F16(v))),
+        ("bf16", (f32_to_bf16, bf16_to_f32, |v| Input::Bf16(v))),
+    ];
+    for (name, (to_half, from_half, input)) in codecs {
         let half = |v: &[f32]| -> Vec<u16> { v.iter().map(|&x| to_half(x)).collect() };
         let (h, w, b) = (half(&d.h), half(&d.w), half(&d.b));
-        let halves = if from_half(to_half(1.5)) == 1.5 && to_half(1.0) == 0x3c00 {
-            LinearBatch::new(Input::F16(&h), Input::F16(&w), d.shape, &d.targets).bias(Input::F16(&b))
-        } else {
-            LinearBatch::new(Input::Bf16(&h), Input::Bf16(&w), d.shape, &d.targets).bias(Input::Bf16(&b))
-        };
+        let halves = LinearBatch::new(input(&h), input(&w), d.shape, &d.targets).bias(input(&b));
         // The reference on the same rounded values, widened exactly.
         let exact = |v: &[u16]| -> Vec<f32> { v.iter().map(|&x| from_half(x)).collect() };
         let (he, we, be) = (exact(&h), exact(&w), exact(&b));
@@ -217,6 +145,6 @@ fn half_precision_inputs_are_accumulated_in_f32() {
         let got = loss
             .forward_backward(Backend::Gpu(gpu()), &halves, Upstream::Scalar(1.0), Grads::ALL)
             .unwrap();
-        assert_agree("halves", &got, &want);
+        assert_agree(name, &got, &want);
     }
 }

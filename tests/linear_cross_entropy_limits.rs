@@ -5,69 +5,13 @@
 
 mod common;
 
-use common::{assert_close, gpu, Rng, Tolerance};
+use common::linear::{assert_agree, data};
+use common::{gpu, Rng};
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
     Backend, BufferAt, CrossEntropy, GpuContext, Grads, InputAt, LinearBatch, LinearBatchAt, LinearCrossEntropy,
     LinearForwardBackward, LinearOutputs, LossError, Reduction, Status, TargetsAt, Upstream,
 };
-
-/// As in `tests/linear_cross_entropy.rs`: f32 logits over D products, then the
-/// cross-entropy's tolerance; products of V or N f32 terms for the gradients.
-const LOSS: Tolerance = Tolerance {
-    name: "linear_cross_entropy.loss",
-    atol: 5e-5,
-    rtol: 5e-5,
-};
-const GRADS: Tolerance = Tolerance {
-    name: "linear_cross_entropy.grads",
-    atol: 2e-5,
-    rtol: 2e-4,
-};
-
-fn widen(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
-#[track_caller]
-fn assert_agree(what: &str, got: &LinearForwardBackward, want: &LinearForwardBackward) {
-    assert_close(
-        &format!("{what}: loss"),
-        got.loss.values(),
-        &widen(want.loss.values()),
-        LOSS,
-    );
-    for (name, g, w) in [
-        ("grad_h", &got.grad_h, &want.grad_h),
-        ("grad_w", &got.grad_w, &want.grad_w),
-        ("grad_b", &got.grad_b, &want.grad_b),
-    ] {
-        assert_eq!(g.is_some(), w.is_some(), "{what}: {name} present");
-        if let (Some(g), Some(w)) = (g, w) {
-            assert_close(&format!("{what}: {name}"), g, &widen(w), GRADS);
-        }
-    }
-}
-
-struct Data {
-    h: Vec<f32>,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    targets: Vec<i64>,
-}
-
-fn data(rng: &mut Rng, [rows, hidden, classes]: [usize; 3]) -> Data {
-    let mut targets = rng.targets(rows, classes);
-    for t in targets.iter_mut().step_by(7) {
-        *t = -100;
-    }
-    Data {
-        h: rng.logits(rows * hidden, 1.0),
-        w: rng.logits(classes * hidden, 0.5),
-        b: rng.logits(classes, 0.5),
-        targets,
-    }
-}
 
 #[test]
 fn w_larger_than_a_binding_and_host_data_larger_than_a_buffer() {

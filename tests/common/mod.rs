@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod linear;
 
 use std::sync::OnceLock;
 

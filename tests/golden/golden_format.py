@@ -16,3 +16,13 @@ def f32(v):
 def f64(v):
     """The shortest decimal that reads back as the same f64."""
     return repr(v)
+
+
+def floats(values):
+    """f64 values as a Rust list's items (NaN as f64::NAN)."""
+    return ", ".join(f64(v) if v == v else "f64::NAN" for v in values)
+
+
+def f32s(values):
+    """f32 values as a Rust list's items."""
+    return ", ".join(f32(float(v)) for v in values)

@@ -5,21 +5,13 @@
 # Run: python3 tests/golden/kdim_golden.py > tests/golden/kdim_cases.rs
 import torch
 import torch.nn.functional as F
-from golden_format import f32, f64
+from golden_format import f32, f32s, f64, floats
 
 gen = torch.Generator().manual_seed(14)
 
 
 def rnd(*shape, scale=2.0):
     return ((torch.rand(*shape, generator=gen) * 2 - 1) * scale).float().double()
-
-
-def floats(values):
-    return ", ".join(f64(v) if v == v else "f64::NAN" for v in values)
-
-
-def f32s(values):
-    return ", ".join(f32(float(v)) for v in values)
 
 
 def case(name, rust_loss, shape, target, fn, upstream=None):

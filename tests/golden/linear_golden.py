@@ -5,21 +5,13 @@
 # Run: python3 tests/golden/linear_golden.py > tests/golden/linear_cases.rs
 import torch
 import torch.nn.functional as F
-from golden_format import f32, f64
+from golden_format import f32, f32s, f64, floats
 
 gen = torch.Generator().manual_seed(15)
 
 
 def rnd(*shape, scale=1.0):
     return ((torch.rand(*shape, generator=gen) * 2 - 1) * scale).float().double()
-
-
-def floats(values):
-    return ", ".join(f64(v) if v == v else "f64::NAN" for v in values)
-
-
-def f32s(values):
-    return ", ".join(f32(float(v)) for v in values)
 
 
 def loss_of(logits, y, weight, smoothing, ignore, z, cap, reduction):

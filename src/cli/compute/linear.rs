@@ -124,21 +124,9 @@ pub fn run(args: &ComputeArgs, backend: Backend<'_>) -> Result<(), String> {
         Reduction::None => Upstream::Values(&ones[..]),
         _ => Upstream::Scalar(1.0),
     };
-    let result = if grads.any() {
-        loss.forward_backward(backend, &batch, upstream, grads)
-    } else {
-        loss.forward(backend, &batch)
-            .map(|value| wgpu_loss::LinearForwardBackward {
-                loss: value,
-                grad_h: None,
-                grad_w: None,
-                grad_b: None,
-                lse: None,
-                argmax: None,
-                accuracy: None,
-            })
-    }
-    .map_err(|e| e.to_string())?;
+    let result = loss
+        .forward_backward(backend, &batch, upstream, grads)
+        .map_err(|e| e.to_string())?;
     let computed = Computed {
         loss: result.loss,
         grad: result.grad_h,

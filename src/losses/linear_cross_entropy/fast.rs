@@ -56,7 +56,7 @@ pub(crate) fn fast(
 ) -> LinearForwardBackward {
     let (rows, hidden, classes) = (data.shape.rows, data.shape.hidden, data.shape.classes);
     let weights = row_weights(spec, data.targets);
-    let g = upstream.map(|u| scales(spec, &weights, u));
+    let g = upstream.filter(|_| grads.any()).map(|u| scales(spec, &weights, u));
     let wanted = |on: bool, len: usize| (on && g.is_some()).then(|| vec![0.0_f32; len]);
     let mut totals = Totals {
         loss: Vec::with_capacity(rows),

@@ -61,7 +61,7 @@ pub(crate) fn reference(
         out.accuracy = Some(accuracy_of(&argmax, data.targets, spec.ignore_index));
         out.argmax = Some(argmax);
     }
-    let Some(upstream) = upstream else {
+    let Some(upstream) = upstream.filter(|_| grads.any()) else {
         return out;
     };
     let scale = row_scale(spec, &losses, upstream);

@@ -159,7 +159,7 @@ fn column_sums(
     @builtin(global_invocation_id) id: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let j = id.y * groups.x * 64u + id.x;
+    let j = linear_invocation(id, groups, 64u);
     if (j >= params.n) {
         return;
     }

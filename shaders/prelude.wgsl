@@ -85,6 +85,11 @@ fn linear_group(group_id: vec3<u32>, group_count: vec3<u32>) -> u32 {
     return group_id.y * group_count.x + group_id.x;
 }
 
+// The linear index of the current invocation of a 2-D grid of `size`-wide workgroups.
+fn linear_invocation(id: vec3<u32>, group_count: vec3<u32>, size: u32) -> u32 {
+    return id.y * group_count.x * size + id.x;
+}
+
 // NaN by its bits: WGSL lets compilers assume NaN never occurs, so `x != x` may fold to
 // false (llvmpipe does); the bit pattern cannot be optimised away.
 fn is_nan(x: f32) -> bool {

@@ -30,7 +30,7 @@ fn target_weights(
     @builtin(global_invocation_id) id: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let row = id.y * groups.x * 64u + id.x;
+    let row = linear_invocation(id, groups, 64u);
     if (row >= params.rows) {
         return;
     }

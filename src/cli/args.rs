@@ -178,6 +178,9 @@ pub struct BenchArgs {
     /// --classes V; default 128).
     #[arg(long, allow_hyphen_values = true)]
     pub hidden: Option<usize>,
+    /// linear-cross-entropy: the most bytes of logits one fused tile holds (default 8 MiB).
+    #[arg(long)]
+    pub tile_bytes: Option<u64>,
     /// One shape of any rank instead (comma-separated, e.g. 8,21,512,512): cross-entropy and
     /// nll take class axis 1 ([N, C, d1, …]), the others their last axis.
     #[arg(long, value_delimiter = ',', num_args = 1.., conflicts_with_all = ["rows", "classes"])]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use wgpu_loss::wgpu::{self, util::DeviceExt};
 use wgpu_loss::{
     ceiling, Backend, BufferAt, CrossEntropy, GpuContext, Grads, LinearBatch, LinearBatchAt, LinearCrossEntropy,
-    LinearForwardBackward, LinearMode, LinearOutputs, TargetsAt, Upstream,
+    LinearForwardBackward, LinearMode, LinearOutputs, TargetsAt, Upstream, DEFAULT_TILE_BYTES,
 };
 
 use super::check::check;
@@ -172,7 +172,8 @@ fn shape_of(args: &BenchArgs) -> Result<[usize; 3], String> {
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let shape = shape_of(args)?;
     let data = Data::new(shape);
-    let fused = LinearCrossEntropy::new(CrossEntropy::default());
+    let fused =
+        LinearCrossEntropy::new(CrossEntropy::default()).tile_bytes(args.tile_bytes.unwrap_or(DEFAULT_TILE_BYTES));
     let unfused = fused.clone().mode(LinearMode::Unfused);
     eprintln!("bench: {shape:?} reference (f64)");
     let reference = fused

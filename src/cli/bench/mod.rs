@@ -47,8 +47,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if args.loss == BenchLoss::LinearCrossEntropy {
         return linear::run(&args);
     }
-    if args.hidden.is_some() {
-        return Err("--hidden applies only to --loss linear-cross-entropy".into());
+    if args.hidden.is_some() || args.tile_bytes.is_some() {
+        return Err("--hidden and --tile-bytes apply only to --loss linear-cross-entropy".into());
     }
     let name = LossName::from(args.loss);
     let shapes = match (&args.shape, args.rows, args.classes) {

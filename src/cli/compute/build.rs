@@ -50,7 +50,7 @@ pub fn prepare(args: &ComputeArgs, input: &InputArray) -> Result<Prepared, Strin
 }
 
 /// The cross-entropy / NLL options, with the class weights read and checked against C.
-fn cross_entropy(
+pub(super) fn cross_entropy(
     args: &ComputeArgs,
     mut loss: CrossEntropy,
     input: &inputs::ClassInput<'_>,

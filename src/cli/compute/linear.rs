@@ -8,7 +8,8 @@ use std::path::Path;
 use wgpu_loss::npy::{self, NpyData};
 use wgpu_loss::{Backend, Grads, LinearBatch, LinearCrossEntropy, Reduction, Upstream};
 
-use super::inputs::{class_input, class_targets, class_weight, InputArray};
+use super::build::cross_entropy;
+use super::inputs::{class_input, class_targets, InputArray};
 use super::outputs::{summary, write_with, Computed};
 use crate::cli::args::ComputeArgs;
 use crate::cli::data::InputData;
@@ -62,26 +63,15 @@ fn shapes(args: &ComputeArgs, h: &[usize], w: &[usize], b: Option<&[usize]>) -> 
     Ok([rows, hidden, classes])
 }
 
-/// The loss with the cross-entropy options given.
+/// The loss with the cross-entropy options given (the class weights checked against V).
 fn loss(args: &ComputeArgs, classes: usize, rows: usize) -> Result<LinearCrossEntropy, String> {
-    let mut ce = wgpu_loss::CrossEntropy::default().reduction(args.reduction.map_or(Reduction::Mean, Reduction::from));
-    if let Some(i) = args.ignore_index {
-        ce = ce.ignore_index(i);
-    }
-    if let Some(s) = args.label_smoothing {
-        ce = ce.label_smoothing(s);
-    }
-    if let Some(z) = args.z_loss {
-        ce = ce.z_loss(z);
-    }
-    if let Some(cap) = args.softcap {
-        ce = ce.softcap(cap);
-    }
-    if let Some(path) = &args.weight {
-        let logits = [rows, classes];
-        ce = ce.weight(&class_weight(path, &class_input(&logits, &args.input)?)?);
-    }
-    Ok(LinearCrossEntropy::new(ce))
+    let ce = wgpu_loss::CrossEntropy::default().reduction(args.reduction.map_or(Reduction::Mean, Reduction::from));
+    let logits = [rows, classes];
+    Ok(LinearCrossEntropy::new(cross_entropy(
+        args,
+        ce,
+        &class_input(&logits, &args.input)?,
+    )?))
 }
 
 /// Runs `compute` for the linear cross-entropy (options already checked).

@@ -48,6 +48,12 @@ struct Params {
                           // [N, C, d1, …], whose positions take one invocation each
     quads: u32,           // strided plain f32 logits, whole vec4s of positions in `aux`:
                           // one invocation per 4 neighbouring positions (strided_quad)
+    // cross_entropy_partials only:
+    row_stride: u32,      // elements between rows of the logits binding: `classes`, or for a
+                          // vocabulary shard its own class count (`classes` is then V)
+    record_block: u32,    // the row's record index of this dispatch's first block
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // status[params.status_offset]: 0xffffffff - (global index of the first row whose target
@@ -423,7 +429,6 @@ fn cross_entropy_partials(inv: TeamInvocation) {
     let first_team = linear_group(inv.group_id, inv.group_count) * teams + team_in_group(inv);
     let team_stride = inv.group_count.x * inv.group_count.y * teams;
     let blocks = (params.cols + params.block_cols - 1u) / params.block_cols;
-    let first_block = params.col_begin / params.block_cols;
     for (var t = first_team; t < params.rows * blocks; t += team_stride) {
         let row = t / blocks;
         let block = t % blocks;
@@ -432,7 +437,7 @@ fn cross_entropy_partials(inv: TeamInvocation) {
         // Binding index of global column 0 of the row (wraps when col_begin > 0). Strided
         // positions (a slice larger than a binding): the binding starts at class col_begin
         // of the piece's first position.
-        let first = strided_start(row, params.classes, params.inner) - params.col_begin * params.inner;
+        let first = strided_start(row, params.row_stride, params.inner) - params.col_begin * params.inner;
         let row_start = params.logits_offset + first;
         let row_t = params.targets_offset + first;
         let totals = team_totals(row_start, row_t, lo, hi, inv);
@@ -444,7 +449,7 @@ fn cross_entropy_partials(inv: TeamInvocation) {
                     term = target_term(class_at(row_start, y.x));
                 }
             }
-            let at = 8u * (params.out_offset + row * params.blocks_per_row + first_block + block);
+            let at = 8u * (params.out_offset + row * params.blocks_per_row + params.record_block + block);
             let s = totals.stats;
             row_loss[at] = s.row_max;
             row_loss[at + 1u] = s.exp_sum;

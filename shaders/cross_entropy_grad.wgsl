@@ -44,7 +44,8 @@ struct GradParams {
     inner: u32,           // cross_entropy_grad_positions: elements between a position's classes
     quads: u32,           // ... with vec4_ok, inner a multiple of 4 and both bindings 16-byte
                           // aligned: one invocation per 4 neighbouring positions (grad_quad)
-    _pad2: u32,
+    row_stride: u32,      // elements between rows of the bindings: `classes`, or for a
+                          // vocabulary shard its own class count (`classes` is then V)
     _pad3: u32,
     _pad4: u32,
 }
@@ -185,7 +186,7 @@ fn store_scalar(r: RowGrad, c: u32, at: u32) {
 fn grad_row(row: u32, lane: u32, lo: u32, hi: u32) {
     let r = row_grad(row);
     // Binding index of the row's global column 0 (wraps when col_begin > 0).
-    let row_start = row * params.classes - params.col_begin;
+    let row_start = row * params.row_stride - params.col_begin;
     var body = hi;
     var body_end = hi;
     if (params.vec4_ok != 0u) {
@@ -231,7 +232,7 @@ fn cross_entropy_grad_positions(
     for (var row = first; row < params.rows; row += stride) {
         let r = row_grad(row);
         // Wraps when col_begin > 0, as grad_row's row_start.
-        let start = strided_start(row, params.classes, params.inner) - params.col_begin * params.inner;
+        let start = strided_start(row, params.row_stride, params.inner) - params.col_begin * params.inner;
         for (var c = params.col_begin; c < params.col_begin + params.cols; c++) {
             store_scalar(r, c, start + c * params.inner);
         }

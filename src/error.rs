@@ -135,6 +135,21 @@ pub enum LossError {
         /// What is wrong, with the sizes.
         detail: String,
     },
+    /// A vocabulary shard that does not fit its call: its range, or records of another
+    /// length (vocab-parallel cross-entropy).
+    #[error("vocabulary shard: {detail}")]
+    BadShard {
+        /// What is wrong, with the sizes.
+        detail: String,
+    },
+    /// A collective operation of a vocab-parallel merge failed (the engine's message).
+    #[error("collective {operation} failed: {reason}")]
+    Collective {
+        /// The operation (`all-reduce MAX`, `all-reduce SUM`, …).
+        operation: &'static str,
+        /// The engine's message.
+        reason: String,
+    },
     /// The device reported a fault (out of memory, validation, lost device, mapping failure).
     #[error("GPU error during {during}: {reason}")]
     Device {

@@ -5,3 +5,4 @@ pub mod host;
 pub mod kinds;
 pub mod linear;
 pub mod reduction;
+pub mod shard;

@@ -93,6 +93,18 @@ impl Plan {
         }
     }
 
+    /// A vocabulary shard of `cols` classes (`losses::cross_entropy::shard`): split rows
+    /// whose one block is the shard's whole column range, so that each row has one partial
+    /// record (the shard's), which the merge step combines across shards and the finish
+    /// step reads back as a row's only block.
+    pub(crate) fn shard(ctx: &GpuContext, cols: u64) -> Plan {
+        Plan {
+            strategy: Strategy::SplitRow,
+            block: cols.max(1),
+            ..Self::of(ctx, Strategy::SplitRow)
+        }
+    }
+
     /// The team and group shape of `strategy` on `ctx`.
     fn of(ctx: &GpuContext, strategy: Strategy) -> Plan {
         let (team, teams_per_group) = match strategy {

@@ -97,6 +97,7 @@ impl CrossEntropy {
             classes,
             inner,
             targets: (targets, layout),
+            shard: None,
         })
     }
 
@@ -143,7 +144,7 @@ impl CrossEntropy {
 
     /// The options, for an input of shape `input` with `classes` classes (with probability
     /// targets or not).
-    fn check_options(&self, input: &str, classes: usize, probabilities: bool) -> Result<()> {
+    pub(crate) fn check_options(&self, input: &str, classes: usize, probabilities: bool) -> Result<()> {
         let loss = self.loss_name();
         if let Some(weight) = &self.weight {
             check_weights("weight", weight, classes, input)?;

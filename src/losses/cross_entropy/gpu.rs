@@ -18,7 +18,8 @@ use crate::gpu::window::{check_room, check_room_aligned};
 
 use super::grad::{encode_grad, GradArgs};
 use super::rows::{encode_rows, row_sums, RowBuffers, RowsArgs};
-use super::spec::{Inputs, Spec};
+use super::spec::{Inputs, ShardStep, ShardView, Spec};
+use crate::gpu::plan::PARTIAL_BYTES;
 
 /// An output position of one recording: the caller's, or a temporary leased for it.
 enum Slot<'a> {
@@ -147,6 +148,9 @@ pub(crate) fn encode_empty(
 /// (`Plan::strided_split`).
 fn plan_of(ctx: &GpuContext, inputs: &Inputs<'_>) -> Plan {
     let (rows, classes, inner) = (inputs.rows as u64, inputs.classes as u64, inputs.inner as u64);
+    if inputs.shard.is_some() {
+        return Plan::shard(ctx, classes);
+    }
     if inner == 1 {
         return Plan::choose(ctx, rows, classes, true);
     }
@@ -189,6 +193,13 @@ pub(crate) fn encode_with(
     // Without a loss output the loss still goes somewhere: pass 2 reads [loss, divisor].
     let loss = Slot::new(ctx, outputs.loss, "cross_entropy.loss", loss_bytes)?;
     check_buffers(spec, inputs, outputs, Some((loss.at(), loss_bytes)))?;
+    if let Some(ShardView {
+        step: ShardStep::Finish(merged),
+        ..
+    }) = inputs.shard
+    {
+        check_room("merged records", merged, rows * PARTIAL_BYTES, &positions_shape(inputs))?;
+    }
     let weight = weight_buffer(ctx, spec)?;
     // (lse, A) per row is written for logits when the gradient or the caller reads it.
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());
@@ -249,6 +260,52 @@ pub(crate) fn encode_with(
         Some(grad) => record_grad(ctx, encoder, &rows_args, reduced, grad),
         None => Ok(()),
     }
+}
+
+/// Records a vocabulary shard's first step (`inputs.shard`: `ShardStep::Partials`): each
+/// row's partial record over the shard's classes, into the step's buffer. Submits nothing.
+pub(crate) fn encode_partials(
+    ctx: &GpuContext,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: &Spec<'_>,
+    inputs: &Inputs<'_>,
+) -> Result<()> {
+    let Some(ShardView {
+        step: ShardStep::Partials(records),
+        ..
+    }) = inputs.shard
+    else {
+        return Err(LossError::BadShard {
+            detail: "a shard's partials step without its records buffer".into(),
+        });
+    };
+    let rows = inputs.rows as u64;
+    check_buffers(spec, inputs, &Outputs::default(), None)?;
+    check_room("records", records, rows * PARTIAL_BYTES, &positions_shape(inputs))?;
+    let weight = weight_buffer(ctx, spec)?;
+    let plan = plan_of(ctx, inputs);
+    let pieces = pieces(ctx, (rows, inputs.classes as u64, 1), inputs.targets.1, &plan)?;
+    let status = storage(ctx, "cross_entropy.status", 4)?;
+    let spare = storage(ctx, "cross_entropy.spare", 8)?;
+    let bufs = RowBuffers {
+        loss: (&spare).into(),
+        weight: (&spare).into(),
+        status: (&status).into(),
+        stats: (&spare).into(),
+        stats_per_row: false,
+        argmax: (&spare).into(),
+        argmax_per_row: spec.row_outputs,
+        reduced: false,
+    };
+    let rows_args = RowsArgs {
+        spec,
+        inputs,
+        weight: &weight,
+        bufs: &bufs,
+        pieces: &pieces,
+        plan: &plan,
+    };
+    encode_rows(ctx, encoder, &rows_args)
 }
 
 /// Records pass 2 over the pieces of pass 1, reading `reduced` ([loss, divisor]).

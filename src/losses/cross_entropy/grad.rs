@@ -53,7 +53,8 @@ struct GradParams {
     vec4_ok: u32,
     inner: u32,
     quads: u32,
-    _pad: [u32; 3],
+    row_stride: u32,
+    _pad: [u32; 2],
 }
 
 /// The buffers and options of pass 2.
@@ -119,7 +120,8 @@ impl Shared<'_> {
         let params = GradParams {
             rows: len as u32,
             rows_per_group: self.rows_per_group as u32,
-            classes: classes as u32,
+            classes: args.inputs.total_classes() as u32,
+            row_stride: classes as u32,
             input_offset: input_w.word_shift,
             targets_offset: targets_w.word_shift,
             row_offset: lse_w.word_shift / 2,
@@ -132,13 +134,13 @@ impl Shared<'_> {
             z_loss: spec.z_loss as f32,
             upstream: upstream_scalar,
             scale_offset: scale_w.word_shift,
-            col_begin: piece.col_begin as u32,
+            col_begin: (args.inputs.class_base() as u64 + piece.col_begin) as u32,
             cols: piece.cols as u32,
             cols_per_group: self.cols_per_group.min(piece.cols) as u32,
             vec4_ok: u32::from(vec4_ok),
             inner: args.inputs.inner as u32,
             quads: u32::from(self.quads(piece, vec4_ok, grad_w.word_shift)),
-            _pad: [0; 3],
+            _pad: [0; 2],
         };
         let resources = vec![
             input_w.binding(),

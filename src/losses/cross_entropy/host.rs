@@ -18,7 +18,8 @@ use crate::gpu::runs::{runs, scatter, Gathered, Group};
 
 use super::cpu::accuracy_of;
 use super::gpu::encode;
-use super::spec::{Inputs, Spec};
+use super::spec::{Inputs, ShardStep, ShardView, Spec};
+use crate::api::shard::RECORD_WORDS;
 
 /// A validated host call: the data, the upstream when a gradient is wanted, and how the
 /// readback waits.
@@ -32,6 +33,17 @@ pub(crate) struct HostCall<'a> {
     pub targets: Targets<'a>,
     pub grad: Option<Upstream<&'a [f32]>>,
     pub waiting: Waiting,
+    /// A vocabulary shard's finish: `classes` is the shard's, the records are merged.
+    pub shard: Option<HostShard<'a>>,
+}
+
+/// A shard's finish on the host path: classes `[start, start + classes)` of `total`, and
+/// the merged records (`RECORD_WORDS` a row) of the call's rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostShard<'a> {
+    pub start: usize,
+    pub total: usize,
+    pub merged: &'a [u32],
 }
 
 impl<'a> HostCall<'a> {
@@ -51,6 +63,10 @@ impl<'a> HostCall<'a> {
             targets,
             grad,
             waiting: self.waiting,
+            shard: self.shard.map(|s| HostShard {
+                merged: &s.merged[begin * RECORD_WORDS..end * RECORD_WORDS],
+                ..s
+            }),
         }
     }
 
@@ -80,6 +96,7 @@ impl<'a> HostCall<'a> {
                 .map_or_else(|| self.targets.slice(range.start, range.end), Targets::F32),
             grad,
             waiting: self.waiting,
+            shard: None,
         }
     }
 
@@ -252,6 +269,15 @@ async fn forward_host_one(ctx: &GpuContext, spec: &Spec<'_>, call: &HostCall<'_>
         (Some(_), Some(buffer)) => Some(Upstream::Values(buffer.into())),
         _ => None,
     };
+    let merged_buf = match call.shard {
+        Some(s) => Some(upload(
+            ctx,
+            "cross_entropy.merged",
+            bytemuck::cast_slice(s.merged),
+            usage,
+        )?),
+        None => None,
+    };
     let inputs = Inputs {
         input: (&input_buf).into(),
         format,
@@ -259,6 +285,11 @@ async fn forward_host_one(ctx: &GpuContext, spec: &Spec<'_>, call: &HostCall<'_>
         classes,
         inner: call.inner,
         targets: ((&targets_buf).into(), target_layout(&call.targets)),
+        shard: call.shard.zip(merged_buf.as_ref()).map(|(s, merged)| ShardView {
+            start: s.start,
+            total: s.total,
+            step: ShardStep::Finish(merged.into()),
+        }),
     };
     let into = grad_buf
         .as_ref()
@@ -344,7 +375,7 @@ fn check_status(spec: &Spec<'_>, status: Status, call: &HostCall<'_>) -> Result<
         Some(row) => Err(LossError::TargetOutOfRange {
             row,
             value: call.targets.index(row).unwrap_or_default(),
-            classes: call.classes,
+            classes: call.shard.map_or(call.classes, |s| s.total),
             ignore_index: spec.ignore_index,
         }),
     }

@@ -11,10 +11,11 @@ pub(crate) mod cpu;
 pub(crate) mod fast;
 pub(crate) mod gpu;
 mod grad;
-mod host;
+pub(crate) mod host;
 mod options;
 pub(crate) mod reference;
 mod rows;
+mod shard;
 pub(crate) mod spec;
 mod windows;
 
@@ -27,6 +28,7 @@ use crate::losses::{Backend, Loss};
 
 use cpu::HostRows;
 pub use options::{CrossEntropy, DEFAULT_EPSILON};
+pub use shard::ShardBatch;
 
 impl CrossEntropy {
     /// Validates `batch` (and the upstream) and runs it on `backend`; a GPU readback waits
@@ -57,6 +59,7 @@ impl CrossEntropy {
                     targets: batch.targets,
                     grad: upstream,
                     waiting,
+                    shard: None,
                 };
                 host::forward_host(ctx, &spec, &call).await?
             }

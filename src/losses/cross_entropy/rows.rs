@@ -17,7 +17,7 @@ use crate::gpu::small_rows::SMALL_ROWS_MAX;
 use crate::gpu::tiler::Piece;
 use crate::gpu::window::{items, window, Window};
 
-use super::spec::{Inputs, Spec};
+use super::spec::{Inputs, ShardStep, Spec};
 use super::windows::{input_window, target_window};
 
 /// The uniform of `cross_entropy_rows` (the WGSL `Params`).
@@ -48,6 +48,9 @@ struct RowParams {
     write_stats: u32,
     inner: u32,
     quads: u32,
+    row_stride: u32,
+    record_block: u32,
+    _pad: [u32; 2],
 }
 
 /// Per-row positions of one recording.
@@ -135,7 +138,7 @@ impl<'a> Rows<'a> {
     }
 
     /// Split plans, pass 1: a team per block of every piece writes its partial record.
-    fn partials(&self, ctx: &GpuContext, pass: &mut KernelPass<'_>, partials: &wgpu::Buffer) -> Result<()> {
+    fn partials(&self, ctx: &GpuContext, pass: &mut KernelPass<'_>, partials: BufferAt<'_>) -> Result<()> {
         let (inputs, plan) = (self.args.inputs, self.args.plan);
         let classes = inputs.classes as u64;
         let placeholder = placeholder(ctx)?;
@@ -145,7 +148,7 @@ impl<'a> Rows<'a> {
             let logits_w = input_window(ctx, inputs.input, inputs.format, classes, piece)?;
             let targets_w = target_window(ctx, inputs.targets, classes, piece)?;
             let record = self.blocks * PARTIAL_BYTES;
-            let partials_w = window(ctx, "partials", partials, piece.begin * record, piece.len * record)?;
+            let partials_w = items(ctx, "partials", partials, record, (piece.begin, piece.len))?;
             let spare = window(ctx, "placeholder", &placeholder, 0, 4)?;
             let (aux_resource, aux_words) = aux_binding(self.plain, &logits_w, self.args.weight);
             let params = RowParams {
@@ -155,8 +158,10 @@ impl<'a> Rows<'a> {
                 targets_offset: targets_w.word_shift,
                 out_offset: partials_w.word_shift / 8,
                 row_base: piece.begin as u32,
-                col_begin: piece.col_begin as u32,
+                // A shard's columns are classes [start, start + cols) of the whole row.
+                col_begin: (inputs.class_base() as u64 + piece.col_begin) as u32,
                 cols: piece.cols as u32,
+                record_block: (piece.col_begin / plan.block) as u32,
                 ..self.base
             };
             let resources = vec![
@@ -178,7 +183,7 @@ impl<'a> Rows<'a> {
 
     /// Whole rows (one team per row, teams looping over rows), or for split plans pass 2
     /// (one invocation per row merging its blocks), per chunk of rows.
-    fn rows(&self, ctx: &GpuContext, pass: &mut KernelPass<'_>, partials: Option<&wgpu::Buffer>) -> Result<()> {
+    fn rows(&self, ctx: &GpuContext, pass: &mut KernelPass<'_>, partials: Option<BufferAt<'_>>) -> Result<()> {
         let (inputs, plan, bufs) = (self.args.inputs, self.args.plan, self.args.bufs);
         let classes = inputs.classes as u64;
         let kernel = self.kernel(if plan.split() { RowPass::Merge } else { RowPass::Whole });
@@ -189,7 +194,7 @@ impl<'a> Rows<'a> {
             let (logits_w, groups) = match partials {
                 Some(partials) => {
                     let record = self.blocks * PARTIAL_BYTES;
-                    let w = window(ctx, "partials", partials, begin * record, len * record)?;
+                    let w = items(ctx, "partials", partials, record, (begin, len))?;
                     (w, len.div_ceil(u64::from(TEAM_GROUP_SIZE)))
                 }
                 None => {
@@ -301,7 +306,8 @@ pub(crate) fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, 
     let ignore = spec.ignore_index as u64;
     let status = window(ctx, "status", bufs.status.buffer, bufs.status.offset, 4)?;
     let base = RowParams {
-        classes: classes as u32,
+        classes: inputs.total_classes() as u32,
+        row_stride: classes as u32,
         ignore_lo: ignore as u32,
         ignore_hi: (ignore >> 32) as u32,
         label_smoothing: spec.label_smoothing as f32,
@@ -329,23 +335,34 @@ pub(crate) fn encode_rows(ctx: &GpuContext, encoder: &mut wgpu::CommandEncoder, 
         plain,
         blocks,
     };
-    let partials = plan
-        .split()
-        .then(|| {
+    // The partial records: a shard's step writes them to (or finishes from) the caller's
+    // buffer; a split plan keeps them in a temporary.
+    let own;
+    let partials = match inputs.shard.map(|s| s.step) {
+        Some(ShardStep::Partials(records)) => {
+            let mut pass = KernelPass::begin(ctx, encoder, rows.kernel(RowPass::Partials))?;
+            return rows.partials(ctx, &mut pass, records);
+        }
+        Some(ShardStep::Finish(merged)) => Some(merged),
+        None if plan.split() => {
             let rows = args.pieces.last().map_or(0, |p| p.begin + p.len);
-            storage(ctx, "cross_entropy.partials", rows * blocks * PARTIAL_BYTES)
-        })
-        .transpose()?;
-    let first = rows.kernel(if partials.is_some() {
+            own = storage(ctx, "cross_entropy.partials", rows * blocks * PARTIAL_BYTES)?;
+            Some(BufferAt::from(&own))
+        }
+        None => None,
+    };
+    let first = rows.kernel(if partials.is_some() && inputs.shard.is_none() {
         RowPass::Partials
+    } else if plan.split() {
+        RowPass::Merge
     } else {
         RowPass::Whole
     });
     let mut pass = KernelPass::begin(ctx, encoder, first)?;
-    if let Some(partials) = &partials {
+    if let (Some(partials), None) = (partials, inputs.shard) {
         rows.partials(ctx, &mut pass, partials)?;
     }
-    rows.rows(ctx, &mut pass, partials.as_deref())
+    rows.rows(ctx, &mut pass, partials)
 }
 
 /// Binding 3 of the row kernel: `window` cut to whole 16-byte units when `plain` (and

@@ -55,6 +55,40 @@ pub(crate) struct Inputs<'a> {
     /// Elements between a position's classes (`d1·…·dk`; 1 for `[N, C]`): see `ClassAxis`.
     pub inner: usize,
     pub targets: (BufferAt<'a>, TargetLayout),
+    /// A vocabulary shard's recording: `classes` is then the shard's own class count.
+    pub shard: Option<ShardView<'a>>,
+}
+
+/// A vocabulary shard's recording (vocab-parallel, `losses::cross_entropy::shard`): the
+/// input `[N, classes]` holds classes `[start, start + classes)` of `total`, and the
+/// recording is one of a shard's two GPU steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardView<'a> {
+    pub start: usize,
+    pub total: usize,
+    pub step: ShardStep<'a>,
+}
+
+/// The GPU steps of a shard; the merge between them is the caller's (collectives).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ShardStep<'a> {
+    /// Write each row's partial record (8 words, `cross_entropy_partials`) here.
+    Partials(BufferAt<'a>),
+    /// Finish from the merged records here (8 words a row): the loss, the row outputs and
+    /// the shard's slice of the gradient.
+    Finish(BufferAt<'a>),
+}
+
+impl Inputs<'_> {
+    /// The classes of the whole row: V for a shard, else `classes`.
+    pub(crate) fn total_classes(&self) -> usize {
+        self.shard.map_or(self.classes, |s| s.total)
+    }
+
+    /// The global index of the input's class 0: a shard's start, else 0.
+    pub(crate) fn class_base(&self) -> usize {
+        self.shard.map_or(0, |s| s.start)
+    }
 }
 
 impl Spec<'_> {

@@ -271,6 +271,7 @@ pub(crate) fn encode(
                 skip(rec.targets.0, first, rec.targets.1.bytes()),
                 TargetLayout::Indices(rec.targets.1),
             ),
+            shard: None,
         };
         let outputs = Outputs {
             loss: row_loss.map(|at| skip(at, first, 4)),

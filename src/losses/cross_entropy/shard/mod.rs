@@ -1,0 +1,298 @@
+//! Vocab-parallel cross-entropy: a shard holds the logits of classes `[start, end)` of V
+//! (`[N, end - start]`, a tensor-parallel output layer's part). Three steps:
+//!
+//! 1. **partials** ([`CrossEntropy::shard_partials`], [`CrossEntropy::encode_shard_partials`]):
+//!    each row's record over the shard's classes (`api::shard`: max, exp-sum, the smoothing
+//!    sum, the target logit when the shard holds the target, the best logit and its
+//!    column) — the split-row kernel's partial record, with the shard as the row's block;
+//! 2. **merge** ([`crate::VocabMerge`]): element-wise MAX and SUM over the shards (the
+//!    collectives of MPI or NCCL, or [`crate::VocabMerge::merge_local`] in one process);
+//! 3. **finish** ([`CrossEntropy::shard_finish`], [`CrossEntropy::encode_shard_finish`]):
+//!    every row's loss, reduced over all rows, the row outputs, and the shard's slice of
+//!    the gradient, written in place — the split-row merge kernel and pass 2, over V.
+//!
+//! Every option is the unsharded one's: class weights, `ignore_index`, label smoothing over
+//! all V classes (never the partition's), z-loss, soft-cap, the reductions, argmax and
+//! accuracy. Shards take logits `[N, C_shard]` (f32, f16, bf16) with class-index targets.
+
+mod check;
+mod cpu;
+mod host;
+
+use crate::api::buffers::{BatchAt, BufferAt, Outputs, TargetsAt};
+use crate::api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
+use crate::api::kinds::TargetWidth;
+use crate::api::shard::{MergedRecords, ShardRecords, VocabShard, RECORD_WORDS};
+use crate::error::{LossError, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::io::Waiting;
+use crate::gpu::kernels::TargetLayout;
+use crate::losses::cross_entropy::gpu::{encode, encode_empty, encode_partials};
+use crate::losses::cross_entropy::host::{forward_host, HostCall, HostShard};
+use crate::losses::cross_entropy::spec::{Inputs, ShardStep, ShardView};
+use crate::losses::cross_entropy::CrossEntropy;
+use crate::losses::Backend;
+
+use check::ShardCall;
+use cpu::ShardRows;
+
+/// One shard of an in-process vocab-parallel call ([`CrossEntropy::vocab_parallel`]): the
+/// backend it runs on and its logits `[N, shard.len()]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardBatch<'a> {
+    /// Where this shard runs.
+    pub backend: Backend<'a>,
+    /// Its classes.
+    pub shard: VocabShard,
+    /// Its logits `[N, shard.len()]`, row-major.
+    pub logits: Input<'a>,
+}
+
+impl CrossEntropy {
+    /// Step 1 on the host: each row's record of the shard's logits `batch` (`[N,
+    /// shard.len()]`, targets the N class indices of the whole vocabulary).
+    pub fn shard_partials(&self, backend: Backend<'_>, shard: VocabShard, batch: &Batch<'_>) -> Result<ShardRecords> {
+        let rows = self.check_host_shard(shard, batch, None)?;
+        let spec = self.spec();
+        match backend {
+            Backend::Gpu(ctx) if rows > 0 && !shard.is_empty() => {
+                pollster::block_on(host::partials(ctx, &spec, shard, (batch.input, rows), &batch.targets))
+            }
+            _ => {
+                let logits = batch.input.to_f32();
+                let targets = batch.targets.indices();
+                Ok(cpu::partials(&spec, &shard_rows(shard, &logits, &targets)))
+            }
+        }
+    }
+
+    /// Step 3 on the host: from the merged records of every row, the loss (reduced over
+    /// all rows), the row outputs (with `row_outputs`) and, with an upstream, the shard's
+    /// slice `[N, shard.len()]` of `∂L/∂logits` in `grad`.
+    pub fn shard_finish(
+        &self,
+        backend: Backend<'_>,
+        shard: VocabShard,
+        batch: &Batch<'_>,
+        merged: &MergedRecords,
+        upstream: Option<Upstream<&[f32]>>,
+    ) -> Result<ForwardBackward> {
+        let rows = self.check_host_shard(shard, batch, upstream)?;
+        check_merged(merged, rows)?;
+        let spec = self.spec();
+        match backend {
+            Backend::Gpu(ctx) if rows > 0 && !shard.is_empty() => {
+                let call = HostCall {
+                    input: batch.input,
+                    rows,
+                    classes: shard.len(),
+                    inner: 1,
+                    targets: batch.targets,
+                    grad: upstream,
+                    waiting: Waiting::Block,
+                    shard: Some(HostShard {
+                        start: shard.start(),
+                        total: shard.classes(),
+                        merged: merged.words(),
+                    }),
+                };
+                pollster::block_on(forward_host(ctx, &spec, &call))
+            }
+            _ => {
+                let logits = batch.input.to_f32();
+                let targets = batch.targets.indices();
+                Ok(cpu::finish(
+                    &spec,
+                    &shard_rows(shard, &logits, &targets),
+                    merged,
+                    upstream,
+                ))
+            }
+        }
+    }
+
+    /// Step 1 recorded into the app's `encoder`: the shard's logits `batch.input` (`[N,
+    /// shard.len()]`, shape `batch.shape`) and class-index targets `batch.targets` in the
+    /// app's buffers; each row's record (`RECORD_WORDS` u32 a row) is written at
+    /// `records`. Submits nothing.
+    pub fn encode_shard_partials(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shard: VocabShard,
+        batch: &BatchAt<'_>,
+        records: BufferAt<'_>,
+    ) -> Result<()> {
+        let inputs = self.shard_inputs(shard, batch, ShardStep::Partials(records))?;
+        if inputs.rows == 0 {
+            return Ok(());
+        }
+        encode_partials(ctx, encoder, &self.spec(), &inputs)
+    }
+
+    /// Step 3 recorded into the app's `encoder`: reads the merged records at `merged` and
+    /// writes what `outputs` asks for, as [`crate::Loss::encode`] does for the whole
+    /// vocabulary — the loss over all rows, the status, the row outputs, and the shard's
+    /// slice of the gradient (in place over the shard's f32 logits, or into a buffer).
+    pub fn encode_shard_finish(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        shard: VocabShard,
+        batch: &BatchAt<'_>,
+        merged: BufferAt<'_>,
+        outputs: &Outputs<'_>,
+    ) -> Result<()> {
+        let inputs = self.shard_inputs(shard, batch, ShardStep::Finish(merged))?;
+        if inputs.rows == 0 {
+            return encode_empty(ctx, encoder, &self.spec(), &inputs, outputs);
+        }
+        encode(ctx, encoder, &self.spec(), &inputs, outputs)
+    }
+
+    /// All three steps for shards held in one process (each on its own backend: several
+    /// GPU contexts, the CPU), merged on the host in shard order. `targets` are the N
+    /// class indices of the whole vocabulary; the shards must cover `[0, V)` in order.
+    /// Returns the first shard's loss and row outputs (every shard computes the same)
+    /// and, with an upstream, the whole gradient `[N, V]`.
+    pub fn vocab_parallel<'a>(
+        &self,
+        shards: &[ShardBatch<'a>],
+        targets: Targets<'a>,
+        upstream: Option<Upstream<&[f32]>>,
+    ) -> Result<ForwardBackward> {
+        let Some(first) = shards.first() else {
+            return Err(LossError::BadShard {
+                detail: "a vocab-parallel call of no shards".into(),
+            });
+        };
+        let classes = first.shard.classes();
+        let mut next = 0;
+        for s in shards {
+            if s.shard.classes() != classes || s.shard.start() != next {
+                return Err(LossError::BadShard {
+                    detail: format!(
+                        "shards must cover [0, {classes}) in order: classes [{}, {}) of {} after [0, {next})",
+                        s.shard.start(),
+                        s.shard.end(),
+                        s.shard.classes()
+                    ),
+                });
+            }
+            next = s.shard.end();
+        }
+        if next != classes {
+            return Err(LossError::BadShard {
+                detail: format!("the shards cover [0, {next}) of [0, {classes})"),
+            });
+        }
+        let merge = self.vocab_merge(classes)?;
+        let rows = targets.len();
+        let batch = |s: &ShardBatch<'a>| Batch {
+            input: s.logits,
+            shape: vec![rows, s.shard.len()],
+            targets,
+        };
+        let records = shards
+            .iter()
+            .map(|s| self.shard_partials(s.backend, s.shard, &batch(s)))
+            .collect::<Result<Vec<_>>>()?;
+        let merged = merge.merge_local(&records)?;
+        let parts = shards
+            .iter()
+            .map(|s| self.shard_finish(s.backend, s.shard, &batch(s), &merged, upstream))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = parts[0].clone();
+        if upstream.is_some() {
+            out.grad = Vec::with_capacity(rows * classes);
+            for n in 0..rows {
+                for (s, part) in shards.iter().zip(&parts) {
+                    let cols = s.shard.len();
+                    out.grad.extend_from_slice(&part.grad[n * cols..(n + 1) * cols]);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A host shard call's checks; returns N.
+    fn check_host_shard(
+        &self,
+        shard: VocabShard,
+        batch: &Batch<'_>,
+        upstream: Option<Upstream<&[f32]>>,
+    ) -> Result<usize> {
+        self.check_shard(&ShardCall {
+            shard,
+            shape: &batch.shape,
+            input_len: batch.input.len(),
+            targets: Some(&batch.targets),
+            target_len: batch.targets.len(),
+            upstream,
+        })
+    }
+
+    /// A recorded shard call's checks, into the recording's inputs.
+    fn shard_inputs<'a>(&self, shard: VocabShard, batch: &BatchAt<'a>, step: ShardStep<'a>) -> Result<Inputs<'a>> {
+        let (targets, width) = match batch.targets {
+            TargetsAt::I64(at) => (at, TargetWidth::I64),
+            TargetsAt::I32(at) => (at, TargetWidth::I32),
+            _ => {
+                return Err(LossError::Unsupported {
+                    loss: self.loss_name(),
+                    option: "vocabulary shards without class-index targets (TargetsAt::I64 or I32)",
+                })
+            }
+        };
+        if shard.is_empty() {
+            return Err(LossError::BadShard {
+                detail: format!(
+                    "classes [{}, {}) of {}: an empty shard has nothing to record on a GPU (its host calls run on the CPU)",
+                    shard.start(),
+                    shard.end(),
+                    shard.classes()
+                ),
+            });
+        }
+        let elements = batch.shape.iter().fold(1_usize, |acc, &d| acc.saturating_mul(d));
+        let rows = self.check_shard(&ShardCall {
+            shard,
+            shape: &batch.shape,
+            input_len: elements,
+            targets: None,
+            target_len: batch.shape.first().copied().unwrap_or(0),
+            upstream: None,
+        })?;
+        Ok(Inputs {
+            input: batch.input.at,
+            format: batch.input.format,
+            rows,
+            classes: shard.len(),
+            inner: 1,
+            targets: (targets, TargetLayout::Indices(width)),
+            shard: Some(ShardView {
+                start: shard.start(),
+                total: shard.classes(),
+                step,
+            }),
+        })
+    }
+}
+
+fn shard_rows<'a>(shard: VocabShard, logits: &'a [f32], targets: &'a [i64]) -> ShardRows<'a> {
+    ShardRows { shard, logits, targets }
+}
+
+fn check_merged(merged: &MergedRecords, rows: usize) -> Result<()> {
+    if merged.rows() != rows {
+        return Err(LossError::BadShard {
+            detail: format!(
+                "{} merged records ({} words) for {rows} rows ({} words)",
+                merged.rows(),
+                merged.words().len(),
+                rows * RECORD_WORDS
+            ),
+        });
+    }
+    Ok(())
+}

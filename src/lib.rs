@@ -42,6 +42,8 @@ mod error;
 mod gpu;
 pub mod half;
 mod losses;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod npy;
 #[cfg(test)]
 mod testing;
@@ -50,8 +52,9 @@ pub use api::buffers::{BatchAt, BufferAt, GradInto, InputAt, Outputs, Status, Ta
 pub use api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
 pub use api::kinds::{ElementwiseKind, InputFormat, InputKind, RowOutput as RowOp};
 pub use api::linear::{Grads, LinearBatch, LinearBatchAt, LinearForwardBackward, LinearOutputs, LinearShape};
+pub use api::merge::{Collectives, VocabMerge};
 pub use api::reduction::{LossValue, Reduction};
-pub use api::shard::{Collectives, MergedRecords, ShardRecords, VocabMerge, VocabShard, RECORD_WORDS};
+pub use api::shard::{MergedRecords, ShardRecords, VocabShard, RECORD_WORDS};
 pub use error::{LossError, Result};
 pub use gpu::context::GpuContext;
 pub use gpu::io::{read, read_async, submit_and_read};

@@ -438,3 +438,86 @@ fn wide_shards_and_small_buffers_agree() {
         }
     }
 }
+
+/// Collectives among threads: each participant posts its values, and every one reduces
+/// all posts in participant order (what an MPI job of as many ranks does).
+struct ThreadCollectives {
+    rank: usize,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<Vec<u32>>>>,
+    barrier: std::sync::Arc<std::sync::Barrier>,
+}
+
+impl ThreadCollectives {
+    fn exchange(&mut self, mine: Vec<u32>) -> Vec<Vec<u32>> {
+        self.posts.lock().unwrap()[self.rank] = mine;
+        self.barrier.wait();
+        let all = self.posts.lock().unwrap().clone();
+        self.barrier.wait();
+        all
+    }
+}
+
+impl wgpu_loss::Collectives for ThreadCollectives {
+    fn all_max_u32(&mut self, values: &mut [u32]) -> wgpu_loss::Result<()> {
+        for post in self.exchange(values.to_vec()) {
+            for (v, p) in values.iter_mut().zip(post) {
+                *v = (*v).max(p);
+            }
+        }
+        Ok(())
+    }
+
+    fn all_sum_f32(&mut self, values: &mut [f32]) -> wgpu_loss::Result<()> {
+        let posts = self.exchange(values.iter().map(|v| v.to_bits()).collect());
+        values.fill(0.0);
+        for post in posts {
+            for (v, p) in values.iter_mut().zip(post) {
+                *v += f32::from_bits(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The engine-agnostic merge through collectives equals the in-process merge bit for bit
+/// (the same rounds, the sums in shard order).
+#[test]
+fn merging_through_collectives_equals_the_local_merge() {
+    let (logits, targets, weight) = data(22);
+    let loss = CrossEntropy::default()
+        .weight(&weight)
+        .label_smoothing(0.1)
+        .row_outputs(true);
+    let merge = loss.vocab_merge(CLASSES).unwrap();
+    let count = 4;
+    let records: Vec<ShardRecords> = (0..count)
+        .map(|k| {
+            let shard = VocabShard::even(CLASSES, count, k).unwrap();
+            let part = columns(&logits, shard);
+            let batch = Batch::new(part.as_slice(), [ROWS, shard.len()], targets.as_slice());
+            loss.shard_partials(Backend::Cpu, shard, &batch).unwrap()
+        })
+        .collect();
+    let local = merge.merge_local(&records).unwrap();
+    let posts = std::sync::Arc::new(std::sync::Mutex::new(vec![Vec::new(); count]));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(count));
+    let merged: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(rank, rec)| {
+                let mut collectives = ThreadCollectives {
+                    rank,
+                    posts: posts.clone(),
+                    barrier: barrier.clone(),
+                };
+                scope.spawn(move || merge.merge(&mut collectives, rec).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for m in merged {
+        assert_eq!(m, local);
+    }
+    assert_eq!(merge.bytes_per_row(), 24);
+}

@@ -4,5 +4,6 @@ pub mod buffers;
 pub mod host;
 pub mod kinds;
 pub mod linear;
+pub mod merge;
 pub mod reduction;
 pub mod shard;

@@ -139,6 +139,24 @@ pub struct ComputeArgs {
     /// Write the result as float32 .npy: [] for sum/mean/batchmean, else the result's shape.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// cross-entropy of logits [N, C] with class indices: split the vocabulary (the class
+    /// axis) into K near-equal shards, computed in this process and merged on the host
+    /// (the result equals the unsharded run's).
+    #[arg(long)]
+    pub vocab_shards: Option<usize>,
+    /// cross-entropy of logits [N, C] with class indices, as one rank of `mpirun -np G
+    /// wgpu-loss compute … --vocab-parallel mpi`: every rank reads the same files and takes
+    /// its shard of the vocabulary; rank 0 alone writes --out and --grad-out (the whole
+    /// gradient, gathered). Needs a build with `--features mpi`.
+    #[arg(long, value_enum)]
+    pub vocab_parallel: Option<VocabParallelArg>,
+}
+
+/// The engines `--vocab-parallel` merges over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VocabParallelArg {
+    /// MPI (the ranks of `mpirun`), through the system's MPI library.
+    Mpi,
 }
 
 // `bench --backend`: which side to time.

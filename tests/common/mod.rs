@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod linear;
+pub mod vocab;
 
 use std::sync::OnceLock;
 

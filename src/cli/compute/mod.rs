@@ -9,37 +9,14 @@ mod inputs;
 mod linear;
 mod options;
 mod outputs;
+mod runner;
+mod vocab;
 
-use wgpu_loss::{Backend, Batch, GpuContext, Loss, Upstream};
+use wgpu_loss::{Backend, Batch, Loss, Upstream};
 
-use super::args::{BackendArg, ComputeArgs};
+use super::args::ComputeArgs;
 use outputs::Computed;
-
-/// Where `compute` runs: on the GPU context it made, or on a CPU backend.
-enum Runner {
-    Gpu(Box<GpuContext>),
-    Cpu,
-    Reference,
-}
-
-impl Runner {
-    /// Makes the GPU context if `--backend gpu` asks for it.
-    fn new(arg: BackendArg) -> Result<Self, String> {
-        Ok(match arg {
-            BackendArg::Gpu => Runner::Gpu(Box::new(crate::cli::device::gpu_context()?)),
-            BackendArg::Cpu => Runner::Cpu,
-            BackendArg::Reference => Runner::Reference,
-        })
-    }
-
-    fn backend(&self) -> Backend<'_> {
-        match self {
-            Runner::Gpu(ctx) => Backend::Gpu(ctx),
-            Runner::Cpu => Backend::Cpu,
-            Runner::Reference => Backend::Reference,
-        }
-    }
-}
+use runner::Runner;
 
 /// Runs `compute`.
 pub fn run(args: ComputeArgs) -> Result<(), String> {
@@ -48,6 +25,9 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
     if args.loss == super::args::LossName::LinearCrossEntropy {
         let runner = Runner::new(args.backend)?;
         return linear::run(&args, runner.backend());
+    }
+    if args.vocab_shards.is_some() || args.vocab_parallel.is_some() {
+        return vocab::run(&args, || Runner::new(args.backend));
     }
     let input = inputs::input(&args)?;
     let runner = Runner::new(args.backend)?;

@@ -17,6 +17,8 @@ fn takes(loss: LossName) -> &'static [&'static str] {
             "--z-loss",
             "--softcap",
             "--grad-out",
+            "--vocab-shards",
+            "--vocab-parallel",
         ],
         Nll => &["--target", "--weight", "--ignore-index", "--reduction", "--grad-out"],
         Bce => &["--target", "--weight", "--reduction", "--grad-out"],
@@ -42,7 +44,7 @@ fn takes(loss: LossName) -> &'static [&'static str] {
 }
 
 /// The options given, each with whether it is present.
-fn given(args: &ComputeArgs) -> [(&'static str, bool); 17] {
+fn given(args: &ComputeArgs) -> [(&'static str, bool); 19] {
     [
         ("--target", args.target.is_some()),
         ("--weight", args.weight.is_some()),
@@ -61,6 +63,8 @@ fn given(args: &ComputeArgs) -> [(&'static str, bool); 17] {
         ("--linear-bias", args.linear_bias.is_some()),
         ("--grad-linear-weight-out", args.grad_linear_weight_out.is_some()),
         ("--grad-linear-bias-out", args.grad_linear_bias_out.is_some()),
+        ("--vocab-shards", args.vocab_shards.is_some()),
+        ("--vocab-parallel", args.vocab_parallel.is_some()),
     ]
 }
 
@@ -86,6 +90,12 @@ pub fn check(args: &ComputeArgs) -> Result<(), String> {
     }
     if args.loss == LossName::LinearCrossEntropy && args.linear_weight.is_none() {
         return Err(format!("--loss {name} needs --linear-weight"));
+    }
+    if args.vocab_shards.is_some() && args.vocab_parallel.is_some() {
+        return Err("--vocab-shards and --vocab-parallel are two ways to shard: give one".into());
+    }
+    if args.vocab_shards == Some(0) {
+        return Err("--vocab-shards must be at least 1".into());
     }
     if args.grad_linear_bias_out.is_some() && args.linear_bias.is_none() {
         return Err("--grad-linear-bias-out needs --linear-bias".into());

@@ -67,6 +67,13 @@ fn check_buffers(
         });
     }
     check_room("targets", inputs.targets.0, target_bytes, &shape)?;
+    if let Some(ShardView {
+        step: ShardStep::Finish(merged),
+        ..
+    }) = inputs.shard
+    {
+        check_room("merged records", merged, rows * PARTIAL_BYTES, &shape)?;
+    }
     if let Some((at, bytes)) = loss {
         check_room("loss", at, bytes, &shape)?;
     }
@@ -193,13 +200,6 @@ pub(crate) fn encode_with(
     // Without a loss output the loss still goes somewhere: pass 2 reads [loss, divisor].
     let loss = Slot::new(ctx, outputs.loss, "cross_entropy.loss", loss_bytes)?;
     check_buffers(spec, inputs, outputs, Some((loss.at(), loss_bytes)))?;
-    if let Some(ShardView {
-        step: ShardStep::Finish(merged),
-        ..
-    }) = inputs.shard
-    {
-        check_room("merged records", merged, rows * PARTIAL_BYTES, &positions_shape(inputs))?;
-    }
     let weight = weight_buffer(ctx, spec)?;
     // (lse, A) per row is written for logits when the gradient or the caller reads it.
     let stats_per_row = spec.kind == InputKind::Logits && (outputs.grad.is_some() || outputs.row_stats.is_some());

@@ -3,10 +3,11 @@
 
 use crate::api::host::{Targets, Upstream};
 use crate::api::kinds::InputKind;
+use crate::api::merge::VocabMerge;
 use crate::api::reduction::Reduction;
-use crate::api::shard::{VocabMerge, VocabShard};
+use crate::api::shard::VocabShard;
 use crate::error::{LossError, Result};
-use crate::losses::cross_entropy::CrossEntropy;
+use crate::losses::cross_entropy::options::CrossEntropy;
 
 /// What a shard's call gives: its logits' shape and target count.
 pub(crate) struct ShardCall<'a> {

@@ -29,8 +29,8 @@ use crate::gpu::io::Waiting;
 use crate::gpu::kernels::TargetLayout;
 use crate::losses::cross_entropy::gpu::{encode, encode_empty, encode_partials};
 use crate::losses::cross_entropy::host::{forward_host, HostCall, HostShard};
+use crate::losses::cross_entropy::options::CrossEntropy;
 use crate::losses::cross_entropy::spec::{Inputs, ShardStep, ShardView};
-use crate::losses::cross_entropy::CrossEntropy;
 use crate::losses::Backend;
 
 use check::ShardCall;

@@ -61,7 +61,7 @@ pub use gpu::io::{read, read_async, submit_and_read};
 pub use gpu::strategy::Strategy;
 pub use losses::cross_entropy::{CrossEntropy, ShardBatch, DEFAULT_EPSILON};
 pub use losses::elementwise::ElementwiseLoss;
-pub use losses::linear_cross_entropy::{LinearCrossEntropy, LinearMode, DEFAULT_TILE_BYTES};
+pub use losses::linear_cross_entropy::{LinearCrossEntropy, LinearMode, LinearShardBatch, DEFAULT_TILE_BYTES};
 pub use losses::softmax::AlongDim;
 pub use losses::{Backend, Loss, LossFuture};
 /// The `wgpu` this crate is built against, so apps can name the same version.

@@ -176,6 +176,13 @@ impl Record {
 }
 
 impl MergedRecords {
+    /// Rows `[first, first + len)`.
+    pub(crate) fn rows_of(&self, first: usize, len: usize) -> Self {
+        Self {
+            words: self.words[first * RECORD_WORDS..(first + len) * RECORD_WORDS].to_vec(),
+        }
+    }
+
     /// Row `n`'s merged record.
     pub(crate) fn record(&self, n: usize) -> Record {
         Record::of(self.row(n))

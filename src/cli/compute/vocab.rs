@@ -149,6 +149,7 @@ fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>)
             (Ok(()), true) => Ok(()),
         }
     };
+    let mut clock = Clock::start();
     let read = Call::read(args).and_then(|call| {
         if size > call.classes {
             return Err(format!(
@@ -164,25 +165,31 @@ fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>)
     let shard = VocabShard::even(call.classes, size, rank as usize).map_err(|e| e.to_string())?;
     let part = call.columns(shard);
     let batch = wgpu_loss::Batch::new(part.as_input(), [call.rows, shard.len()], call.targets.as_targets());
+    clock.lap("read");
     let records = call.loss.shard_partials(runner.backend(), shard, &batch);
     agree(records.as_ref().map(|_| ()).map_err(|e| e.to_string()))?;
     let merge = call.loss.vocab_merge(call.classes).map_err(|e| e.to_string())?;
+    clock.lap("partials");
     let merged = merge
         .merge(&mut MpiCollectives::new(&world), &records.map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let ones = vec![1.0_f32; call.rows];
+    clock.lap("merge");
     let finished = call
         .loss
         .shard_finish(runner.backend(), shard, &batch, &merged, call.upstream(args, &ones));
     agree(finished.as_ref().map(|_| ()).map_err(|e| e.to_string()))?;
     let finished = finished.map_err(|e| e.to_string())?;
+    clock.lap("finish");
     let grad = match args.grad_out {
         Some(_) => gather_shards(&world, 0, shard, call.rows, &finished.grad).map_err(|e| e.to_string())?,
         None => None,
     };
+    clock.lap("gather");
     if rank != 0 {
         return Ok(());
     }
+    clock.report(size);
     let computed = Computed {
         loss: finished.loss,
         grad,
@@ -190,4 +197,39 @@ fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>)
     write(args, &call.input.shape, &computed)?;
     println!("{}", summary(&computed.loss));
     Ok(())
+}
+
+/// The seconds of each step of an MPI run, printed by rank 0 to stderr when
+/// `WGPU_LOSS_MPI_TIMINGS` is set (BENCHMARKS.md's rank timings; stdout keeps its one line).
+#[cfg(feature = "mpi")]
+struct Clock {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+#[cfg(feature = "mpi")]
+impl Clock {
+    fn start() -> Self {
+        Self {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((step, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn report(&self, ranks: usize) {
+        if std::env::var_os("WGPU_LOSS_MPI_TIMINGS").is_some() {
+            let laps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(s, t)| format!("{s} {:.1} ms", t * 1e3))
+                .collect();
+            eprintln!("timings (rank 0 of {ranks}): {}", laps.join(", "));
+        }
+    }
 }

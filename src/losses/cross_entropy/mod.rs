@@ -15,7 +15,7 @@ pub(crate) mod host;
 mod options;
 pub(crate) mod reference;
 mod rows;
-mod shard;
+pub(crate) mod shard;
 pub(crate) mod spec;
 mod windows;
 

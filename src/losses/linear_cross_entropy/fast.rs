@@ -26,7 +26,7 @@ pub(crate) fn row_weights(spec: &Spec<'_>, targets: &[i64]) -> Vec<f64> {
 
 /// Each row's upstream scale g_n, known before any logits: the scalar over the mean's
 /// divisor (Σ w as an f32 sum), the scalar, or the row's own value.
-fn scales(spec: &Spec<'_>, weights: &[f64], upstream: Upstream<&[f32]>) -> Vec<f64> {
+pub(crate) fn scales(spec: &Spec<'_>, weights: &[f64], upstream: Upstream<&[f32]>) -> Vec<f64> {
     match (upstream, spec.reduction) {
         (Upstream::Values(v), _) => v.iter().map(|&g| f64::from(g)).collect(),
         (Upstream::Scalar(g), Reduction::Mean) => {
@@ -46,6 +46,29 @@ struct Totals {
     grad_b: Option<Vec<f32>>,
 }
 
+/// What the cross-entropy of one tile of logits gives: each row's loss, with scales the
+/// gradient of the logits (`[len, V]`), with row outputs each row's lse and argmax.
+#[derive(Default)]
+pub(crate) struct TileLoss {
+    pub loss: Vec<f64>,
+    pub grad: Vec<f32>,
+    pub lse: Vec<f32>,
+    pub argmax: Vec<u32>,
+}
+
+/// Rows `[first, first + len)` of the logits `h·Wᵀ + b` into `logits`.
+pub(crate) fn tile_logits(data: &HostLinear<'_>, (first, len): (usize, usize), logits: &mut Vec<f32>) {
+    let (hidden, classes) = (data.shape.hidden, data.shape.classes);
+    logits.resize(len * classes, 0.0);
+    let h = &data.h[first * hidden..(first + len) * hidden];
+    let write = Write {
+        accumulate: false,
+        bias: data.b,
+    };
+    let operands = (MatRef::rows(h, hidden), MatRef::rows(data.w, hidden).t());
+    matmul32(operands, (len, classes, hidden), (logits, classes), write);
+}
+
 /// The loss, the gradients asked for and the row outputs, `per_tile` rows at a time.
 pub(crate) fn fast(
     spec: &Spec<'_>,
@@ -53,6 +76,39 @@ pub(crate) fn fast(
     upstream: Option<Upstream<&[f32]>>,
     grads: Grads,
     per_tile: usize,
+) -> LinearForwardBackward {
+    let classes = data.shape.classes;
+    over_tiles(spec, data, (upstream, grads), per_tile, |logits, (first, len), g| {
+        let mut out = TileLoss::default();
+        if spec.row_outputs {
+            row_outputs(spec, logits, classes, &mut out);
+        }
+        let targets = FastTargets::Indices(&data.targets[first..first + len]);
+        match g {
+            None => {
+                out.loss = row_values(logits, classes, targets, spec)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            }
+            Some(g) => {
+                let (losses, grad) = rows_and_grad(logits, classes, targets, spec, |_| g.to_vec());
+                (out.loss, out.grad) = (losses.loss, grad);
+            }
+        }
+        out
+    })
+}
+
+/// The tile loop of every CPU form: each tile's logits, `tile_loss` of them (given the
+/// tile's upstream scales when gradients are wanted), then `∂h` of its rows and its share
+/// of `∂W`, `∂b` — in tile order (deterministic); host memory one tile plus O(N).
+pub(crate) fn over_tiles(
+    spec: &Spec<'_>,
+    data: &HostLinear<'_>,
+    (upstream, grads): (Option<Upstream<&[f32]>>, Grads),
+    per_tile: usize,
+    mut tile_loss: impl FnMut(&[f32], (usize, usize), Option<&[f64]>) -> TileLoss,
 ) -> LinearForwardBackward {
     let (rows, hidden, classes) = (data.shape.rows, data.shape.hidden, data.shape.classes);
     let weights = row_weights(spec, data.targets);
@@ -68,27 +124,13 @@ pub(crate) fn fast(
     };
     let mut logits = Vec::new();
     for (first, len) in tiles(rows, per_tile) {
-        logits.resize(len * classes, 0.0);
-        let h = &data.h[first * hidden..(first + len) * hidden];
-        let write = Write {
-            accumulate: false,
-            bias: data.b,
-        };
-        let operands = (MatRef::rows(h, hidden), MatRef::rows(data.w, hidden).t());
-        matmul32(operands, (len, classes, hidden), (&mut logits, classes), write);
-        if spec.row_outputs {
-            row_outputs(spec, &logits, classes, &mut totals);
-        }
-        let targets = FastTargets::Indices(&data.targets[first..first + len]);
-        match &g {
-            None => totals
-                .loss
-                .extend(row_values(&logits, classes, targets, spec).into_iter().map(f64::from)),
-            Some(g) => {
-                let (losses, grad) = rows_and_grad(&logits, classes, targets, spec, |_| g[first..first + len].to_vec());
-                totals.loss.extend(losses.loss);
-                backward(data, (first, len), &grad, &mut totals);
-            }
+        tile_logits(data, (first, len), &mut logits);
+        let out = tile_loss(&logits, (first, len), g.as_ref().map(|g| &g[first..first + len]));
+        totals.loss.extend(out.loss);
+        totals.lse.extend(out.lse);
+        totals.argmax.extend(out.argmax);
+        if g.is_some() {
+            backward(data, (first, len), &out.grad, &mut totals);
         }
     }
     let losses = RowLosses {
@@ -108,7 +150,7 @@ pub(crate) fn fast(
 }
 
 /// Each row's lse of the soft-capped logits and its argmax.
-fn row_outputs(spec: &Spec<'_>, logits: &[f32], classes: usize, totals: &mut Totals) {
+fn row_outputs(spec: &Spec<'_>, logits: &[f32], classes: usize, totals: &mut TileLoss) {
     for row in logits.chunks_exact(classes) {
         let capped: Vec<f32> = row.iter().map(|&x| spec.capped(f64::from(x)) as f32).collect();
         totals.lse.push(cpu::logsumexp(&capped) as f32);

@@ -17,12 +17,13 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{bind, KernelPass};
 use crate::gpu::io::storage;
 use crate::gpu::kernels::{Kernel, TargetLayout};
+use crate::gpu::plan::PARTIAL_BYTES;
 use crate::gpu::pool::Lease;
 use crate::gpu::reduce::{encode_batch_sum, encode_empty, Finish};
 use crate::gpu::tiler::spans;
 use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding};
-use crate::losses::cross_entropy::gpu::{encode_with, weight_buffer};
-use crate::losses::cross_entropy::spec::{Inputs, Spec};
+use crate::losses::cross_entropy::gpu::{encode_partials, encode_with, weight_buffer};
+use crate::losses::cross_entropy::spec::{Inputs, ShardStep, ShardView, Spec};
 
 use super::products::{encode_backward, encode_logits, Backward, Part, Tile};
 
@@ -43,6 +44,9 @@ pub(crate) struct Recording<'a> {
     pub upstream: Upstream<BufferAt<'a>>,
     /// `∂W` and `∂b` add to the parts' buffers instead of overwriting them.
     pub accumulate: bool,
+    /// A vocabulary shard's step (`shape.classes` is then the shard's): the records of
+    /// every row, or the finish from the merged records.
+    pub shard: Option<ShardView<'a>>,
 }
 
 impl Recording<'_> {
@@ -89,6 +93,10 @@ fn check_buffers(spec: &Spec<'_>, rec: &Recording<'_>) -> Result<()> {
         if let Some(at) = at {
             check_room(what, at, bytes, &shape)?;
         }
+    }
+    if let Some(view) = rec.shard {
+        let (ShardStep::Partials(at) | ShardStep::Finish(at)) = view.step;
+        check_room("records", at, rows * PARTIAL_BYTES, &shape)?;
     }
     if let Upstream::Values(at) = rec.upstream {
         if spec.reduction != Reduction::None {
@@ -140,7 +148,7 @@ fn encode_target_weights(
         let ignore = spec.ignore_index as u64;
         let params = TargetParams {
             rows: len as u32,
-            classes: rec.shape.classes as u32,
+            classes: rec.shard.map_or(rec.shape.classes, |s| s.total) as u32,
             targets_offset: targets_w.word_shift,
             ignore_lo: ignore as u32,
             ignore_hi: (ignore >> 32) as u32,
@@ -216,7 +224,7 @@ fn prepare(
 }
 
 /// `at` moved `rows` items of `bytes` on.
-fn skip(at: BufferAt<'_>, rows: usize, bytes: u64) -> BufferAt<'_> {
+pub(crate) fn skip(at: BufferAt<'_>, rows: usize, bytes: u64) -> BufferAt<'_> {
     BufferAt {
         buffer: at.buffer,
         offset: at.offset + rows as u64 * bytes,
@@ -261,18 +269,11 @@ pub(crate) fn encode(
             Upstream::Values(at) => Upstream::Values(skip(at, first, 4)),
             scalar => scalar,
         };
-        let inputs = Inputs {
-            input: (&logits).into(),
-            format: InputFormat::F32,
-            rows: len,
-            classes,
-            inner: 1,
-            targets: (
-                skip(rec.targets.0, first, rec.targets.1.bytes()),
-                TargetLayout::Indices(rec.targets.1),
-            ),
-            shard: None,
-        };
+        let inputs = tile_inputs(rec, (&logits).into(), (first, len));
+        if let Some(ShardStep::Partials(_)) = rec.shard.map(|s| s.step) {
+            encode_partials(ctx, encoder, &tile_spec, &inputs)?;
+            continue;
+        }
         let outputs = Outputs {
             loss: row_loss.map(|at| skip(at, first, 4)),
             status: None,
@@ -290,7 +291,33 @@ pub(crate) fn encode(
             encode_backward(ctx, encoder, &tile, &rec.parts, &backward)?;
         }
     }
-    finish_loss(ctx, encoder, spec, rec, &state)
+    match rec.shard.map(|s| s.step) {
+        Some(ShardStep::Partials(_)) => Ok(()),
+        _ => finish_loss(ctx, encoder, spec, rec, &state),
+    }
+}
+
+/// The cross-entropy inputs of the tile of rows `[first, first + len)`: its logits at
+/// `logits`, its targets, and a shard's records of those rows.
+fn tile_inputs<'a>(rec: &Recording<'a>, logits: BufferAt<'a>, (first, len): (usize, usize)) -> Inputs<'a> {
+    Inputs {
+        input: logits,
+        format: InputFormat::F32,
+        rows: len,
+        classes: rec.shape.classes,
+        inner: 1,
+        targets: (
+            skip(rec.targets.0, first, rec.targets.1.bytes()),
+            TargetLayout::Indices(rec.targets.1),
+        ),
+        shard: rec.shard.map(|view| ShardView {
+            step: match view.step {
+                ShardStep::Partials(at) => ShardStep::Partials(skip(at, first, PARTIAL_BYTES)),
+                ShardStep::Finish(at) => ShardStep::Finish(skip(at, first, PARTIAL_BYTES)),
+            },
+            ..view
+        }),
+    }
 }
 
 /// The reduced loss from the row losses (and, for a mean, the row weights).

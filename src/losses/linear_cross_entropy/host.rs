@@ -9,14 +9,16 @@ use crate::api::host::{Input, Targets, Upstream};
 use crate::api::kinds::{InputFormat, TargetWidth};
 use crate::api::linear::{Grads, LinearBatch, LinearForwardBackward, LinearShape};
 use crate::api::reduction::{LossValue, Reduction};
+use crate::api::shard::{VocabShard, RECORD_WORDS};
 use crate::cpu;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::driver::{group_reduction, group_upstream, groups, rows_per_group};
 use crate::gpu::io::{read_back, storage, upload, Waiting};
+use crate::gpu::plan::PARTIAL_BYTES;
 use crate::gpu::pool::Lease;
 use crate::losses::cross_entropy::cpu::accuracy_of;
-use crate::losses::cross_entropy::spec::Spec;
+use crate::losses::cross_entropy::spec::{ShardStep, ShardView, Spec};
 
 use super::fast::row_weights;
 use super::gpu::{encode, Recording};
@@ -30,6 +32,9 @@ pub(crate) struct HostCall<'a> {
     pub grads: Grads,
     pub per_tile: usize,
     pub waiting: Waiting,
+    /// A vocabulary shard's finish: classes `[start, start + V_shard)` of `total`, and the
+    /// merged records of every row.
+    pub shard: Option<(usize, usize, &'a [u32])>,
 }
 
 /// The uploaded vocabulary parts and their gradient buffers, kept across groups.
@@ -207,10 +212,7 @@ async fn run_group(
     let none = wgpu::BufferUsages::empty();
     let h_buf = upload(ctx, "linear_cross_entropy.h", h.bytes(), none)?;
     let t_buf = upload(ctx, "linear_cross_entropy.targets", targets.bytes(), none)?;
-    let width = match targets {
-        Targets::I32(_) => TargetWidth::I32,
-        _ => TargetWidth::I64,
-    };
+    let width = target_width(&targets);
     let upstream_buf = match group.upstream {
         Some(Upstream::Values(v)) => Some(upload(
             ctx,
@@ -231,6 +233,15 @@ async fn run_group(
     let argmax = out(spec.row_outputs, rows64 * 4)?;
     let grad_h = out(call.grads.h && group.upstream.is_some(), rows64 * hidden as u64 * 4)?;
     let format = (call.batch.w.format(), call.batch.b.map(|b: Input<'_>| b.format()));
+    let merged = match call.shard {
+        Some((_, _, words)) => Some(upload(
+            ctx,
+            "linear_cross_entropy.merged",
+            bytemuck::cast_slice(&words[first * RECORD_WORDS..(first + rows) * RECORD_WORDS]),
+            none,
+        )?),
+        None => None,
+    };
     let rec = Recording {
         shape: LinearShape { rows, hidden, classes },
         h: InputAt {
@@ -251,6 +262,14 @@ async fn run_group(
             _ => Upstream::Scalar(1.0),
         },
         accumulate: group.accumulate,
+        shard: call
+            .shard
+            .zip(merged.as_ref())
+            .map(|((start, total, _), merged)| ShardView {
+                start,
+                total,
+                step: ShardStep::Finish(merged.into()),
+            }),
     };
     let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("linear_cross_entropy"),
@@ -312,4 +331,69 @@ async fn read_group<'b>(
         grad_w: concat(|p| p.0),
         grad_b: concat(|p| p.1),
     })
+}
+
+/// A vocabulary shard's first step from host data: each row's record over the shard's
+/// classes, `h` and the targets in groups of rows that fit a buffer (`W` in parts).
+pub(crate) async fn partials_host(
+    ctx: &GpuContext,
+    spec: &Spec<'_>,
+    call: &HostCall<'_>,
+    shard: VocabShard,
+) -> Result<Vec<u32>> {
+    let LinearShape { rows, hidden, classes } = call.batch.shape;
+    let parts = upload_parts(ctx, call)?;
+    let row_bytes = (hidden as u64 * call.batch.h.format().bytes()).max(PARTIAL_BYTES);
+    let per_group = rows_per_group(ctx, rows, row_bytes, "h")?.unwrap_or(rows);
+    let format = (call.batch.w.format(), call.batch.b.map(|b: Input<'_>| b.format()));
+    let none = wgpu::BufferUsages::empty();
+    let mut words = Vec::with_capacity(rows * RECORD_WORDS);
+    for range in groups(rows, per_group) {
+        let (first, len) = (range.start, range.len());
+        let h = call.batch.h.slice(first * hidden, (first + len) * hidden);
+        let targets = call.batch.targets.slice(first, first + len);
+        let h_buf = upload(ctx, "linear_cross_entropy.h", h.bytes(), none)?;
+        let t_buf = upload(ctx, "linear_cross_entropy.targets", targets.bytes(), none)?;
+        let records = storage(ctx, "linear_cross_entropy.records", len as u64 * PARTIAL_BYTES)?;
+        let rec = Recording {
+            shape: LinearShape {
+                rows: len,
+                hidden,
+                classes,
+            },
+            h: InputAt {
+                at: (&h_buf).into(),
+                format: h.format(),
+            },
+            parts: parts.parts(format),
+            targets: ((&t_buf).into(), target_width(&targets)),
+            per_tile: call.per_tile,
+            loss: None,
+            status: None,
+            row_stats: None,
+            argmax: None,
+            grad_h: None,
+            upstream: Upstream::Scalar(1.0),
+            accumulate: false,
+            shard: Some(ShardView {
+                start: shard.start(),
+                total: shard.classes(),
+                step: ShardStep::Partials((&records).into()),
+            }),
+        };
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("linear_cross_entropy.partials"),
+        });
+        encode(ctx, &mut encoder, spec, &rec)?;
+        let bytes = read_back(ctx, encoder, &[(&records, 0, len as u64 * PARTIAL_BYTES)], call.waiting).await?;
+        words.extend(bytes.iter().flat_map(|b| bytemuck::pod_collect_to_vec::<u8, u32>(b)));
+    }
+    Ok(words)
+}
+
+fn target_width(targets: &Targets<'_>) -> TargetWidth {
+    match targets {
+        Targets::I32(_) => TargetWidth::I32,
+        _ => TargetWidth::I64,
+    }
 }

@@ -16,18 +16,22 @@ mod options;
 mod plan;
 mod products;
 mod reference;
+mod shard;
 
 use crate::api::host::Upstream;
+use crate::api::kinds::TargetWidth;
 use crate::api::linear::{Grads, LinearBatch, LinearBatchAt, LinearForwardBackward, LinearOutputs, LinearShape};
 use crate::api::reduction::LossValue;
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
+use crate::losses::cross_entropy::spec::ShardView;
 use crate::losses::{Backend, LossFuture};
 
 use data::HostLinear;
 pub use options::{LinearCrossEntropy, LinearMode, DEFAULT_TILE_BYTES};
 use products::Part;
+pub use shard::LinearShardBatch;
 
 impl LinearCrossEntropy {
     /// Rows per tile on `ctx`: the plan's, and no more than one buffer holds.
@@ -79,6 +83,7 @@ impl LinearCrossEntropy {
                     grads,
                     per_tile: self.device_tile_rows(ctx, batch.shape)?,
                     waiting,
+                    shard: None,
                 };
                 host::forward_host(ctx, &spec, &call).await
             }
@@ -132,6 +137,19 @@ impl LinearCrossEntropy {
         outputs: &LinearOutputs<'_>,
     ) -> Result<()> {
         let width = self.check_batch_at(batch)?;
+        self.record(ctx, encoder, (batch, width), outputs, None)
+    }
+
+    /// Records `batch` (its targets `width` wide) into `encoder`: the whole call, or with
+    /// `shard` one step of a vocabulary shard.
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        (batch, width): (&LinearBatchAt<'_>, TargetWidth),
+        outputs: &LinearOutputs<'_>,
+        shard: Option<ShardView<'_>>,
+    ) -> Result<()> {
         if outputs.grad_b.is_some() && batch.b.is_none() {
             return Err(LossError::Unsupported {
                 loss: "linear cross-entropy",
@@ -163,6 +181,7 @@ impl LinearCrossEntropy {
             grad_h: outputs.grad_h,
             upstream: outputs.upstream,
             accumulate: false,
+            shard,
         };
         gpu::encode(ctx, encoder, &self.loss.spec(), &rec)
     }

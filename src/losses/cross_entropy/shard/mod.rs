@@ -16,7 +16,7 @@
 //! accuracy. Shards take logits `[N, C_shard]` (f32, f16, bf16) with class-index targets.
 
 mod check;
-mod cpu;
+pub(crate) mod cpu;
 mod host;
 
 use crate::api::buffers::{BatchAt, BufferAt, Outputs, TargetsAt};
@@ -283,7 +283,7 @@ fn shard_rows<'a>(shard: VocabShard, logits: &'a [f32], targets: &'a [i64]) -> S
     ShardRows { shard, logits, targets }
 }
 
-fn check_merged(merged: &MergedRecords, rows: usize) -> Result<()> {
+pub(crate) fn check_merged(merged: &MergedRecords, rows: usize) -> Result<()> {
     if merged.rows() != rows {
         return Err(LossError::BadShard {
             detail: format!(

@@ -155,6 +155,25 @@ impl CrossEntropy {
     /// class indices of the whole vocabulary; the shards must cover `[0, V)` in order.
     /// Returns the first shard's loss and row outputs (every shard computes the same)
     /// and, with an upstream, the whole gradient `[N, V]`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), wgpu_loss::LossError> {
+    /// use wgpu_loss::{Backend, Batch, CrossEntropy, Loss, ShardBatch, Targets, Upstream, VocabShard};
+    /// let logits = [1.0_f32, 2.0, 0.5, -1.0, 0.0, 3.0]; // [2, 3]
+    /// let targets = [1_i64, 2];
+    /// let loss = CrossEntropy::default().label_smoothing(0.1);
+    /// // Classes [0, 2) on one shard, [2, 3) on another: each holds its columns.
+    /// let (left, right) = ([1.0_f32, 2.0, -1.0, 0.0], [0.5_f32, 3.0]);
+    /// let shards = [
+    ///     ShardBatch { backend: Backend::Cpu, shard: VocabShard::new(3, 0, 2)?, logits: (&left[..]).into() },
+    ///     ShardBatch { backend: Backend::Cpu, shard: VocabShard::new(3, 2, 3)?, logits: (&right[..]).into() },
+    /// ];
+    /// let sharded = loss.vocab_parallel(&shards, Targets::I64(&targets), Some(Upstream::Scalar(1.0)))?;
+    /// let whole = loss.forward_backward(Backend::Reference, &Batch::new(&logits, [2, 3], &targets), Upstream::Scalar(1.0))?;
+    /// assert!((sharded.loss.scalar().unwrap() - whole.loss.scalar().unwrap()).abs() < 1e-6);
+    /// assert!(sharded.grad.iter().zip(&whole.grad).all(|(a, b)| (a - b).abs() < 1e-6));
+    /// # Ok(()) }
+    /// ```
     pub fn vocab_parallel<'a>(
         &self,
         shards: &[ShardBatch<'a>],

@@ -31,7 +31,7 @@ struct Params {
     epsilon: f32,         // δ added to probabilities before the log (INPUT_KIND 1)
     softcap: f32,         // cap (SOFTCAP)
     z_loss: f32,          // z (Z_LOSS)
-    lse_offset: u32,      // offset of row 0 inside the row_lse binding (in vec2s)
+    lse_offset: u32,      // word offset of row 0's pair inside the row_lse binding
     status_offset: u32,   // index of the status word inside the status binding
     weight_offset: u32,   // offset of row 0 inside the row_weight binding
     argmax_offset: u32,   // offset of row 0 inside the row_argmax binding
@@ -70,7 +70,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(5) var<storage, read_write> row_weight: array<f32>;
 @group(0) @binding(6) var<storage, read_write> status: array<atomic<u32>>;
-@group(0) @binding(7) var<storage, read_write> row_lse: array<vec2<f32>>; // logits: (lse, A = Σ a_c) per row
+// Pairs of f32 bound as words, not vec2s: a caller's pairs may start at any 4-byte offset.
+@group(0) @binding(7) var<storage, read_write> row_lse: array<f32>; // logits: (lse, A = Σ a_c) per row
 @group(0) @binding(8) var<storage, read_write> row_argmax: array<u32>;  // ARGMAX: each row's argmax
 
 // Element `at` of the input binding, as f32.
@@ -277,7 +278,8 @@ fn finish_row(row: u32, t: vec2<u32>, stats: RowStats, weighted_sum: f32, best_i
                 a_sum = select(0.0, weight, counted);
             }
         }
-        row_lse[params.lse_offset + row] = vec2(lse, a_sum);
+        row_lse[params.lse_offset + 2u * row] = lse;
+        row_lse[params.lse_offset + 2u * row + 1u] = a_sum;
     }
     if (ARGMAX) {
         row_argmax[params.argmax_offset + row] = best_index;
@@ -449,7 +451,7 @@ fn cross_entropy_partials(inv: TeamInvocation) {
                     term = target_term(class_at(row_start, y.x));
                 }
             }
-            let at = 8u * (params.out_offset + row * params.blocks_per_row + params.record_block + block);
+            let at = params.out_offset + 8u * (row * params.blocks_per_row + params.record_block + block);
             let s = totals.stats;
             row_loss[at] = s.row_max;
             row_loss[at + 1u] = s.exp_sum;

@@ -24,7 +24,7 @@ struct GradParams {
     classes: u32,
     input_offset: u32,    // element offset of element 0 in the input (or grad, IN_PLACE) binding
     targets_offset: u32,  // u32-word offset of row 0 (indices) or element 0 (probabilities)
-    row_offset: u32,      // offset of row 0 in the row_lse binding (in vec2s)
+    row_offset: u32,      // word offset of row 0's pair in the row_lse binding
     grad_offset: u32,     // element offset of element 0 in the grad binding
     ignore_lo: u32,
     ignore_hi: u32,
@@ -54,7 +54,7 @@ struct GradParams {
 @group(0) @binding(1) var<storage, read> input: array<u32>;   // FORMAT elements
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read> class_weight: array<f32>;
-@group(0) @binding(4) var<storage, read> row_lse: array<vec2<f32>>;   // (lse, A) per row
+@group(0) @binding(4) var<storage, read> row_lse: array<f32>;   // (lse, A) per row, as words (any 4-byte offset)
 // PER_ROW_UPSTREAM: the upstream per row; else the reduced [loss, divisor] (one binding for
 // both keeps the layout within 8 storage bindings, wgpu's default limit).
 @group(0) @binding(5) var<storage, read> scale_source: array<f32>;
@@ -115,7 +115,7 @@ fn row_grad(row: u32) -> RowGrad {
         }
     }
     if (INPUT_KIND == 0u) {
-        r.stats = row_lse[params.row_offset + row];
+        r.stats = vec2(row_lse[params.row_offset + 2u * row], row_lse[params.row_offset + 2u * row + 1u]);
     }
     return r;
 }

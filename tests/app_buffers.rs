@@ -54,7 +54,7 @@ fn recorded_into_the_apps_encoder_and_buffers() {
     let mut target_contents = vec![5_i64; 3];
     target_contents.extend_from_slice(&targets);
     let targets_buf = app_buffer(bytemuck::cast_slice(&target_contents));
-    let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 12 + 3 * rows]));
+    let results = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 13 + 3 * rows]));
     let grad_buf = app_buffer(bytemuck::cast_slice(&vec![42.0_f32; 8 + rows * classes]));
     let loss = CrossEntropy::default().label_smoothing(0.1).row_outputs(true);
     let outputs = Outputs {
@@ -68,11 +68,11 @@ fn recorded_into_the_apps_encoder_and_buffers() {
         }), // float 5
         row_stats: Some(BufferAt {
             buffer: &results,
-            offset: 48,
-        }), // floats 12.. (N pairs)
+            offset: 52,
+        }), // floats 13.. (N pairs at an offset that is 4 mod 8: pairs are not vec2-aligned)
         argmax: Some(BufferAt {
             buffer: &results,
-            offset: 48 + 8 * rows as u64,
+            offset: 52 + 8 * rows as u64,
         }),
         grad: Some((
             GradInto::Buffer(BufferAt {
@@ -128,10 +128,11 @@ fn recorded_into_the_apps_encoder_and_buffers() {
     assert_close("divisor", &out[2..3], &[counted], REDUCED);
     assert_eq!(out[5].to_bits(), 0, "status: every target in range");
     assert!(Status(out[5].to_bits()).is_ok(), "status: every target in range");
-    let lse: Vec<f32> = (0..rows).map(|r| out[12 + 2 * r]).collect();
+    assert_eq!(out[12], 42.0, "the float before the row stats untouched");
+    let lse: Vec<f32> = (0..rows).map(|r| out[13 + 2 * r]).collect();
     let want_lse: Vec<f64> = want.lse.expect("lse").iter().map(|&v| f64::from(v)).collect();
     assert_close("lse at offset", &lse, &want_lse, ROW_LOSS);
-    let argmax: Vec<u32> = out[12 + 2 * rows..12 + 3 * rows].iter().map(|v| v.to_bits()).collect();
+    let argmax: Vec<u32> = out[13 + 2 * rows..13 + 3 * rows].iter().map(|v| v.to_bits()).collect();
     assert_eq!(Some(argmax), want.argmax);
     assert!(
         grad[..8].iter().all(|&v| v == 42.0),

@@ -277,8 +277,13 @@ fn recorded_shard_steps_match_the_host_steps() {
         .iter()
         .map(|p| common::app_buffer(&padded(bytemuck::cast_slice(p))))
         .collect();
-    let records_buf = common::app_buffer(&vec![0u8; PAD as usize + ROWS * RECORD_WORDS * 4]);
+    // The records 20 bytes past a 256-byte boundary: not aligned to a 32-byte record.
+    let records_buf = common::app_buffer(&vec![0u8; PAD as usize + 20 + ROWS * RECORD_WORDS * 4]);
     let at = |buffer| BufferAt { buffer, offset: PAD };
+    let records_at = BufferAt {
+        buffer: &records_buf,
+        offset: PAD + 20,
+    };
     let batch_of = |k: usize| {
         BatchAt::new(
             InputAt::from(at(&logit_bufs[k])),
@@ -289,9 +294,9 @@ fn recorded_shard_steps_match_the_host_steps() {
     let mut records = Vec::new();
     for (k, &shard) in shards.iter().enumerate() {
         let mut encoder = ctx.device().create_command_encoder(&Default::default());
-        loss.encode_shard_partials(ctx, &mut encoder, shard, &batch_of(k), at(&records_buf))
+        loss.encode_shard_partials(ctx, &mut encoder, shard, &batch_of(k), records_at)
             .unwrap();
-        let words: Vec<u32> = wgpu_loss::submit_and_read(ctx, encoder, at(&records_buf), ROWS * RECORD_WORDS).unwrap();
+        let words: Vec<u32> = wgpu_loss::submit_and_read(ctx, encoder, records_at, ROWS * RECORD_WORDS).unwrap();
         let host = loss
             .shard_partials(
                 Backend::Gpu(ctx),

@@ -124,7 +124,7 @@ impl Shared<'_> {
             row_stride: classes as u32,
             input_offset: input_w.word_shift,
             targets_offset: targets_w.word_shift,
-            row_offset: lse_w.word_shift / 2,
+            row_offset: lse_w.word_shift,
             grad_offset: grad_w.word_shift,
             ignore_lo: ignore as u32,
             ignore_hi: (ignore >> 32) as u32,

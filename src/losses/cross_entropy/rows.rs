@@ -156,7 +156,7 @@ impl<'a> Rows<'a> {
                 aux_words,
                 logits_offset: logits_w.word_shift,
                 targets_offset: targets_w.word_shift,
-                out_offset: partials_w.word_shift / 8,
+                out_offset: partials_w.word_shift,
                 row_base: piece.begin as u32,
                 // A shard's columns are classes [start, start + cols) of the whole row.
                 col_begin: (inputs.class_base() as u64 + piece.col_begin) as u32,
@@ -234,7 +234,7 @@ impl<'a> Rows<'a> {
                 targets_offset: targets_w.word_shift,
                 out_offset: loss_w.word_shift,
                 row_base: begin as u32,
-                lse_offset: stats_w.word_shift / 2,
+                lse_offset: stats_w.word_shift,
                 weight_offset: weight_w.word_shift,
                 argmax_offset: argmax_w.word_shift,
                 cols: classes as u32,

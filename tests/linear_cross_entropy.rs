@@ -69,6 +69,46 @@ fn gpu_and_cpu_agree_with_the_reference_for_every_option() {
     }
 }
 
+/// Random shapes (N, D, V drawn per case, none a multiple of the 64-wide tiles by
+/// design), random options and random tile sizes: GPU and fast CPU against the reference.
+#[test]
+fn random_shapes_and_options_agree_with_the_reference() {
+    let mut rng = Rng::new(1505);
+    for case in 0..8 {
+        let shape = [1 + rng.below(150), 1 + rng.below(70), 2 + rng.below(260)];
+        let [rows, _, classes] = shape;
+        let d = data(&mut rng, shape);
+        let weights: Vec<f32> = (0..classes).map(|_| rng.uniform(0.2, 2.0)).collect();
+        let mut ce = CrossEntropy::default().reduction([Reduction::Mean, Reduction::Sum, Reduction::None][case % 3]);
+        if rng.below(2) == 1 {
+            ce = ce.weight(&weights);
+        }
+        if rng.below(2) == 1 {
+            ce = ce.label_smoothing(rng.uniform(0.0, 0.5).into());
+        }
+        if rng.below(2) == 1 {
+            ce = ce.z_loss(1e-3).softcap(rng.uniform(1.0, 10.0).into());
+        }
+        ce = ce.row_outputs(rng.below(2) == 1);
+        let upstream = if ce.reduction == Reduction::None {
+            Upstream::Values(&d.upstream[..])
+        } else {
+            Upstream::Scalar(rng.uniform(0.5, 2.0))
+        };
+        let tile_rows = 1 + rng.below(rows);
+        let loss = LinearCrossEntropy::new(ce).tile_bytes((tile_rows * classes * 4) as u64);
+        let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
+        let what = format!("case {case}: {shape:?}, tiles of {tile_rows} rows");
+        let want = loss
+            .forward_backward(Backend::Reference, &batch, upstream, Grads::ALL)
+            .unwrap();
+        for (backend, name) in [(Backend::Gpu(gpu()), "gpu"), (Backend::Cpu, "cpu")] {
+            let got = loss.forward_backward(backend, &batch, upstream, Grads::ALL).unwrap();
+            assert_agree(&format!("{name} {what}"), &got, &want);
+        }
+    }
+}
+
 #[test]
 fn every_tile_size_and_the_unfused_path_agree() {
     let mut rng = Rng::new(1502);

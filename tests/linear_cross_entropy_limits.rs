@@ -6,11 +6,10 @@
 mod common;
 
 use common::linear::{assert_agree, data};
-use common::{gpu, Rng};
-use wgpu_loss::wgpu::{self, util::DeviceExt};
+use common::{app_buffer, gpu, Rng};
 use wgpu_loss::{
     Backend, BufferAt, CrossEntropy, GpuContext, Grads, InputAt, LinearBatch, LinearBatchAt, LinearCrossEntropy,
-    LinearForwardBackward, LinearOutputs, LossError, Reduction, Status, TargetsAt, Upstream,
+    LinearForwardBackward, LinearMode, LinearOutputs, LossError, Reduction, Status, TargetsAt, Upstream,
 };
 
 #[test]
@@ -42,14 +41,6 @@ fn w_larger_than_a_binding_and_host_data_larger_than_a_buffer() {
     }
 }
 
-fn buffer_with(contents: &[u8]) -> wgpu::Buffer {
-    gpu().device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("app"),
-        contents,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-    })
-}
-
 /// `values` after `pad` bytes of zeros.
 fn padded(pad: usize, values: &[u8]) -> Vec<u8> {
     [vec![0_u8; pad], values.to_vec()].concat()
@@ -63,12 +54,12 @@ fn recorded_over_app_buffers_at_offsets() {
     let [rows, hidden, classes] = shape;
     let d = data(&mut rng, shape);
     let targets32: Vec<i32> = d.targets.iter().map(|&t| t as i32).collect();
-    let h = buffer_with(&padded(16, bytemuck::cast_slice(&d.h)));
-    let w = buffer_with(&padded(8, bytemuck::cast_slice(&d.w)));
-    let b = buffer_with(&padded(4, bytemuck::cast_slice(&d.b)));
-    let t = buffer_with(&padded(12, bytemuck::cast_slice(&targets32)));
-    let results = buffer_with(&[0_u8; 4 + 8 + 4]);
-    let grads = buffer_with(&vec![0xff_u8; 4 * (4 + rows * hidden + classes * hidden + classes)]);
+    let h = app_buffer(&padded(16, bytemuck::cast_slice(&d.h)));
+    let w = app_buffer(&padded(8, bytemuck::cast_slice(&d.w)));
+    let b = app_buffer(&padded(4, bytemuck::cast_slice(&d.b)));
+    let t = app_buffer(&padded(12, bytemuck::cast_slice(&targets32)));
+    let results = app_buffer(&[0_u8; 4 + 8 + 4]);
+    let grads = app_buffer(&vec![0xff_u8; 4 * (4 + rows * hidden + classes * hidden + classes)]);
     let at = |buffer, offset| BufferAt { buffer, offset };
     // One guard word before, between and after the three gradients.
     let (gh, gw, gb) = (4, 4 * (2 + rows * hidden), 4 * (3 + rows * hidden + classes * hidden));
@@ -112,11 +103,137 @@ fn recorded_over_app_buffers_at_offsets() {
     // A target out of range is flagged with its row, and the loss becomes NaN.
     let mut bad = targets32.clone();
     bad[57] = classes as i32;
-    let bad_t = buffer_with(&padded(12, bytemuck::cast_slice(&bad)));
+    let bad_t = app_buffer(&padded(12, bytemuck::cast_slice(&bad)));
     record(TargetsAt::I32(at(&bad_t, 12)));
     let status = Status(wgpu_loss::read::<u32>(ctx, at(&results, 12), 1).unwrap()[0]);
     assert_eq!(status.bad_row(), Some(57));
     assert!(wgpu_loss::read::<f32>(ctx, at(&results, 4), 1).unwrap()[0].is_nan());
+}
+
+/// A recording with reduction `none`: f16 h and bf16 W at offsets (odd rows of D = 9
+/// halves), the per-row upstream read from the app's buffer at an offset, the row outputs
+/// (lse, argmax) written at offsets; against the reference on the same rounded values.
+#[test]
+fn recorded_none_with_half_inputs_a_per_row_upstream_and_row_outputs() {
+    use wgpu_loss::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+    let ctx = gpu();
+    let mut rng = Rng::new(1515);
+    let shape = [70, 9, 45];
+    let [rows, hidden, classes] = shape;
+    let d = data(&mut rng, shape);
+    let h16: Vec<u16> = d.h.iter().map(|&x| f32_to_f16(x)).collect();
+    let w16: Vec<u16> = d.w.iter().map(|&x| f32_to_bf16(x)).collect();
+    let he: Vec<f32> = h16.iter().map(|&x| f16_to_f32(x)).collect();
+    let we: Vec<f32> = w16.iter().map(|&x| bf16_to_f32(x)).collect();
+    let ce = CrossEntropy::default()
+        .reduction(Reduction::None)
+        .label_smoothing(0.1)
+        .row_outputs(true);
+    let loss = LinearCrossEntropy::new(ce).tile_bytes((16 * classes * 4) as u64);
+    let exact = LinearBatch::new(&he, &we, shape, &d.targets).bias(&d.b);
+    let upstream = Upstream::Values(&d.upstream[..]);
+    let want = loss
+        .forward_backward(Backend::Reference, &exact, upstream, Grads::ALL)
+        .unwrap();
+    let h = app_buffer(&padded(4, bytemuck::cast_slice(&h16)));
+    let w = app_buffer(&padded(12, bytemuck::cast_slice(&w16)));
+    let b = app_buffer(&padded(8, bytemuck::cast_slice(&d.b)));
+    let t = app_buffer(&padded(16, bytemuck::cast_slice(&d.targets)));
+    let up = app_buffer(&padded(20, bytemuck::cast_slice(&d.upstream)));
+    // Row losses at 4, row stats (pairs) after them, then the argmax.
+    let (stats_at, argmax_at) = (4 + 4 * rows, 4 + 12 * rows);
+    let results = app_buffer(&vec![0_u8; argmax_at + 4 * rows]);
+    let (gw, gb) = (4 * rows * hidden, 4 * (rows + classes) * hidden);
+    let grads = app_buffer(&vec![0_u8; gb + 4 * classes]);
+    let at = |buffer, offset: usize| BufferAt {
+        buffer,
+        offset: offset as u64,
+    };
+    let batch = LinearBatchAt::new(
+        InputAt::f16(at(&h, 4)),
+        InputAt::bf16(at(&w, 12)),
+        shape,
+        TargetsAt::I64(at(&t, 16)),
+    )
+    .bias(at(&b, 8));
+    let outputs = LinearOutputs {
+        loss: Some(at(&results, 4)),
+        row_stats: Some(at(&results, stats_at)),
+        argmax: Some(at(&results, argmax_at)),
+        grad_h: Some(at(&grads, 0)),
+        grad_w: Some(at(&grads, gw)),
+        grad_b: Some(at(&grads, gb)),
+        upstream: Upstream::Values(at(&up, 20)),
+        ..LinearOutputs::default()
+    };
+    let mut encoder = ctx.device().create_command_encoder(&Default::default());
+    loss.encode(ctx, &mut encoder, &batch, &outputs).unwrap();
+    ctx.queue().submit(Some(encoder.finish()));
+    let read = |buffer, offset: usize, len: usize| wgpu_loss::read::<f32>(ctx, at(buffer, offset), len).unwrap();
+    let stats = read(&results, stats_at, 2 * rows);
+    let got = LinearForwardBackward {
+        loss: wgpu_loss::LossValue::Tensor {
+            shape: vec![rows],
+            values: read(&results, 4, rows),
+        },
+        grad_h: Some(read(&grads, 0, rows * hidden)),
+        grad_w: Some(read(&grads, gw, classes * hidden)),
+        grad_b: Some(read(&grads, gb, classes)),
+        lse: Some(stats.iter().step_by(2).copied().collect()),
+        argmax: Some(wgpu_loss::read::<u32>(ctx, at(&results, argmax_at), rows).unwrap()),
+        ..want.clone()
+    };
+    assert_agree("recorded none, f16 h, bf16 W", &got, &want);
+}
+
+/// One row of logits wider than a binding: V = 5000 classes (20,000 bytes a row) against
+/// a 16 KiB binding, so the products cut C's columns and the tile's cross-entropy takes
+/// its split-row form (partial records merged per row), fused and unfused.
+#[test]
+fn a_logits_row_wider_than_a_binding() {
+    let mut rng = Rng::new(1513);
+    let shape = [6, 3, 5000];
+    let d = data(&mut rng, shape);
+    let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
+    let small_binding = GpuContext::new_blocking().unwrap().with_binding_limit(16 << 10);
+    let none = CrossEntropy::default().reduction(Reduction::None).row_outputs(true);
+    for (name, ce, upstream) in [
+        (
+            "mean",
+            CrossEntropy::default().label_smoothing(0.1).z_loss(1e-3),
+            Upstream::Scalar(1.0),
+        ),
+        ("none", none, Upstream::Values(&d.upstream[..])),
+    ] {
+        for mode in [LinearMode::Fused, LinearMode::Unfused] {
+            let loss = LinearCrossEntropy::new(ce.clone()).mode(mode).tile_bytes(4 * 5000 * 4);
+            let want = loss
+                .forward_backward(Backend::Reference, &batch, upstream, Grads::ALL)
+                .unwrap();
+            let got = loss
+                .forward_backward(Backend::Gpu(&small_binding), &batch, upstream, Grads::ALL)
+                .unwrap();
+            assert_agree(&format!("{name} {mode:?}: a row past a binding"), &got, &want);
+        }
+    }
+}
+
+/// More rows than 65,535 workgroups of 64 reach: the row weights' launch and one tile's
+/// products (4,195,240 rows in one tile) go past the per-dimension grid limit and are cut.
+#[test]
+fn rows_past_the_workgroup_grid() {
+    let mut rng = Rng::new(1514);
+    let shape = [65_535 * 64 + 1000, 2, 3];
+    let d = data(&mut rng, shape);
+    let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
+    let loss = LinearCrossEntropy::new(CrossEntropy::default().label_smoothing(0.1)).tile_bytes((shape[0] * 3 * 4) as u64);
+    let want = loss
+        .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL)
+        .unwrap();
+    let got = loss
+        .forward_backward(Backend::Gpu(gpu()), &batch, Upstream::Scalar(1.0), Grads::ALL)
+        .unwrap();
+    assert_agree("past the grid", &got, &want);
 }
 
 #[test]

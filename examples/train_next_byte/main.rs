@@ -160,6 +160,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             unfused[step]
         );
     }
+    // A NaN or infinite loss anywhere fails the run (NaN would slip past `max` and `>`).
+    if let Some(step) = fused.iter().chain(&unfused).position(|v| !v.is_finite()) {
+        return Err(format!("a loss that is not finite at step {} of a curve", step % STEPS + 1).into());
+    }
     let worst = fused
         .iter()
         .zip(&unfused)

@@ -20,14 +20,14 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
-/// A storage buffer of the shared context holding `contents` (readable back): an app's
-/// buffer in the recorded-form tests.
+/// A storage buffer of the shared context holding `contents` (readable back, and clearable:
+/// a status word needs `COPY_DST`): an app's buffer in the recorded-form tests.
 pub fn app_buffer(contents: &[u8]) -> wgpu_loss::wgpu::Buffer {
     use wgpu_loss::wgpu::{self, util::DeviceExt};
     gpu().device().create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("app"),
         contents,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
     })
 }
 

@@ -1,7 +1,8 @@
 //! The fast CPU backend: the GPU's algorithm in f32 on the host. Tiles of rows in order:
 //! each tile's logits by the packed matmul, the cross-entropy's fast path turning them
 //! into their gradient, then `∂h` of the tile's rows and `∂W`, `∂b` added tile by tile
-//! (in tile order: deterministic). Host memory beyond the outputs is one tile plus O(N).
+//! (in tile order: deterministic). Host memory beyond the outputs is one tile plus O(N),
+//! and a transposed copy of W when `∂h` is wanted.
 
 use crate::api::host::Upstream;
 use crate::api::linear::{Grads, LinearForwardBackward};
@@ -122,6 +123,8 @@ pub(crate) fn over_tiles(
         grad_w: wanted(grads.w, classes * hidden),
         grad_b: wanted(grads.b && data.b.is_some(), classes),
     };
+    // `∂h = G·W` reads W by columns: transposed once here, not packed again every tile.
+    let w_t = totals.grad_h.as_ref().map(|_| cpu::transpose_blocks(data.w, classes, hidden));
     let mut logits = Vec::new();
     for (first, len) in tiles(rows, per_tile) {
         tile_logits(data, (first, len), &mut logits);
@@ -130,7 +133,7 @@ pub(crate) fn over_tiles(
         totals.lse.extend(out.lse);
         totals.argmax.extend(out.argmax);
         if g.is_some() {
-            backward(data, (first, len), &out.grad, &mut totals);
+            backward(data, w_t.as_deref(), (first, len), &out.grad, &mut totals);
         }
     }
     let losses = RowLosses {
@@ -158,19 +161,27 @@ fn row_outputs(spec: &Spec<'_>, logits: &[f32], classes: usize, totals: &mut Til
     }
 }
 
-/// `∂h` of the tile's rows, and the tile's share of `∂W` and `∂b`, from its gradient `g`.
-fn backward(data: &HostLinear<'_>, (first, len): (usize, usize), g: &[f32], totals: &mut Totals) {
+/// `∂h` of the tile's rows, and the tile's share of `∂W` and `∂b`, from its gradient `g`
+/// (`w_t`: W transposed, `[D, V]`, when `∂h` is wanted).
+fn backward(
+    data: &HostLinear<'_>,
+    w_t: Option<&[f32]>,
+    (first, len): (usize, usize),
+    g: &[f32],
+    totals: &mut Totals,
+) {
     let (hidden, classes) = (data.shape.hidden, data.shape.classes);
     let g_view = MatRef::rows(g, classes);
     let accumulate = first > 0;
-    if let Some(dh) = &mut totals.grad_h {
+    if let (Some(dh), Some(w_t)) = (&mut totals.grad_h, w_t) {
         let out = &mut dh[first * hidden..(first + len) * hidden];
         let write = Write {
             accumulate: false,
             bias: None,
         };
+        // B = W `[V, D]`, given as the transpose of the contiguous `[D, V]`.
         matmul32(
-            (g_view, MatRef::rows(data.w, hidden)),
+            (g_view, MatRef::rows(w_t, classes).t()),
             (len, hidden, classes),
             (out, hidden),
             write,

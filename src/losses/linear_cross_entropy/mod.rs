@@ -65,6 +65,19 @@ impl LinearCrossEntropy {
         self.check_batch(batch, upstream)?;
         let spec = self.loss.spec();
         let targets = batch.targets.indices();
+        if let (Backend::Gpu(ctx), true) = (backend, batch.shape.rows > 0) {
+            // The GPU decodes f16 / bf16 itself: the host data goes up as it is.
+            let call = host::HostCall {
+                batch,
+                targets: &targets,
+                upstream,
+                grads,
+                per_tile: self.device_tile_rows(ctx, batch.shape)?,
+                waiting,
+                shard: None,
+            };
+            return host::forward_host(ctx, &spec, &call).await;
+        }
         let (h, w) = (batch.h.to_f32(), batch.w.to_f32());
         let b = batch.b.map(|b| b.to_f32());
         let data = HostLinear {
@@ -75,24 +88,12 @@ impl LinearCrossEntropy {
             targets: &targets,
         };
         match backend {
-            Backend::Gpu(ctx) if batch.shape.rows > 0 => {
-                let call = host::HostCall {
-                    batch,
-                    targets: &targets,
-                    upstream,
-                    grads,
-                    per_tile: self.device_tile_rows(ctx, batch.shape)?,
-                    waiting,
-                    shard: None,
-                };
-                host::forward_host(ctx, &spec, &call).await
-            }
-            // No rows: nothing to compute on a device; the reference's empty sums.
-            Backend::Gpu(_) | Backend::Reference => Ok(reference::reference(&spec, &data, upstream, grads)),
             Backend::Cpu => {
                 let per_tile = plan::tile_rows(batch.shape, self.tile_bytes, self.mode);
                 Ok(fast::fast(&spec, &data, upstream, grads, per_tile))
             }
+            // No rows on a GPU: nothing to compute on a device; the reference's empty sums.
+            Backend::Gpu(_) | Backend::Reference => Ok(reference::reference(&spec, &data, upstream, grads)),
         }
     }
 

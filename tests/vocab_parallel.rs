@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, gpu, Rng, Tolerance, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
 use wgpu_loss::wgpu;
 use wgpu_loss::{
-    Backend, Batch, BatchAt, BufferAt, CrossEntropy, ForwardBackward, GradInto, InputAt, Loss, LossError, LossValue,
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, ForwardBackward, GradInto, InputAt, Loss, LossError, LossValue, MergedRecords,
     Outputs, Reduction, ShardBatch, ShardRecords, Targets, TargetsAt, Upstream, VocabShard, RECORD_WORDS,
 };
 
@@ -372,6 +372,30 @@ fn bad_shards_get_typed_errors() {
         loss.shard_finish(Backend::Gpu(gpu()), shard, &batch, &merged, None),
         Err(LossError::BadShard { .. })
     ));
+    // Records merged for other options (no smoothing) finished with smoothing, on both
+    // backends; the same words without their options are the caller's to vouch for.
+    let merged = merge.merge_local(&[records.clone()]).unwrap();
+    let smoothing = CrossEntropy::default().label_smoothing(0.1);
+    for backend in [Backend::Cpu, Backend::Gpu(gpu())] {
+        match smoothing.shard_finish(backend, shard, &batch, &merged, None) {
+            Err(LossError::BadShard { detail }) => assert!(detail.contains("merged for other options"), "{detail}"),
+            other => panic!("want BadShard, got {other:?}"),
+        }
+    }
+    // A recorded shard whose shape overflows: a typed error, not an overflow panic.
+    let tiny = common::app_buffer(&[0u8; 64]);
+    let huge = BatchAt::new(
+        InputAt::from(&tiny),
+        [usize::MAX / 2, shard.len()],
+        TargetsAt::I64((&tiny).into()),
+    );
+    let mut encoder = gpu().device().create_command_encoder(&Default::default());
+    assert!(matches!(
+        loss.encode_shard_partials(gpu(), &mut encoder, shard, &huge, (&tiny).into()),
+        Err(LossError::TooLarge { .. })
+    ));
+    let bare = MergedRecords::from_words(merged.words().to_vec()).unwrap();
+    assert!(smoothing.shard_finish(Backend::Cpu, shard, &batch, &bare, None).is_ok());
     // Shards that do not cover V, probability targets, weights of the shard's length.
     let half = ShardBatch {
         backend: Backend::Cpu,

@@ -3,7 +3,7 @@
 //! the maxima (round 1), then SUM of each shard's sums rescaled to the merged max, and MAX
 //! of the argmax columns that hold the merged best (round 2).
 
-use crate::api::shard::{shift_of, MergedRecords, Record, ShardRecords, NO_COLUMN};
+use crate::api::shard::{shift_of, MergeOptions, MergedRecords, Record, ShardRecords, NO_COLUMN};
 use crate::error::{LossError, Result};
 
 /// An order key of `x`: `a < b` exactly when `key(a) < key(b)`, NaN above everything, so
@@ -19,6 +19,12 @@ fn key(x: f32) -> u32 {
     } else {
         bits | 0x8000_0000
     }
+}
+
+/// The order key of a best logit: `-0.0` and `+0.0` are one value to an argmax (the
+/// unsharded kernels keep the lower column of equal logits), so both take `+0.0`'s key.
+fn best_key(x: f32) -> u32 {
+    key(x + 0.0)
 }
 
 /// The f32 of an order key ([`key`]'s inverse; every NaN comes back as one NaN).
@@ -55,6 +61,14 @@ pub struct VocabMerge {
 }
 
 impl VocabMerge {
+    /// The options the merged records carry (checked by the finish steps).
+    pub(crate) fn options(&self) -> MergeOptions {
+        MergeOptions {
+            argmax: self.argmax,
+            smoothing: self.smoothing,
+            weight_sum_bits: self.weight_sum.to_bits(),
+        }
+    }
     /// Round 1's u32 words per row (MAX).
     fn keys_per_row(&self) -> usize {
         1 + usize::from(self.argmax)
@@ -76,7 +90,7 @@ impl VocabMerge {
         (0..records.rows())
             .flat_map(|n| {
                 let r = records.record(n);
-                [key(r.max), key(r.best)].into_iter().take(self.keys_per_row())
+                [key(r.max), best_key(r.best)].into_iter().take(self.keys_per_row())
             })
             .collect()
     }
@@ -108,7 +122,7 @@ impl VocabMerge {
         Ok((0..records.rows())
             .map(|n| {
                 let r = records.record(n);
-                let holds = key(r.best) == merged_keys[2 * n + 1] && r.column != NO_COLUMN;
+                let holds = best_key(r.best) == merged_keys[2 * n + 1] && r.column != NO_COLUMN;
                 if holds {
                     !r.column
                 } else {
@@ -152,6 +166,7 @@ impl VocabMerge {
         });
         Ok(MergedRecords {
             words: ShardRecords::of_records(records).words,
+            merged_for: Some(self.options()),
         })
     }
 
@@ -280,6 +295,11 @@ mod tests {
         let nan = merge.merge_local(&[shard(1.0, 0), shard(f32::NAN, 7)]).unwrap();
         assert_eq!(nan.record(0).column, 7);
         assert!(nan.record(0).max.is_nan());
+        // -0.0 and +0.0 tie, as in one row: the lower column wins whichever shard has it.
+        let zeros = merge.merge_local(&[shard(-0.0, 1), shard(0.0, 5)]).unwrap();
+        assert_eq!(zeros.record(0).column, 1);
+        let zeros = merge.merge_local(&[shard(0.0, 1), shard(-0.0, 5)]).unwrap();
+        assert_eq!(zeros.record(0).column, 1);
         let empty = merge
             .merge_local(&[ShardRecords::of_records([Record::empty()])])
             .unwrap();

@@ -84,6 +84,17 @@ pub struct ShardRecords {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergedRecords {
     pub(crate) words: Vec<u32>,
+    /// The options of the [`crate::VocabMerge`] that made them (`None` for records from
+    /// their words): a finish step refuses records merged for other options.
+    pub(crate) merged_for: Option<MergeOptions>,
+}
+
+/// What a merge carried for its loss's options: the argmax, the smoothing sum, `Σ w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MergeOptions {
+    pub argmax: bool,
+    pub smoothing: bool,
+    pub weight_sum_bits: u32,
 }
 
 macro_rules! record_words {
@@ -99,7 +110,7 @@ macro_rules! record_words {
                         ),
                     });
                 }
-                Ok(Self { words })
+                Ok(Self::of_words(words))
             }
 
             /// The words, [`RECORD_WORDS`] a row.
@@ -176,10 +187,18 @@ impl Record {
 }
 
 impl MergedRecords {
+    fn of_words(words: Vec<u32>) -> Self {
+        Self {
+            words,
+            merged_for: None,
+        }
+    }
+
     /// Rows `[first, first + len)`.
     pub(crate) fn rows_of(&self, first: usize, len: usize) -> Self {
         Self {
             words: self.words[first * RECORD_WORDS..(first + len) * RECORD_WORDS].to_vec(),
+            merged_for: self.merged_for,
         }
     }
 
@@ -190,6 +209,10 @@ impl MergedRecords {
 }
 
 impl ShardRecords {
+    fn of_words(words: Vec<u32>) -> Self {
+        Self { words }
+    }
+
     /// Records from their fields, a row at a time.
     pub(crate) fn of_records(records: impl IntoIterator<Item = Record>) -> Self {
         Self {

@@ -104,6 +104,13 @@ pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease>
     lease(ctx, label, (size, usage), Lane::Scratch)
 }
 
+/// [`storage`] for a host call that keeps the contents across its submissions (and gives
+/// the lease back only after its last submission is done): see [`Lane::Held`].
+pub(crate) fn held_storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease> {
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    lease(ctx, label, (size, usage), Lane::Held)
+}
+
 /// A 16-byte storage buffer bound where a kernel's layout has a binding the call does not
 /// use (wgpu rejects empty bindings); its contents are never read for a result.
 pub(crate) fn placeholder(ctx: &GpuContext) -> Result<Lease> {

@@ -15,6 +15,14 @@
 //! submitted, and another thread's upload written into it would be overwritten by the
 //! first call's kernels. Upload buffers are leased only by calls that submit and wait
 //! before giving them back, so any upload may reuse them.
+//!
+//! The other exception is a buffer whose contents must outlive one submission: the linear
+//! cross-entropy's host path adds `∂W` and `∂b` up over row groups, one submission each,
+//! so it reads in group 2 what group 1 wrote. A scratch buffer given back by another
+//! thread's recording that is not yet submitted would be overwritten by that recording
+//! between the two groups (seen: one element of `∂b` wrong when shards ran side by side on
+//! one context). Such buffers live in a lane of their own too ([`Lane::Held`]), leased by
+//! host calls that give them back only after their last submission is done.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +41,9 @@ pub(crate) enum Lane {
     Scratch,
     /// Written from the host (`Queue::write_buffer`) by a call that waits before giving it back.
     Upload,
+    /// Written by the GPU in one submission and read in a later one of the same host call,
+    /// which waits for its last submission before giving it back.
+    Held,
 }
 
 type Key = (u64, wgpu::BufferUsages, Lane);

@@ -14,7 +14,7 @@ use crate::cpu;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::driver::{group_reduction, group_upstream, groups, rows_per_group};
-use crate::gpu::io::{read_back, storage, upload, Waiting};
+use crate::gpu::io::{held_storage, read_back, storage, upload, Waiting};
 use crate::gpu::plan::PARTIAL_BYTES;
 use crate::gpu::pool::Lease;
 use crate::losses::cross_entropy::cpu::accuracy_of;
@@ -75,7 +75,11 @@ fn upload_parts(ctx: &GpuContext, call: &HostCall<'_>) -> Result<Parts> {
             b.map(|b| upload(ctx, "linear_cross_entropy.b", b.bytes(), wgpu::BufferUsages::empty()))
                 .transpose()?,
         );
-        let out = |on: bool, bytes: u64| on.then(|| storage(ctx, "linear_cross_entropy.grad", bytes)).transpose();
+        // ∂W and ∂b add up over the row groups' submissions: held, not scratch.
+        let out = |on: bool, bytes: u64| {
+            on.then(|| held_storage(ctx, "linear_cross_entropy.grad", bytes))
+                .transpose()
+        };
         parts.grad_w.push(out(grad_w, (len * hidden) as u64 * 4)?);
         parts.grad_b.push(out(grad_b && b.is_some(), len as u64 * 4)?);
         parts.ranges.push((first, len));

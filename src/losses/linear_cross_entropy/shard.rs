@@ -16,11 +16,11 @@ use crate::api::host::{Input, Targets, Upstream};
 use crate::api::linear::{Grads, LinearBatch, LinearBatchAt, LinearForwardBackward, LinearOutputs, LinearShape};
 use crate::api::reduction::{LossValue, Reduction};
 use crate::api::shard::{MergedRecords, ShardRecords, VocabShard};
-use crate::error::{LossError, Result};
+use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::io::Waiting;
-use crate::losses::cross_entropy::shard::check_merged;
 use crate::losses::cross_entropy::shard::cpu::{self as shard_cpu, ShardRows};
+use crate::losses::cross_entropy::shard::{covered, run_local};
 use crate::losses::cross_entropy::spec::{ShardStep, ShardView, Spec};
 use crate::losses::Backend;
 
@@ -124,7 +124,7 @@ impl LinearCrossEntropy {
         grads: Grads,
     ) -> Result<LinearForwardBackward> {
         self.check_shard_batch(shard, batch, upstream)?;
-        check_merged(merged, batch.shape.rows)?;
+        self.loss.check_merged(merged, batch.shape.rows, shard.classes())?;
         let spec = self.loss.spec();
         match backend {
             Backend::Gpu(ctx) if batch.shape.rows > 0 => {
@@ -189,26 +189,7 @@ impl LinearCrossEntropy {
         upstream: Option<Upstream<&[f32]>>,
         grads: Grads,
     ) -> Result<LinearForwardBackward> {
-        let classes = shards.first().map_or(0, |s| s.shard.classes());
-        let mut next = 0;
-        for s in shards {
-            if s.shard.classes() != classes || s.shard.start() != next {
-                return Err(LossError::BadShard {
-                    detail: format!(
-                        "shards must cover [0, {classes}) in order: classes [{}, {}) of {} after [0, {next})",
-                        s.shard.start(),
-                        s.shard.end(),
-                        s.shard.classes()
-                    ),
-                });
-            }
-            next = s.shard.end();
-        }
-        if shards.is_empty() || next != classes {
-            return Err(LossError::BadShard {
-                detail: format!("the shards cover [0, {next}) of [0, {classes})"),
-            });
-        }
+        let classes = covered(shards.iter().map(|s| s.shard))?;
         let merge = self.loss.vocab_merge(classes)?;
         let rows = targets.len();
         let batch = |s: &LinearShardBatch<'a>| LinearBatch {
@@ -222,15 +203,12 @@ impl LinearCrossEntropy {
             },
             targets,
         };
-        let records = shards
-            .iter()
-            .map(|s| self.shard_partials(s.backend, s.shard, &batch(s)))
-            .collect::<Result<Vec<_>>>()?;
-        let merged = merge.merge_local(&records)?;
-        let parts = shards
-            .iter()
-            .map(|s| self.shard_finish(s.backend, s.shard, &batch(s), &merged, upstream, grads))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = run_local(
+            shards,
+            &merge,
+            |s| self.shard_partials(s.backend, s.shard, &batch(s)),
+            |s, merged| self.shard_finish(s.backend, s.shard, &batch(s), merged, upstream, grads),
+        )?;
         let mut out = parts[0].clone();
         let concat = |pick: fn(&LinearForwardBackward) -> &Option<Vec<f32>>| -> Option<Vec<f32>> {
             parts

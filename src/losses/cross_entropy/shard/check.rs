@@ -77,8 +77,12 @@ impl CrossEntropy {
                 detail: format!("logits of shape [{rows}, {cols}] for a shard of shape {shape}"),
             });
         }
+        let elements = rows.checked_mul(cols).ok_or_else(|| LossError::TooLarge {
+            what: "shard logits",
+            detail: format!("{shape} overflows usize"),
+        })?;
         let checks = [
-            ("logits", rows * cols, call.input_len, shape.clone()),
+            ("logits", elements, call.input_len, shape.clone()),
             (
                 "targets",
                 rows,

@@ -22,6 +22,7 @@ mod host;
 use crate::api::buffers::{BatchAt, BufferAt, Outputs, TargetsAt};
 use crate::api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
 use crate::api::kinds::TargetWidth;
+use crate::api::merge::VocabMerge;
 use crate::api::shard::{MergedRecords, ShardRecords, VocabShard, RECORD_WORDS};
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
@@ -78,7 +79,7 @@ impl CrossEntropy {
         upstream: Option<Upstream<&[f32]>>,
     ) -> Result<ForwardBackward> {
         let rows = self.check_host_shard(shard, batch, upstream)?;
-        check_merged(merged, rows)?;
+        self.check_merged(merged, rows, shard.classes())?;
         let spec = self.spec();
         match backend {
             Backend::Gpu(ctx) if rows > 0 && !shard.is_empty() => {
@@ -180,31 +181,7 @@ impl CrossEntropy {
         targets: Targets<'a>,
         upstream: Option<Upstream<&[f32]>>,
     ) -> Result<ForwardBackward> {
-        let Some(first) = shards.first() else {
-            return Err(LossError::BadShard {
-                detail: "a vocab-parallel call of no shards".into(),
-            });
-        };
-        let classes = first.shard.classes();
-        let mut next = 0;
-        for s in shards {
-            if s.shard.classes() != classes || s.shard.start() != next {
-                return Err(LossError::BadShard {
-                    detail: format!(
-                        "shards must cover [0, {classes}) in order: classes [{}, {}) of {} after [0, {next})",
-                        s.shard.start(),
-                        s.shard.end(),
-                        s.shard.classes()
-                    ),
-                });
-            }
-            next = s.shard.end();
-        }
-        if next != classes {
-            return Err(LossError::BadShard {
-                detail: format!("the shards cover [0, {next}) of [0, {classes})"),
-            });
-        }
+        let classes = covered(shards.iter().map(|s| s.shard))?;
         let merge = self.vocab_merge(classes)?;
         let rows = targets.len();
         let batch = |s: &ShardBatch<'a>| Batch {
@@ -212,15 +189,12 @@ impl CrossEntropy {
             shape: vec![rows, s.shard.len()],
             targets,
         };
-        let records = shards
-            .iter()
-            .map(|s| self.shard_partials(s.backend, s.shard, &batch(s)))
-            .collect::<Result<Vec<_>>>()?;
-        let merged = merge.merge_local(&records)?;
-        let parts = shards
-            .iter()
-            .map(|s| self.shard_finish(s.backend, s.shard, &batch(s), &merged, upstream))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = run_local(
+            shards,
+            &merge,
+            |s| self.shard_partials(s.backend, s.shard, &batch(s)),
+            |s, merged| self.shard_finish(s.backend, s.shard, &batch(s), merged, upstream),
+        )?;
         let mut out = parts[0].clone();
         if upstream.is_some() {
             out.grad = Vec::with_capacity(rows * classes);
@@ -298,11 +272,95 @@ impl CrossEntropy {
     }
 }
 
+/// V of shards that cover `[0, V)` in order, one after another (an error names the first
+/// shard out of place).
+pub(crate) fn covered(shards: impl IntoIterator<Item = VocabShard>) -> Result<usize> {
+    let mut shards = shards.into_iter().peekable();
+    let Some(classes) = shards.peek().map(VocabShard::classes) else {
+        return Err(LossError::BadShard {
+            detail: "a vocab-parallel call of no shards".into(),
+        });
+    };
+    let mut next = 0;
+    for s in shards {
+        if s.classes() != classes || s.start() != next {
+            return Err(LossError::BadShard {
+                detail: format!(
+                    "shards must cover [0, {classes}) in order: classes [{}, {}) of {} after [0, {next})",
+                    s.start(),
+                    s.end(),
+                    s.classes()
+                ),
+            });
+        }
+        next = s.end();
+    }
+    if next != classes {
+        return Err(LossError::BadShard {
+            detail: format!("the shards cover [0, {next}) of [0, {classes})"),
+        });
+    }
+    Ok(classes)
+}
+
+/// The three steps over shards held in one process: every shard's partials side by side
+/// (a thread each: shards on several contexts or on the CPU work at once), the records
+/// merged in shard order ([`VocabMerge::merge_local`]), every shard's finish side by side.
+/// The result does not depend on which thread ends first; an error is the first shard's.
+pub(crate) fn run_local<S: Sync, P: Send>(
+    shards: &[S],
+    merge: &VocabMerge,
+    partials: impl Fn(&S) -> Result<ShardRecords> + Sync,
+    finish: impl Fn(&S, &MergedRecords) -> Result<P> + Sync,
+) -> Result<Vec<P>> {
+    let records = side_by_side(shards, partials)?;
+    let merged = merge.merge_local(&records)?;
+    side_by_side(shards, |s| finish(s, &merged))
+}
+
+/// `step` of every shard, a scoped thread each (the calling thread alone for one shard),
+/// the results in shard order.
+fn side_by_side<S: Sync, T: Send>(shards: &[S], step: impl Fn(&S) -> Result<T> + Sync) -> Result<Vec<T>> {
+    if shards.len() < 2 {
+        return shards.iter().map(&step).collect();
+    }
+    std::thread::scope(|scope| {
+        let step = &step;
+        let running: Vec<_> = shards.iter().map(|s| scope.spawn(move || step(s))).collect();
+        running
+            .into_iter()
+            .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
 fn shard_rows<'a>(shard: VocabShard, logits: &'a [f32], targets: &'a [i64]) -> ShardRows<'a> {
     ShardRows { shard, logits, targets }
 }
 
-pub(crate) fn check_merged(merged: &MergedRecords, rows: usize) -> Result<()> {
+impl CrossEntropy {
+    /// Merged records for `rows` rows, merged for this loss's options over `classes` (when
+    /// they say what they were merged for).
+    pub(crate) fn check_merged(&self, merged: &MergedRecords, rows: usize, classes: usize) -> Result<()> {
+        let want = self.vocab_merge(classes)?.options();
+        if let Some(got) = merged.merged_for.filter(|&got| got != want) {
+            return Err(LossError::BadShard {
+                detail: format!(
+                    "records merged for other options (argmax {}, smoothing {}, Σ weights {}) than this loss's (argmax {}, smoothing {}, Σ weights {})",
+                    got.argmax,
+                    got.smoothing,
+                    f32::from_bits(got.weight_sum_bits),
+                    want.argmax,
+                    want.smoothing,
+                    f32::from_bits(want.weight_sum_bits)
+                ),
+            });
+        }
+        check_merged_rows(merged, rows)
+    }
+}
+
+fn check_merged_rows(merged: &MergedRecords, rows: usize) -> Result<()> {
     if merged.rows() != rows {
         return Err(LossError::BadShard {
             detail: format!(

@@ -74,6 +74,22 @@ impl<C: Communicator> Collectives for MpiCollectives<'_, C> {
     }
 }
 
+/// Makes a panic anywhere in this process (a bug, a device lost, an error wgpu raises
+/// outside an error scope) end the whole MPI job with `MPI_Abort` after the panic message
+/// is printed: unwinding would run `MPI_Finalize`, which waits for ranks that are
+/// themselves waiting in a collective for this one — a hang. Call it once, after
+/// [`rsmpi::initialize`].
+pub fn abort_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        ::mpi::topology::SimpleCommunicator::world().abort(PANIC_EXIT)
+    }));
+}
+
+/// The exit code [`abort_on_panic`] gives the job (Rust's own for a panic).
+const PANIC_EXIT: i32 = 101;
+
 /// Whether every rank of `comm` is `ok`: one MAX all-reduce, so that a rank that failed
 /// (a bad file, a device error) stops every rank at the same step instead of leaving the
 /// others waiting in a collective.

@@ -8,9 +8,7 @@ mod common;
 
 use common::linear::data;
 use common::Rng;
-use wgpu_loss::{
-    Backend, Batch, CrossEntropy, GpuContext, Grads, LinearBatch, LinearCrossEntropy, Loss, Upstream,
-};
+use wgpu_loss::{Backend, Batch, CrossEntropy, GpuContext, Grads, LinearBatch, LinearCrossEntropy, Loss, Upstream};
 
 #[test]
 fn host_calls_side_by_side_on_one_context_give_the_bits_of_one_alone() {
@@ -48,7 +46,11 @@ fn host_calls_side_by_side_on_one_context_give_the_bits_of_one_alone() {
             for run in linear_runs {
                 assert_eq!(run.join().unwrap(), alone, "round {round}: a linear call beside others");
             }
-            assert_eq!(ce_run.join().unwrap(), ce_alone, "round {round}: a cross-entropy call beside others");
+            assert_eq!(
+                ce_run.join().unwrap(),
+                ce_alone,
+                "round {round}: a cross-entropy call beside others"
+            );
         });
     }
 }

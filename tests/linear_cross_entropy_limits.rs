@@ -226,7 +226,8 @@ fn rows_past_the_workgroup_grid() {
     let shape = [65_535 * 64 + 1000, 2, 3];
     let d = data(&mut rng, shape);
     let batch = LinearBatch::new(&d.h, &d.w, shape, &d.targets).bias(&d.b);
-    let loss = LinearCrossEntropy::new(CrossEntropy::default().label_smoothing(0.1)).tile_bytes((shape[0] * 3 * 4) as u64);
+    let loss =
+        LinearCrossEntropy::new(CrossEntropy::default().label_smoothing(0.1)).tile_bytes((shape[0] * 3 * 4) as u64);
     let want = loss
         .forward_backward(Backend::Reference, &batch, Upstream::Scalar(1.0), Grads::ALL)
         .unwrap();

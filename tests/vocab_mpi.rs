@@ -1,39 +1,43 @@
 //! `mpirun -np G wgpu-loss compute … --vocab-parallel mpi` (G = 2, 3): every option gives
-//! the unsharded run's outputs, rank 0 alone reports, and a bad input stops every rank
-//! with one error each and no file. Built only with `--features mpi` (`scripts/test_mpi.sh`,
-//! which `.ci/run` runs after installing MPI); without `mpirun` it fails, it never skips.
+//! the unsharded run's outputs, rank 0 alone reports, a bad input stops every rank with
+//! one error each and no file, and one rank failing alone — an error, or a panic — ends
+//! the job (no rank left waiting in a collective) with no file. Built only with
+//! `--features mpi` (`scripts/test_mpi.sh`, which `.ci/run` runs after installing MPI);
+//! without `mpirun` it fails, it never skips.
 #![cfg(feature = "mpi")]
 
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::vocab::{args, assert_same_outputs, files, option_sets};
 
-/// `mpirun -np <ranks> wgpu-loss <args>` in `dir`, killed after 120 s (a hang fails).
-fn mpirun(dir: &Path, ranks: usize, args: &[String]) -> Output {
-    let mut child = Command::new("mpirun")
+/// `mpirun` with `contexts`, each `(ranks, environment, args)` of `wgpu-loss` (several:
+/// MPMD, `a : b`, so that one rank can differ), in `dir`; the job killed after 120 s (a
+/// hang fails the test).
+fn mpirun_each(dir: &Path, contexts: &[(usize, &[&str], &[String])]) -> Output {
+    let mut command = Command::new("mpirun");
+    command
         .current_dir(dir)
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", &ranks.to_string()])
-        .arg(common::cli::BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("mpirun is needed for the MPI tests (apt-get install openmpi-bin libopenmpi-dev): {e}")
-        });
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            panic!("mpirun -np {ranks} wgpu-loss {args:?} hung");
+        .args(["--allow-run-as-root", "--oversubscribe"]);
+    for (i, (ranks, env, args)) in contexts.iter().enumerate() {
+        if i > 0 {
+            command.arg(":");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        command.args(["-np", &ranks.to_string(), "env"]).args(*env);
+        command.arg(common::cli::BIN).args(*args);
     }
-    child.wait_with_output().expect("output")
+    assert!(
+        Command::new("mpirun").arg("--version").output().is_ok(),
+        "mpirun is needed for the MPI tests (apt-get install openmpi-bin libopenmpi-dev)"
+    );
+    common::cli::limited(command, 120, &format!("mpirun {contexts:?}"))
+}
+
+/// `mpirun -np <ranks> wgpu-loss <args>` in `dir`.
+fn mpirun(dir: &Path, ranks: usize, args: &[String]) -> Output {
+    mpirun_each(dir, &[(ranks, &[], args)])
 }
 
 #[test]
@@ -105,4 +109,54 @@ fn a_bad_input_stops_every_rank_and_writes_nothing() {
         );
     }
     assert!(!dir.join("never.npy").exists() && !dir.join("never_grad.npy").exists());
+}
+
+/// The arguments of a sharded run of the test files writing `never.npy` / `never_grad.npy`.
+fn never_written(extra: &[&str]) -> Vec<String> {
+    let mut argv = args(&["--vocab-parallel", "mpi"], "never");
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    argv
+}
+
+fn assert_nothing_written(dir: &Path) {
+    for name in ["never.loss.npy", "never.grad.npy"] {
+        assert!(!dir.join(name).exists(), "{name} was written by a failed job");
+    }
+}
+
+/// Rank 1 alone cannot open its GPU (its `WGPU_ADAPTER_NAME` names no adapter): it reports
+/// why, rank 0 reports that another rank failed, the job fails and writes nothing.
+#[test]
+fn one_rank_failing_stops_the_others() {
+    let dir = files("vocab-mpi", "one-fails");
+    let argv = never_written(&["--backend", "gpu"]);
+    let out = mpirun_each(
+        &dir,
+        &[(1, &[], &argv), (1, &["WGPU_ADAPTER_NAME=no-such-adapter"], &argv)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rank 1 of 2: ") && stderr.contains("no-such-adapter"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rank 0 of 2: another rank failed"), "{stderr}");
+    assert_nothing_written(&dir);
+}
+
+/// Rank 1 alone panics after the others entered the job's collectives (the debug build's
+/// `WGPU_LOSS_TEST_PANIC`): the panic aborts the whole job, it does not leave rank 0
+/// waiting, and nothing is written.
+#[test]
+fn one_rank_panicking_ends_the_job() {
+    let dir = files("vocab-mpi", "one-panics");
+    let argv = never_written(&[]);
+    let out = mpirun_each(&dir, &[(1, &[], &argv), (1, &["WGPU_LOSS_TEST_PANIC=partials"], &argv)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("a test's panic in this rank's partials step"),
+        "{stderr}"
+    );
+    assert_nothing_written(&dir);
 }

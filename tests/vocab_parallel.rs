@@ -7,8 +7,9 @@ mod common;
 use common::{assert_close, gpu, Rng, Tolerance, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
 use wgpu_loss::wgpu;
 use wgpu_loss::{
-    Backend, Batch, BatchAt, BufferAt, CrossEntropy, ForwardBackward, GradInto, InputAt, Loss, LossError, LossValue, MergedRecords,
-    Outputs, Reduction, ShardBatch, ShardRecords, Targets, TargetsAt, Upstream, VocabShard, RECORD_WORDS,
+    Backend, Batch, BatchAt, BufferAt, CrossEntropy, ForwardBackward, GradInto, InputAt, Loss, LossError, LossValue,
+    MergedRecords, Outputs, Reduction, ShardBatch, ShardRecords, Targets, TargetsAt, Upstream, VocabShard,
+    RECORD_WORDS,
 };
 
 const ROWS: usize = 37;
@@ -183,12 +184,23 @@ fn mixed_gpu_and_cpu_shards_agree() {
     );
 }
 
+/// A context per shard, as ranks of one machine make them (`GpuContext::new_nth` with the
+/// local rank: the adapters of the default one's kind, round robin; here lavapipe alone).
 #[test]
-fn shards_on_several_contexts_of_one_adapter_agree() {
-    let second: &'static wgpu_loss::GpuContext = Box::leak(Box::new(wgpu_loss::GpuContext::new_blocking().unwrap()));
-    shards_agree("two contexts", move |k| {
-        Backend::Gpu(if k % 2 == 0 { gpu() } else { second })
-    });
+fn shards_on_a_context_each_agree() {
+    let default = gpu().adapter_info();
+    let contexts: Vec<&'static wgpu_loss::GpuContext> = (0..5)
+        .map(|rank| &*Box::leak(Box::new(wgpu_loss::GpuContext::new_nth_blocking(rank).unwrap())))
+        .collect();
+    for ctx in &contexts {
+        let info = ctx.adapter_info();
+        assert_eq!(
+            (info.backend, info.device_type),
+            (default.backend, default.device_type),
+            "new_nth keeps the default adapter's kind"
+        );
+    }
+    shards_agree("a context each", move |k| Backend::Gpu(contexts[k]));
 }
 
 #[test]
@@ -374,7 +386,7 @@ fn bad_shards_get_typed_errors() {
     ));
     // Records merged for other options (no smoothing) finished with smoothing, on both
     // backends; the same words without their options are the caller's to vouch for.
-    let merged = merge.merge_local(&[records.clone()]).unwrap();
+    let merged = merge.merge_local(std::slice::from_ref(&records)).unwrap();
     let smoothing = CrossEntropy::default().label_smoothing(0.1);
     for backend in [Backend::Cpu, Backend::Gpu(gpu())] {
         match smoothing.shard_finish(backend, shard, &batch, &merged, None) {

@@ -52,11 +52,28 @@ impl GpuContext {
     /// (a case-insensitive substring of the adapter's name) and `WGPU_POWER_PREF`
     /// (`low` / `high`).
     pub async fn new() -> Result<Self> {
+        Self::on_adapter(None).await
+    }
+
+    /// [`GpuContext::new`] on the `n mod k`-th of the k adapters of the kind `new` picks
+    /// (its backend and device type, in wgpu's enumeration order; with `WGPU_ADAPTER_NAME`,
+    /// the adapters whose names match): one device per process of a machine, such as an MPI
+    /// rank's local rank on a node of eight GPUs. With one such adapter, that one.
+    pub async fn new_nth(n: usize) -> Result<Self> {
+        Self::on_adapter(Some(n)).await
+    }
+
+    /// [`GpuContext::new_nth`], blocking on the future with `pollster`.
+    pub fn new_nth_blocking(n: usize) -> Result<Self> {
+        pollster::block_on(Self::new_nth(n))
+    }
+
+    async fn on_adapter(nth: Option<usize>) -> Result<Self> {
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
         let mut instance_desc = wgpu::InstanceDescriptor::new_without_display_handle();
         instance_desc.backends = backends;
         let instance = wgpu::Instance::new(instance_desc);
-        let adapter = choose_adapter(&instance, backends).await?;
+        let adapter = choose_adapter(&instance, backends, nth).await?;
         let info = adapter.get_info();
         let device_desc = wgpu::DeviceDescriptor {
             label: Some("wgpu-loss"),
@@ -212,8 +229,38 @@ impl GpuContext {
 }
 
 /// Picks the adapter: the one whose name contains `WGPU_ADAPTER_NAME` if that is set,
-/// else the high-performance default of the enabled backends.
-async fn choose_adapter(instance: &wgpu::Instance, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+/// else the high-performance default of the enabled backends; with `nth`, the `nth mod k`-th
+/// of the k adapters of that one's kind.
+async fn choose_adapter(
+    instance: &wgpu::Instance,
+    backends: wgpu::Backends,
+    nth: Option<usize>,
+) -> Result<wgpu::Adapter> {
+    let chosen = choose_first(instance, backends).await?;
+    let Some(n) = nth else {
+        return Ok(chosen);
+    };
+    let info = chosen.get_info();
+    let wanted = std::env::var("WGPU_ADAPTER_NAME").ok().map(|w| w.to_lowercase());
+    let mut peers: Vec<wgpu::Adapter> = instance
+        .enumerate_adapters(backends)
+        .await
+        .into_iter()
+        .filter(|a| {
+            let other = a.get_info();
+            let named = wanted.as_ref().is_none_or(|w| other.name.to_lowercase().contains(w));
+            named && (other.backend, other.device_type) == (info.backend, info.device_type)
+        })
+        .collect();
+    if peers.is_empty() {
+        return Ok(chosen);
+    }
+    let k = peers.len();
+    Ok(peers.swap_remove(n % k))
+}
+
+/// The one adapter [`GpuContext::new`] takes.
+async fn choose_first(instance: &wgpu::Instance, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
     let adapters = instance.enumerate_adapters(backends).await;
     let names: Vec<String> = adapters
         .iter()

@@ -2,7 +2,8 @@
 //! suite), and the one-line refusal every bad input must get.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_wgpu-loss");
@@ -24,23 +25,55 @@ pub fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
 }
 
 /// Runs the binary in `dir` (with a 60 s limit: a hang is a failure, not a stuck suite).
-pub fn output(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+pub fn output(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).args(args);
+    limited(command, 60, &format!("wgpu-loss {args:?}"))
+}
+
+/// Runs `command` with its output captured, in a process group of its own: past
+/// `seconds` the whole group is killed (`mpirun`'s ranks too) and the test fails. The
+/// pipes are drained while it runs, so a chatty child never blocks on a full pipe.
+pub fn limited(mut command: Command, seconds: u64, what: &str) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = command
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("runs");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("wgpu-loss {args:?} hung");
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        if started.elapsed() > Duration::from_secs(seconds) {
+            // The group's id is the child's pid (`process_group(0)`).
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+            panic!("{what} hung (killed after {seconds} s)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout"),
+        stderr: stderr.join().expect("stderr"),
     }
-    child.wait_with_output().expect("output")
 }
 
 /// Fails with exit 1 and exactly one line on stderr that contains `want`.

@@ -27,7 +27,7 @@ pub fn run(args: ComputeArgs) -> Result<(), String> {
         return linear::run(&args, runner.backend());
     }
     if args.vocab_shards.is_some() || args.vocab_parallel.is_some() {
-        return vocab::run(&args, || Runner::new(args.backend));
+        return vocab::run(&args, &|local_rank| Runner::of_process(args.backend, local_rank));
     }
     let input = inputs::input(&args)?;
     let runner = Runner::new(args.backend)?;

@@ -80,11 +80,15 @@ impl Call {
     }
 }
 
-/// Runs the sharded `compute`; `runner` makes the backend (after MPI is up, for MPI).
-pub fn run(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>) -> Result<(), String> {
+/// Makes the backend, given this process's local rank among the processes of its machine
+/// (MPI), after MPI is up.
+type MakeRunner<'a> = &'a dyn Fn(Option<usize>) -> Result<Runner, String>;
+
+/// Runs the sharded `compute`; `runner` makes the backend.
+pub fn run(args: &ComputeArgs, runner: MakeRunner<'_>) -> Result<(), String> {
     match args.vocab_parallel {
         Some(VocabParallelArg::Mpi) => over_mpi(args, runner),
-        None => in_process(args, runner()?.backend(), args.vocab_shards.unwrap_or(1)),
+        None => in_process(args, runner(None)?.backend(), args.vocab_shards.unwrap_or(1)),
     }
 }
 
@@ -127,19 +131,22 @@ fn in_process(args: &ComputeArgs, backend: Backend<'_>, count: usize) -> Result<
 }
 
 #[cfg(not(feature = "mpi"))]
-fn over_mpi(_: &ComputeArgs, _: impl FnOnce() -> Result<Runner, String>) -> Result<(), String> {
+fn over_mpi(_: &ComputeArgs, _: MakeRunner<'_>) -> Result<(), String> {
     Err("--vocab-parallel mpi needs a wgpu-loss built with MPI: cargo build --release --features mpi (Debian: apt-get install openmpi-bin libopenmpi-dev libclang-dev)".into())
 }
 
 /// This process's shard as one rank of the MPI job.
 #[cfg(feature = "mpi")]
-fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>) -> Result<(), String> {
+fn over_mpi(args: &ComputeArgs, runner: MakeRunner<'_>) -> Result<(), String> {
     use wgpu_loss::mpi::rsmpi::traits::Communicator;
-    use wgpu_loss::mpi::{all_ok, gather_shards, MpiCollectives};
+    use wgpu_loss::mpi::{abort_on_panic, all_ok, gather_shards, MpiCollectives};
 
     let universe = wgpu_loss::mpi::rsmpi::initialize().ok_or("MPI was already initialised in this process")?;
+    abort_on_panic();
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size() as usize);
+    // Ranks on one machine take its GPUs round robin (lavapipe: the one adapter).
+    let local_rank = world.split_shared(rank).rank() as usize;
     // Every rank stops at the same step when any fails (none waits in a collective).
     let agree = |step: Result<(), String>| -> Result<(), String> {
         let ok = step.is_ok();
@@ -159,13 +166,17 @@ fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>)
         }
         Ok(call)
     });
-    let runner = read.as_ref().map_err(Clone::clone).and_then(|_| runner());
+    let runner = read
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|_| runner(Some(local_rank)));
     agree(runner.as_ref().map(|_| ()).map_err(Clone::clone))?;
     let (call, runner) = (read?, runner?);
     let shard = VocabShard::even(call.classes, size, rank as usize).map_err(|e| e.to_string())?;
     let part = call.columns(shard);
     let batch = wgpu_loss::Batch::new(part.as_input(), [call.rows, shard.len()], call.targets.as_targets());
     clock.lap("read");
+    fail_point("partials");
     let records = call.loss.shard_partials(runner.backend(), shard, &batch);
     agree(records.as_ref().map(|_| ()).map_err(|e| e.to_string()))?;
     let merge = call.loss.vocab_merge(call.classes).map_err(|e| e.to_string())?;
@@ -197,6 +208,16 @@ fn over_mpi(args: &ComputeArgs, runner: impl FnOnce() -> Result<Runner, String>)
     write(args, &call.input.shape, &computed)?;
     println!("{}", summary(&computed.loss));
     Ok(())
+}
+
+/// In debug builds only (the tests'), panics where `WGPU_LOSS_TEST_PANIC` names `step`:
+/// the MPI tests make one rank panic mid-job and check that the job ends (every rank
+/// stopped by [`wgpu_loss::mpi::abort_on_panic`]) instead of waiting in a collective.
+#[cfg(feature = "mpi")]
+fn fail_point(step: &str) {
+    if cfg!(debug_assertions) && std::env::var("WGPU_LOSS_TEST_PANIC").is_ok_and(|at| at == step) {
+        panic!("WGPU_LOSS_TEST_PANIC={step}: a test's panic in this rank's {step} step");
+    }
 }
 
 /// The seconds of each step of an MPI run, printed by rank 0 to stderr when

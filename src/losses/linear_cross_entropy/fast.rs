@@ -124,7 +124,10 @@ pub(crate) fn over_tiles(
         grad_b: wanted(grads.b && data.b.is_some(), classes),
     };
     // `∂h = G·W` reads W by columns: transposed once here, not packed again every tile.
-    let w_t = totals.grad_h.as_ref().map(|_| cpu::transpose_blocks(data.w, classes, hidden));
+    let w_t = totals
+        .grad_h
+        .as_ref()
+        .map(|_| cpu::transpose_blocks(data.w, classes, hidden));
     let mut logits = Vec::new();
     for (first, len) in tiles(rows, per_tile) {
         tile_logits(data, (first, len), &mut logits);
@@ -163,13 +166,7 @@ fn row_outputs(spec: &Spec<'_>, logits: &[f32], classes: usize, totals: &mut Til
 
 /// `∂h` of the tile's rows, and the tile's share of `∂W` and `∂b`, from its gradient `g`
 /// (`w_t`: W transposed, `[D, V]`, when `∂h` is wanted).
-fn backward(
-    data: &HostLinear<'_>,
-    w_t: Option<&[f32]>,
-    (first, len): (usize, usize),
-    g: &[f32],
-    totals: &mut Totals,
-) {
+fn backward(data: &HostLinear<'_>, w_t: Option<&[f32]>, (first, len): (usize, usize), g: &[f32], totals: &mut Totals) {
     let (hidden, classes) = (data.shape.hidden, data.shape.classes);
     let g_view = MatRef::rows(g, classes);
     let accumulate = first > 0;

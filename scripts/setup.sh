@@ -14,17 +14,24 @@ have_vulkan_driver() {
         || [ -n "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]
 }
 
-if ! have_vulkan_driver; then
-    echo "setup: no Vulkan driver found; installing Mesa's (mesa-vulkan-drivers libvulkan1)" >&2
-    sudo=""
+# apt_install WHO PACKAGE...: installs Debian packages (as root, or through sudo), updating
+# the package lists once if the first try fails; exits with a message naming them if it can't.
+apt_install() {
+    local who="$1" sudo=""
+    shift
     if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null || { echo "setup: need root or sudo to apt-get install mesa-vulkan-drivers libvulkan1" >&2; exit 1; }
+        command -v sudo >/dev/null || { echo "$who: need root or sudo to apt-get install $*" >&2; exit 1; }
         sudo="sudo"
     fi
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q mesa-vulkan-drivers libvulkan1 >/dev/null \
-        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q mesa-vulkan-drivers libvulkan1 >/dev/null; } \
-        || { echo "setup: could not install mesa-vulkan-drivers libvulkan1" >&2; exit 1; }
+    $sudo apt-get install -y -q "$@" >/dev/null \
+        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q "$@" >/dev/null; } \
+        || { echo "$who: could not install $*" >&2; exit 1; }
+}
+
+if ! have_vulkan_driver; then
+    echo "setup: no Vulkan driver found; installing Mesa's (mesa-vulkan-drivers libvulkan1)" >&2
+    apt_install setup mesa-vulkan-drivers libvulkan1
     have_vulkan_driver || { echo "setup: installed, but still no Vulkan driver found" >&2; exit 1; }
 fi
 

@@ -8,15 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 if ! command -v mpirun >/dev/null || ! command -v mpicc >/dev/null || ! compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null; then
     echo "test_mpi: installing openmpi-bin libopenmpi-dev libclang-dev" >&2
-    sudo=""
-    if [ "$(id -u)" != 0 ]; then
-        command -v sudo >/dev/null || { echo "test_mpi: need root or sudo to apt-get install openmpi-bin libopenmpi-dev libclang-dev" >&2; exit 1; }
-        sudo="sudo"
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -q openmpi-bin libopenmpi-dev libclang-dev >/dev/null \
-        || { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q openmpi-bin libopenmpi-dev libclang-dev >/dev/null; } \
-        || { echo "test_mpi: could not install openmpi-bin libopenmpi-dev libclang-dev" >&2; exit 1; }
+    apt_install test_mpi openmpi-bin libopenmpi-dev libclang-dev
 fi
 cargo clippy --all-targets --features mpi --quiet -- -D warnings
 cargo test --features mpi --quiet --test vocab_mpi --test vocab_cli --test vocab_parallel "$@"

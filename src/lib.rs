@@ -51,7 +51,9 @@ mod testing;
 pub use api::buffers::{BatchAt, BufferAt, GradInto, InputAt, Outputs, Status, TargetsAt};
 pub use api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
 pub use api::kinds::{ElementwiseKind, InputFormat, InputKind, RowOutput as RowOp};
-pub use api::linear::{Grads, LinearBatch, LinearBatchAt, LinearForwardBackward, LinearOutputs, LinearShape};
+pub use api::linear::{
+    Grads, LinearBatch, LinearBatchAt, LinearData, LinearForwardBackward, LinearOutputs, LinearShape,
+};
 pub use api::merge::{Collectives, VocabMerge};
 pub use api::reduction::{LossValue, Reduction};
 pub use api::shard::{MergedRecords, ShardRecords, VocabShard, RECORD_WORDS};

@@ -71,16 +71,7 @@ fn bad_sharding_is_one_line_and_leaves_no_file() {
         ),
     ];
     for (input, target, extra, says) in cases {
-        let mut argv = vec![
-            "compute",
-            "--loss",
-            "cross-entropy",
-            "--input",
-            input,
-            "--target",
-            target,
-        ];
-        argv.extend(extra.iter().copied());
+        let mut argv = common::cli::compute("cross-entropy", input, Some(target), &extra);
         argv.extend(["--out", "never.npy"]);
         let (code, stderr) = common::cli::run(&dir, &argv);
         assert_ne!(code, Some(0), "{argv:?} succeeded");
@@ -88,37 +79,13 @@ fn bad_sharding_is_one_line_and_leaves_no_file() {
         assert!(stderr.contains(says), "{argv:?}: want `{says}` in {stderr}");
         assert!(!dir.join("never.npy").exists(), "{argv:?} wrote --out");
     }
-    let (code, stderr) = common::cli::run(
-        &dir,
-        &[
-            "compute",
-            "--loss",
-            "nll",
-            "--input",
-            "x.npy",
-            "--target",
-            "t.npy",
-            "--vocab-shards",
-            "2",
-        ],
-    );
+    let nll = common::cli::compute("nll", "x.npy", Some("t.npy"), &["--vocab-shards", "2"]);
+    let (code, stderr) = common::cli::run(&dir, &nll);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("does not take --vocab-shards"), "{stderr}");
     if !cfg!(feature = "mpi") {
-        let (code, stderr) = common::cli::run(
-            &dir,
-            &[
-                "compute",
-                "--loss",
-                "cross-entropy",
-                "--input",
-                "x.npy",
-                "--target",
-                "t.npy",
-                "--vocab-parallel",
-                "mpi",
-            ],
-        );
+        let mpi = common::cli::compute("cross-entropy", "x.npy", Some("t.npy"), &["--vocab-parallel", "mpi"]);
+        let (code, stderr) = common::cli::run(&dir, &mpi);
         assert_eq!(code, Some(1));
         assert!(stderr.contains("--features mpi"), "{stderr}");
     }

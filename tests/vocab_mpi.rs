@@ -81,24 +81,18 @@ fn a_bad_input_stops_every_rank_and_writes_nothing() {
         bad.len()
     );
     common::npy_with_header(&dir.join("bad.npy"), &header, bytemuck::cast_slice(&bad));
-    let argv: Vec<String> = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "x.npy",
-        "--target",
-        "bad.npy",
+    let extra = [
         "--vocab-parallel",
         "mpi",
         "--out",
         "never.npy",
         "--grad-out",
         "never_grad.npy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ];
+    let argv: Vec<String> = common::cli::compute("cross-entropy", "x.npy", Some("bad.npy"), &extra)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let out = mpirun(&dir, 3, &argv);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

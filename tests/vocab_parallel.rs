@@ -50,19 +50,22 @@ fn option_sets(weight: &[f32]) -> Vec<(&'static str, CrossEntropy)> {
     ]
 }
 
-/// Random logits, and targets that fall in every shard of every K, with ignored rows.
+/// Random logits, and targets on both edges of every shard of every K up to 5, with
+/// ignored rows (every seventh from row 3).
 fn data(seed: u64) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     let logits = rng.logits(ROWS * CLASSES, 6.0);
     let mut targets = rng.targets(ROWS, CLASSES);
-    for (n, t) in targets.iter_mut().enumerate().take(CLASSES) {
+    let mut edges = common::vocab::shard_edges(CLASSES, 5).into_iter();
+    for (n, t) in targets.iter_mut().enumerate() {
         if n % 7 == 3 {
             *t = IGNORE;
-        } else if n < 12 {
-            // Each shard's first and last class, for every K up to 5.
-            *t = [0, 52, 11, 10, 21, 26, 31, 42, 43, 32, 20, 27][n];
+        } else if let Some(edge) = edges.next() {
+            *t = edge;
         }
     }
+    assert!(edges.next().is_none(), "rows for every shard's edges");
+    common::vocab::assert_every_shard_has_a_target(&targets, CLASSES, 5);
     let weight: Vec<f32> = (0..CLASSES).map(|_| rng.uniform(0.2, 2.0)).collect();
     (logits, targets, weight)
 }

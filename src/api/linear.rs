@@ -25,31 +25,33 @@ impl From<[usize; 3]> for LinearShape {
     }
 }
 
-/// The host data of one call: hidden states `h [N, D]`, the output layer's weight `W [V, D]`
-/// and optional bias `b [V]` (any of f32 / f16 / bf16, row-major as PyTorch stores them),
-/// and class-index targets `[N]` (`Targets::I64` or `I32`).
+/// The tensors of one call, on the host ([`LinearBatch`]: slices) or in the app's GPU
+/// buffers ([`LinearBatchAt`]: positions, nothing copied): hidden states `h [N, D]`, the
+/// output layer's weight `W [V, D]` and optional bias `b [V]` (any of f32 / f16 / bf16,
+/// row-major as PyTorch stores them), and class-index targets `[N]` (`I64` or `I32`).
 #[derive(Debug, Clone)]
-pub struct LinearBatch<'a> {
+pub struct LinearData<X, T> {
     /// Hidden states `[N, D]`.
-    pub h: Input<'a>,
+    pub h: X,
     /// The weight `[V, D]` (`nn.Linear(D, V).weight`).
-    pub w: Input<'a>,
+    pub w: X,
     /// The bias `[V]`, if any.
-    pub b: Option<Input<'a>>,
+    pub b: Option<X>,
     /// The sizes.
     pub shape: LinearShape,
     /// Class indices `[N]`.
-    pub targets: Targets<'a>,
+    pub targets: T,
 }
 
-impl<'a> LinearBatch<'a> {
+/// The host data of one call (slices).
+pub type LinearBatch<'a> = LinearData<Input<'a>, Targets<'a>>;
+
+/// The GPU data of one recorded call: the tensors in the app's buffers at byte offsets.
+pub type LinearBatchAt<'a> = LinearData<InputAt<'a>, TargetsAt<'a>>;
+
+impl<X, T> LinearData<X, T> {
     /// `h [N, D]`, `w [V, D]` with `shape = [N, D, V]` and `targets [N]`, no bias.
-    pub fn new(
-        h: impl Into<Input<'a>>,
-        w: impl Into<Input<'a>>,
-        shape: impl Into<LinearShape>,
-        targets: impl Into<Targets<'a>>,
-    ) -> Self {
+    pub fn new(h: impl Into<X>, w: impl Into<X>, shape: impl Into<LinearShape>, targets: impl Into<T>) -> Self {
         Self {
             h: h.into(),
             w: w.into(),
@@ -60,47 +62,7 @@ impl<'a> LinearBatch<'a> {
     }
 
     /// With the bias `b [V]`.
-    pub fn bias(mut self, b: impl Into<Input<'a>>) -> Self {
-        self.b = Some(b.into());
-        self
-    }
-}
-
-/// The GPU data of one recorded call: [`LinearBatch`]'s tensors in the app's buffers at
-/// byte offsets (nothing is copied).
-#[derive(Debug, Clone)]
-pub struct LinearBatchAt<'a> {
-    /// Hidden states `[N, D]`.
-    pub h: InputAt<'a>,
-    /// The weight `[V, D]`.
-    pub w: InputAt<'a>,
-    /// The bias `[V]`, if any.
-    pub b: Option<InputAt<'a>>,
-    /// The sizes.
-    pub shape: LinearShape,
-    /// Class indices `[N]` (`TargetsAt::I64` or `I32`).
-    pub targets: TargetsAt<'a>,
-}
-
-impl<'a> LinearBatchAt<'a> {
-    /// `h`, `w` with `shape = [N, D, V]` and `targets`, no bias.
-    pub fn new(
-        h: impl Into<InputAt<'a>>,
-        w: impl Into<InputAt<'a>>,
-        shape: impl Into<LinearShape>,
-        targets: TargetsAt<'a>,
-    ) -> Self {
-        Self {
-            h: h.into(),
-            w: w.into(),
-            b: None,
-            shape: shape.into(),
-            targets,
-        }
-    }
-
-    /// With the bias `b [V]`.
-    pub fn bias(mut self, b: impl Into<InputAt<'a>>) -> Self {
+    pub fn bias(mut self, b: impl Into<X>) -> Self {
         self.b = Some(b.into());
         self
     }

@@ -11,17 +11,49 @@ use super::{assert_close, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
 pub const ROWS: usize = 29;
 pub const CLASSES: usize = 41;
 
-/// Logits `x.npy [29, 41]`, targets `t.npy` (int64, two ignored rows, one in every shard
-/// of every count up to 5), class weights `w.npy` in a fresh folder.
+/// Each shard's first and last class, for every shard count from 1 to `counts` of
+/// `classes` (even shards): targets that fall in every shard and on both its edges.
+pub fn shard_edges(classes: usize, counts: usize) -> Vec<i64> {
+    (1..=counts)
+        .flat_map(|count| {
+            (0..count).flat_map(move |k| {
+                let shard = wgpu_loss::VocabShard::even(classes, count, k).expect("a shard");
+                [shard.start() as i64, shard.end() as i64 - 1]
+            })
+        })
+        .collect()
+}
+
+/// Fails unless every shard of every count up to `counts` holds a target of a row not
+/// ignored (the test data's promise).
+pub fn assert_every_shard_has_a_target(targets: &[i64], classes: usize, counts: usize) {
+    for count in 1..=counts {
+        for k in 0..count {
+            let shard = wgpu_loss::VocabShard::even(classes, count, k).expect("a shard");
+            let range = shard.start() as i64..shard.end() as i64;
+            assert!(
+                targets.iter().any(|t| range.contains(t)),
+                "no target in shard {k} of {count} ({range:?})"
+            );
+        }
+    }
+}
+
+/// Logits `x.npy [29, 41]`, targets `t.npy` (int64, two ignored rows; the first class of
+/// every shard of every count up to 5, then its last where rows remain), class weights
+/// `w.npy` in a fresh folder.
 pub fn files(suite: &str, name: &str) -> PathBuf {
     let dir = super::scratch(suite, name);
     let mut rng = Rng::new(77);
     let logits = rng.logits(ROWS * CLASSES, 5.0);
-    let mut targets = rng.targets(ROWS, CLASSES);
-    for (n, t) in targets.iter_mut().enumerate().take(8) {
-        *t = [0, 40, 8, 9, 16, 17, -100, 33][n];
-    }
-    targets[20] = -100;
+    let edges = shard_edges(CLASSES, 5);
+    let firsts = edges.iter().step_by(2);
+    let lasts = edges.iter().skip(1).step_by(2);
+    let mut targets: Vec<i64> = firsts.chain(lasts).copied().take(ROWS).collect();
+    // Rows 3 and 10 held class 0 again (shard 0 of K = 3 and K = 5).
+    targets[3] = -100;
+    targets[10] = -100;
+    assert_every_shard_has_a_target(&targets, CLASSES, 5);
     let weight: Vec<f32> = (0..CLASSES).map(|_| rng.uniform(0.3, 2.0)).collect();
     npy::write_f32(dir.join("x.npy"), &[ROWS, CLASSES], &logits).expect("x");
     let header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({ROWS},), }}");
@@ -59,19 +91,10 @@ pub fn option_sets() -> Vec<Vec<&'static str>> {
 /// `compute --loss cross-entropy` on the files with `options`, writing `<tag>.loss.npy`
 /// and `<tag>.grad.npy`.
 pub fn args(options: &[&str], tag: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "compute",
-        "--loss",
-        "cross-entropy",
-        "--input",
-        "x.npy",
-        "--target",
-        "t.npy",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(options.iter().map(|s| s.to_string()));
+    let mut args: Vec<String> = super::cli::compute("cross-entropy", "x.npy", Some("t.npy"), options)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.extend([
         "--out".into(),
         format!("{tag}.loss.npy"),

@@ -102,7 +102,7 @@ fn matmul(
             );
         }
         workgroupBarrier();
-        // Phase 2: this invocation's 4×4 block, k in ascending order.
+        // Phase 2: this invocation's 8×8 block, k in ascending order.
         for (var k = 0u; k < DEPTH; k++) {
             let bk = b_tile[k * (TILE / 4u) + local.x * 2u];
             let bk2 = b_tile[k * (TILE / 4u) + local.x * 2u + 1u];

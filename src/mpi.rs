@@ -101,7 +101,9 @@ pub fn all_ok<C: Communicator>(comm: &C, ok: bool) -> bool {
 
 /// Gathers every rank's slice `[rows, shard.len()]` of a `[rows, V]` array (each rank's
 /// even shard of V, [`VocabShard::even`], in rank order) on rank `root`: `Some` the
-/// whole array there, `None` elsewhere. Rows travel in chunks whose counts fit MPI's.
+/// whole array there, `None` elsewhere. Rows travel in chunks whose counts fit MPI's. The
+/// ranks check their slices together first: when any rank's is wrong, every rank returns
+/// an error (none is left waiting in the gather).
 pub fn gather_shards<C: Communicator>(
     comm: &C,
     root: i32,
@@ -109,13 +111,22 @@ pub fn gather_shards<C: Communicator>(
     rows: usize,
     slice: &[f32],
 ) -> Result<Option<Vec<f32>>> {
-    check_rank_shard(comm, shard)?;
-    if slice.len() != rows * shard.len() {
-        return Err(LossError::LengthMismatch {
+    let checked = check_rank_shard(comm, shard).and_then(|()| {
+        if Some(slice.len()) == rows.checked_mul(shard.len()) {
+            return Ok(());
+        }
+        Err(LossError::LengthMismatch {
             what: "shard gradient",
             shape: format!("[{rows}, {}]", shard.len()),
-            expected: rows * shard.len(),
+            expected: rows.saturating_mul(shard.len()),
             actual: slice.len(),
+        })
+    });
+    let everyone = all_ok(comm, checked.is_ok());
+    checked?;
+    if !everyone {
+        return Err(LossError::BadShard {
+            detail: format!("another rank's slice to gather on rank {root} is wrong"),
         });
     }
     let size = comm.size() as usize;

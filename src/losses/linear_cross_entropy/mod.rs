@@ -129,7 +129,9 @@ impl LinearCrossEntropy {
     /// Records the loss and the gradients `outputs` names into the app's `encoder`, over
     /// its buffers; submits nothing and copies nothing to the host. Gradients are
     /// overwritten (`grad_w` and `grad_b` need `COPY_DST` usage too, for an empty batch).
-    /// Extra device memory: one tile of logits and O(N) per-row values.
+    /// Extra device memory: one tile of logits and O(N) per-row values. Targets are checked
+    /// on the device: `outputs.status` names the first row out of range (a row out of
+    /// range gives a NaN loss either way; without `status`, nothing says which).
     pub fn encode(
         &self,
         ctx: &GpuContext,

@@ -10,6 +10,8 @@
 //!    `∂W_k += Gᵀ·h`, `∂b_k += Σ G`. The shard's `∂h_k` is its term of `∂h`: the shards'
 //!    terms add up to it (an all-reduce SUM of `[N, D]` across processes, as Megatron's
 //!    vocab-parallel layer does for its input gradient).
+//!
+//! A shard of W holds at least one class (the cross-entropy's host shards may be empty).
 
 use crate::api::buffers::BufferAt;
 use crate::api::host::{Input, Targets, Upstream};

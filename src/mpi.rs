@@ -78,12 +78,16 @@ impl<C: Communicator> Collectives for MpiCollectives<'_, C> {
 /// outside an error scope) end the whole MPI job with `MPI_Abort` after the panic message
 /// is printed: unwinding would run `MPI_Finalize`, which waits for ranks that are
 /// themselves waiting in a collective for this one — a hang. Call it once, after
-/// [`rsmpi::initialize`].
+/// [`rsmpi::initialize`]. It holds for the rest of the process, panics a caller means to
+/// catch (`catch_unwind`) included, while MPI is initialised and not finalised; before and
+/// after that a panic unwinds as usual.
 pub fn abort_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
-        ::mpi::topology::SimpleCommunicator::world().abort(PANIC_EXIT)
+        if ::mpi::environment::is_initialized() && !::mpi::environment::is_finalized() {
+            ::mpi::topology::SimpleCommunicator::world().abort(PANIC_EXIT)
+        }
     }));
 }
 
@@ -111,24 +115,7 @@ pub fn gather_shards<C: Communicator>(
     rows: usize,
     slice: &[f32],
 ) -> Result<Option<Vec<f32>>> {
-    let checked = check_rank_shard(comm, shard).and_then(|()| {
-        if Some(slice.len()) == rows.checked_mul(shard.len()) {
-            return Ok(());
-        }
-        Err(LossError::LengthMismatch {
-            what: "shard gradient",
-            shape: format!("[{rows}, {}]", shard.len()),
-            expected: rows.saturating_mul(shard.len()),
-            actual: slice.len(),
-        })
-    });
-    let everyone = all_ok(comm, checked.is_ok());
-    checked?;
-    if !everyone {
-        return Err(LossError::BadShard {
-            detail: format!("another rank's slice to gather on rank {root} is wrong"),
-        });
-    }
+    check_together(comm, root, shard, (rows, slice))?;
     let size = comm.size() as usize;
     let classes = shard.classes();
     let widths: Vec<usize> = (0..size)
@@ -167,6 +154,59 @@ pub fn gather_shards<C: Communicator>(
         }
     }
     Ok(whole)
+}
+
+/// The checks of [`gather_shards`], made by every rank together (the same collectives on
+/// every rank, whatever its own result): this rank's shard and slice, and that every rank
+/// gathers the same rows of the same V. Fails on every rank when one rank's check fails.
+fn check_together<C: Communicator>(
+    comm: &C,
+    root: i32,
+    shard: VocabShard,
+    (rows, slice): (usize, &[f32]),
+) -> Result<()> {
+    let checked = check_rank_shard(comm, shard).and_then(|()| {
+        if Some(slice.len()) == rows.checked_mul(shard.len()) {
+            return Ok(());
+        }
+        Err(LossError::LengthMismatch {
+            what: "shard gradient",
+            shape: format!("[{rows}, {}]", shard.len()),
+            expected: rows.saturating_mul(shard.len()),
+            actual: slice.len(),
+        })
+    });
+    // Every rank must gather the same rows of the same V: MAX of (x, !x) is (max, !min).
+    let mut sizes = [rows as u64, classes_of(shard), !(rows as u64), !classes_of(shard)];
+    all_reduce(comm, &mut sizes, SystemOperation::max());
+    let agreed = sizes == [rows as u64, classes_of(shard), !(rows as u64), !classes_of(shard)];
+    let checked = checked.and_then(|()| {
+        if agreed {
+            return Ok(());
+        }
+        Err(LossError::BadShard {
+            detail: format!(
+                "the ranks gather different shapes: rows {}..={}, V {}..={} (this rank: [{rows}, {}])",
+                !sizes[2],
+                sizes[0],
+                !sizes[3],
+                sizes[1],
+                shard.classes()
+            ),
+        })
+    });
+    let everyone = all_ok(comm, checked.is_ok());
+    checked?;
+    if !everyone {
+        return Err(LossError::BadShard {
+            detail: format!("another rank's slice to gather on rank {root} is wrong"),
+        });
+    }
+    Ok(())
+}
+
+fn classes_of(shard: VocabShard) -> u64 {
+    shard.classes() as u64
 }
 
 /// Fails unless `shard` is this rank's even shard of its V over `comm` (what

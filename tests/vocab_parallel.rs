@@ -409,6 +409,20 @@ fn bad_shards_get_typed_errors() {
         loss.encode_shard_partials(gpu(), &mut encoder, shard, &huge, (&tiny).into()),
         Err(LossError::TooLarge { .. })
     ));
+    // A one-class shard of as many rows: the elements fit usize, their bytes do not.
+    let narrow = VocabShard::new(CLASSES, 0, 1).unwrap();
+    let rows = usize::MAX / 16;
+    let huge = BatchAt::new(InputAt::from(&tiny), [rows, 1], TargetsAt::I64((&tiny).into()));
+    for step in ["partials", "finish"] {
+        let got = match step {
+            "partials" => loss.encode_shard_partials(gpu(), &mut encoder, narrow, &huge, (&tiny).into()),
+            _ => loss.encode_shard_finish(gpu(), &mut encoder, narrow, &huge, (&tiny).into(), &Outputs::default()),
+        };
+        assert!(
+            matches!(got, Err(LossError::TooLarge { .. } | LossError::BadBuffer { .. })),
+            "{step}: {got:?}"
+        );
+    }
     let bare = MergedRecords::from_words(merged.words().to_vec()).unwrap();
     assert!(smoothing.shard_finish(Backend::Cpu, shard, &batch, &bare, None).is_ok());
     // Shards that do not cover V, probability targets, weights of the shard's length.

@@ -56,9 +56,11 @@ impl GpuContext {
     }
 
     /// [`GpuContext::new`] on the `n mod k`-th of the k adapters of the kind `new` picks
-    /// (its backend and device type, in wgpu's enumeration order; with `WGPU_ADAPTER_NAME`,
-    /// the adapters whose names match): one device per process of a machine, such as an MPI
-    /// rank's local rank on a node of eight GPUs. With one such adapter, that one.
+    /// (its backend and device type, in wgpu's enumeration order, one per PCI bus id where
+    /// the driver reports it; with `WGPU_ADAPTER_NAME`, the adapters whose names match): one
+    /// device per process of a machine, such as an MPI rank's local rank on a node of eight
+    /// GPUs. With one such adapter, that one. `new_nth(0)` is the first of them, not always
+    /// the one `new` takes.
     pub async fn new_nth(n: usize) -> Result<Self> {
         Self::on_adapter(Some(n)).await
     }
@@ -242,6 +244,7 @@ async fn choose_adapter(
     };
     let info = chosen.get_info();
     let wanted = std::env::var("WGPU_ADAPTER_NAME").ok().map(|w| w.to_lowercase());
+    let mut buses = Vec::new();
     let mut peers: Vec<wgpu::Adapter> = instance
         .enumerate_adapters(backends)
         .await
@@ -249,7 +252,14 @@ async fn choose_adapter(
         .filter(|a| {
             let other = a.get_info();
             let named = wanted.as_ref().is_none_or(|w| other.name.to_lowercase().contains(w));
-            named && (other.backend, other.device_type) == (info.backend, info.device_type)
+            if !named || (other.backend, other.device_type) != (info.backend, info.device_type) {
+                return false;
+            }
+            // One GPU listed twice (two manifests of one driver) counts once.
+            let bus = &other.device_pci_bus_id;
+            let repeated = !bus.is_empty() && buses.contains(bus);
+            buses.push(bus.clone());
+            !repeated
         })
         .collect();
     if peers.is_empty() {

@@ -2,7 +2,7 @@
 //! suite), and the one-line refusal every bad input must get.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -32,8 +32,8 @@ pub fn output(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Runs `command` with its output captured, in a process group of its own: past
-/// `seconds` the whole group is killed (`mpirun`'s ranks too) and the test fails. The
-/// pipes are drained while it runs, so a chatty child never blocks on a full pipe.
+/// `seconds` it is stopped ([`stop`]) and the test fails. The pipes are drained while it
+/// runs, so a chatty child never blocks on a full pipe.
 pub fn limited(mut command: Command, seconds: u64, what: &str) -> Output {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
@@ -60,12 +60,8 @@ pub fn limited(mut command: Command, seconds: u64, what: &str) -> Output {
             break status;
         }
         if started.elapsed() > Duration::from_secs(seconds) {
-            // The group's id is the child's pid (`process_group(0)`).
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            panic!("{what} hung (killed after {seconds} s)");
+            stop(&mut child);
+            panic!("{what} hung (stopped after {seconds} s)");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -74,6 +70,31 @@ pub fn limited(mut command: Command, seconds: u64, what: &str) -> Output {
         stdout: stdout.join().expect("stdout"),
         stderr: stderr.join().expect("stderr"),
     }
+}
+
+/// Ends a hung child: SIGTERM first (`mpirun` then ends its ranks, which Open MPI starts
+/// in process groups of their own), SIGKILL to the child's group after 5 s, and to the
+/// child alone where no `kill` command is found.
+fn stop(child: &mut Child) {
+    let signal = |signal: &str, target: String| {
+        Command::new("kill")
+            .args([signal, "--", &target])
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    signal("-TERM", child.id().to_string());
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The group's id is the child's pid (`process_group(0)`).
+    if !signal("-KILL", format!("-{}", child.id())) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 /// Fails with exit 1 and exactly one line on stderr that contains `want`.

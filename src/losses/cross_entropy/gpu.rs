@@ -14,7 +14,7 @@ use crate::gpu::plan::Plan;
 use crate::gpu::pool::Lease;
 use crate::gpu::reduce::{encode_batch_sum, encode_empty as encode_empty_sum, Finish};
 use crate::gpu::tiler::{pieces, whole_rows_per_piece};
-use crate::gpu::window::{check_room, check_room_aligned};
+use crate::gpu::window::{bytes_of, check_room, check_room_aligned};
 
 use super::grad::{encode_grad, GradArgs};
 use super::rows::{encode_rows, row_sums, RowBuffers, RowsArgs};
@@ -55,11 +55,17 @@ fn check_buffers(
     let (rows, classes) = (inputs.rows as u64, inputs.classes as u64);
     let shape = positions_shape(inputs);
     let target_bytes = match inputs.targets.1 {
-        TargetLayout::Indices(width) => rows * width.bytes(),
-        TargetLayout::Probabilities => rows * classes * 4,
+        TargetLayout::Indices(width) => bytes_of(&[rows, width.bytes()]),
+        TargetLayout::Probabilities => bytes_of(&[rows, classes, 4]),
     };
     let element = inputs.format.bytes();
-    check_room_aligned("input", inputs.input, rows * classes * element, &shape, element)?;
+    check_room_aligned(
+        "input",
+        inputs.input,
+        bytes_of(&[rows, classes, element]),
+        &shape,
+        element,
+    )?;
     if inputs.format != InputFormat::F32 && matches!(outputs.grad, Some((GradInto::InPlace, _))) {
         return Err(LossError::Unsupported {
             loss: "cross-entropy",
@@ -72,15 +78,15 @@ fn check_buffers(
         ..
     }) = inputs.shard
     {
-        check_room("merged records", merged, rows * PARTIAL_BYTES, &shape)?;
+        check_room("merged records", merged, bytes_of(&[rows, PARTIAL_BYTES]), &shape)?;
     }
     if let Some((at, bytes)) = loss {
         check_room("loss", at, bytes, &shape)?;
     }
     for (what, at, bytes) in [
         ("status", outputs.status, 4),
-        ("row_stats", outputs.row_stats, rows * 8),
-        ("argmax", outputs.argmax, rows * 4),
+        ("row_stats", outputs.row_stats, bytes_of(&[rows, 8])),
+        ("argmax", outputs.argmax, bytes_of(&[rows, 4])),
     ] {
         if let Some(at) = at {
             check_room(what, at, bytes, &shape)?;
@@ -88,7 +94,7 @@ fn check_buffers(
     }
     if let Some((into, upstream)) = outputs.grad {
         if let GradInto::Buffer(at) = into {
-            check_room("grad", at, rows * classes * 4, &shape)?;
+            check_room("grad", at, bytes_of(&[rows, classes, 4]), &shape)?;
         }
         if let Upstream::Values(at) = upstream {
             if spec.reduction != Reduction::None {
@@ -97,7 +103,7 @@ fn check_buffers(
                     option: "a per-row upstream gradient with a reduced loss (use Upstream::Scalar)",
                 });
             }
-            check_room("upstream", at, rows * 4, &shape)?;
+            check_room("upstream", at, bytes_of(&[rows, 4]), &shape)?;
         }
     }
     Ok(())
@@ -281,7 +287,12 @@ pub(crate) fn encode_partials(
     };
     let rows = inputs.rows as u64;
     check_buffers(spec, inputs, &Outputs::default(), None)?;
-    check_room("records", records, rows * PARTIAL_BYTES, &positions_shape(inputs))?;
+    check_room(
+        "records",
+        records,
+        bytes_of(&[rows, PARTIAL_BYTES]),
+        &positions_shape(inputs),
+    )?;
     let weight = weight_buffer(ctx, spec)?;
     let plan = plan_of(ctx, inputs);
     let pieces = pieces(ctx, (rows, inputs.classes as u64, 1), inputs.targets.1, &plan)?;

@@ -21,7 +21,7 @@ use crate::gpu::plan::PARTIAL_BYTES;
 use crate::gpu::pool::Lease;
 use crate::gpu::reduce::{encode_batch_sum, encode_empty, Finish};
 use crate::gpu::tiler::spans;
-use crate::gpu::window::{check_room, check_room_aligned, items, items_per_binding};
+use crate::gpu::window::{bytes_of, check_room, check_room_aligned, items, items_per_binding};
 use crate::losses::cross_entropy::gpu::{encode_partials, encode_with, weight_buffer};
 use crate::losses::cross_entropy::spec::{Inputs, ShardStep, ShardView, Spec};
 
@@ -66,29 +66,33 @@ fn check_buffers(spec: &Spec<'_>, rec: &Recording<'_>) -> Result<()> {
     let shape = rec.shape_name();
     let input = |what, at: InputAt<'_>, elements: u64| {
         let bytes = at.format.bytes();
-        check_room_aligned(what, at.at, elements * bytes, &shape, bytes)
+        check_room_aligned(what, at.at, bytes_of(&[elements, bytes]), &shape, bytes)
     };
-    input("h", rec.h, rows * hidden)?;
+    input("h", rec.h, bytes_of(&[rows, hidden]))?;
     for part in &rec.parts {
-        input("W", part.w, part.len as u64 * hidden)?;
+        input("W", part.w, bytes_of(&[part.len as u64, hidden]))?;
         if let Some(b) = part.b {
             input("b", b, part.len as u64)?;
         }
         if let Some(at) = part.grad_w {
-            check_room("grad_w", at, part.len as u64 * hidden * 4, &shape)?;
+            check_room("grad_w", at, bytes_of(&[part.len as u64, hidden, 4]), &shape)?;
         }
         if let Some(at) = part.grad_b {
-            check_room("grad_b", at, part.len as u64 * 4, &shape)?;
+            check_room("grad_b", at, bytes_of(&[part.len as u64, 4]), &shape)?;
         }
     }
-    let loss_bytes = if spec.reduction == Reduction::None { rows * 4 } else { 8 };
+    let loss_bytes = if spec.reduction == Reduction::None {
+        bytes_of(&[rows, 4])
+    } else {
+        8
+    };
     for (what, at, bytes) in [
-        ("targets", Some(rec.targets.0), rows * rec.targets.1.bytes()),
+        ("targets", Some(rec.targets.0), bytes_of(&[rows, rec.targets.1.bytes()])),
         ("loss", rec.loss, loss_bytes),
         ("status", rec.status, 4),
-        ("row_stats", rec.row_stats, rows * 8),
-        ("argmax", rec.argmax, rows * 4),
-        ("grad_h", rec.grad_h, rows * hidden * 4),
+        ("row_stats", rec.row_stats, bytes_of(&[rows, 8])),
+        ("argmax", rec.argmax, bytes_of(&[rows, 4])),
+        ("grad_h", rec.grad_h, bytes_of(&[rows, hidden, 4])),
     ] {
         if let Some(at) = at {
             check_room(what, at, bytes, &shape)?;
@@ -96,7 +100,7 @@ fn check_buffers(spec: &Spec<'_>, rec: &Recording<'_>) -> Result<()> {
     }
     if let Some(view) = rec.shard {
         let (ShardStep::Partials(at) | ShardStep::Finish(at)) = view.step;
-        check_room("records", at, rows * PARTIAL_BYTES, &shape)?;
+        check_room("records", at, bytes_of(&[rows, PARTIAL_BYTES]), &shape)?;
     }
     if let Upstream::Values(at) = rec.upstream {
         if spec.reduction != Reduction::None {
@@ -105,7 +109,7 @@ fn check_buffers(spec: &Spec<'_>, rec: &Recording<'_>) -> Result<()> {
                 option: "a per-row upstream gradient with a reduced loss (use Upstream::Scalar)",
             });
         }
-        check_room("upstream", at, rows * 4, &shape)?;
+        check_room("upstream", at, bytes_of(&[rows, 4]), &shape)?;
     }
     Ok(())
 }

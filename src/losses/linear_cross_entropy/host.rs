@@ -76,12 +76,9 @@ fn upload_parts(ctx: &GpuContext, call: &HostCall<'_>) -> Result<Parts> {
                 .transpose()?,
         );
         // ∂W and ∂b add up over the row groups' submissions: held, not scratch.
-        let out = |on: bool, bytes: u64| {
-            on.then(|| held_storage(ctx, "linear_cross_entropy.grad", bytes))
-                .transpose()
-        };
-        parts.grad_w.push(out(grad_w, (len * hidden) as u64 * 4)?);
-        parts.grad_b.push(out(grad_b && b.is_some(), len as u64 * 4)?);
+        let held = |on: bool, n: u64| Option::transpose(on.then(|| held_storage(ctx, "linear_cross_entropy.grad", n)));
+        parts.grad_w.push(held(grad_w, (len * hidden) as u64 * 4)?);
+        parts.grad_b.push(held(grad_b && b.is_some(), len as u64 * 4)?);
         parts.ranges.push((first, len));
     }
     Ok(parts)

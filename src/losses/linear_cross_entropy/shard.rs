@@ -207,6 +207,7 @@ impl LinearCrossEntropy {
         };
         let parts = run_local(
             shards,
+            |s| s.backend,
             &merge,
             |s| self.shard_partials(s.backend, s.shard, &batch(s)),
             |s, merged| self.shard_finish(s.backend, s.shard, &batch(s), merged, upstream, grads),

@@ -18,11 +18,13 @@
 mod check;
 pub(crate) mod cpu;
 mod host;
+mod local;
+
+pub(crate) use local::{covered, run_local};
 
 use crate::api::buffers::{BatchAt, BufferAt, Outputs, TargetsAt};
 use crate::api::host::{Batch, ForwardBackward, Input, Targets, Upstream};
 use crate::api::kinds::TargetWidth;
-use crate::api::merge::VocabMerge;
 use crate::api::shard::{MergedRecords, ShardRecords, VocabShard, RECORD_WORDS};
 use crate::error::{LossError, Result};
 use crate::gpu::context::GpuContext;
@@ -191,6 +193,7 @@ impl CrossEntropy {
         };
         let parts = run_local(
             shards,
+            |s| s.backend,
             &merge,
             |s| self.shard_partials(s.backend, s.shard, &batch(s)),
             |s, merged| self.shard_finish(s.backend, s.shard, &batch(s), merged, upstream),
@@ -270,68 +273,6 @@ impl CrossEntropy {
             }),
         })
     }
-}
-
-/// V of shards that cover `[0, V)` in order, one after another (an error names the first
-/// shard out of place).
-pub(crate) fn covered(shards: impl IntoIterator<Item = VocabShard>) -> Result<usize> {
-    let mut shards = shards.into_iter().peekable();
-    let Some(classes) = shards.peek().map(VocabShard::classes) else {
-        return Err(LossError::BadShard {
-            detail: "a vocab-parallel call of no shards".into(),
-        });
-    };
-    let mut next = 0;
-    for s in shards {
-        if s.classes() != classes || s.start() != next {
-            return Err(LossError::BadShard {
-                detail: format!(
-                    "shards must cover [0, {classes}) in order: classes [{}, {}) of {} after [0, {next})",
-                    s.start(),
-                    s.end(),
-                    s.classes()
-                ),
-            });
-        }
-        next = s.end();
-    }
-    if next != classes {
-        return Err(LossError::BadShard {
-            detail: format!("the shards cover [0, {next}) of [0, {classes})"),
-        });
-    }
-    Ok(classes)
-}
-
-/// The three steps over shards held in one process: every shard's partials side by side
-/// (a thread each: shards on several contexts or on the CPU work at once), the records
-/// merged in shard order ([`VocabMerge::merge_local`]), every shard's finish side by side.
-/// The result does not depend on which thread ends first; an error is the first shard's.
-pub(crate) fn run_local<S: Sync, P: Send>(
-    shards: &[S],
-    merge: &VocabMerge,
-    partials: impl Fn(&S) -> Result<ShardRecords> + Sync,
-    finish: impl Fn(&S, &MergedRecords) -> Result<P> + Sync,
-) -> Result<Vec<P>> {
-    let records = side_by_side(shards, partials)?;
-    let merged = merge.merge_local(&records)?;
-    side_by_side(shards, |s| finish(s, &merged))
-}
-
-/// `step` of every shard, a scoped thread each (the calling thread alone for one shard),
-/// the results in shard order.
-fn side_by_side<S: Sync, T: Send>(shards: &[S], step: impl Fn(&S) -> Result<T> + Sync) -> Result<Vec<T>> {
-    if shards.len() < 2 {
-        return shards.iter().map(&step).collect();
-    }
-    std::thread::scope(|scope| {
-        let step = &step;
-        let running: Vec<_> = shards.iter().map(|s| scope.spawn(move || step(s))).collect();
-        running
-            .into_iter()
-            .map(|thread| thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
-    })
 }
 
 fn shard_rows<'a>(shard: VocabShard, logits: &'a [f32], targets: &'a [i64]) -> ShardRows<'a> {

@@ -80,7 +80,9 @@ pub struct ShardRecords {
     pub(crate) words: Vec<u32>,
 }
 
-/// The merged records of every shard (the same layout), which a finish step reads.
+/// The merged records of every shard (the same layout), which a finish step reads. Two are
+/// equal when their words and the options they were merged for are (records made
+/// [`MergedRecords::from_words`] carry none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergedRecords {
     pub(crate) words: Vec<u32>,

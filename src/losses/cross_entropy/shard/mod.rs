@@ -137,6 +137,8 @@ impl CrossEntropy {
     /// writes what `outputs` asks for, as [`crate::Loss::encode`] does for the whole
     /// vocabulary — the loss over all rows, the status, the row outputs, and the shard's
     /// slice of the gradient (in place over the shard's f32 logits, or into a buffer).
+    /// Records in a buffer carry no options: they must have been merged for this loss's
+    /// ([`CrossEntropy::vocab_merge`] of the same options).
     pub fn encode_shard_finish(
         &self,
         ctx: &GpuContext,

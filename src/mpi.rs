@@ -177,9 +177,11 @@ fn check_together<C: Communicator>(
         })
     });
     // Every rank must gather the same rows of the same V: MAX of (x, !x) is (max, !min).
-    let mut sizes = [rows as u64, classes_of(shard), !(rows as u64), !classes_of(shard)];
+    let (rows64, classes) = (rows as u64, shard.classes() as u64);
+    let own = [rows64, classes, !rows64, !classes];
+    let mut sizes = own;
     all_reduce(comm, &mut sizes, SystemOperation::max());
-    let agreed = sizes == [rows as u64, classes_of(shard), !(rows as u64), !classes_of(shard)];
+    let agreed = sizes == own;
     let checked = checked.and_then(|()| {
         if agreed {
             return Ok(());
@@ -203,10 +205,6 @@ fn check_together<C: Communicator>(
         });
     }
     Ok(())
-}
-
-fn classes_of(shard: VocabShard) -> u64 {
-    shard.classes() as u64
 }
 
 /// Fails unless `shard` is this rank's even shard of its V over `comm` (what

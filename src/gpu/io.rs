@@ -100,15 +100,18 @@ pub(crate) fn constant(ctx: &GpuContext, label: &str, data: &[u8], usage: wgpu::
 /// A storage buffer of `size` bytes that can be copied from and to, leased from the pool
 /// (its contents are whatever the last user left: kernels write before they read).
 pub(crate) fn storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease> {
-    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    lease(ctx, label, (size, usage), Lane::Scratch)
+    storage_in(ctx, label, size, Lane::Scratch)
 }
 
 /// [`storage`] for a host call that keeps the contents across its submissions (and gives
 /// the lease back only after its last submission is done): see [`Lane::Held`].
 pub(crate) fn held_storage(ctx: &GpuContext, label: &str, size: u64) -> Result<Lease> {
+    storage_in(ctx, label, size, Lane::Held)
+}
+
+fn storage_in(ctx: &GpuContext, label: &str, size: u64, lane: Lane) -> Result<Lease> {
     let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-    lease(ctx, label, (size, usage), Lane::Held)
+    lease(ctx, label, (size, usage), lane)
 }
 
 /// A 16-byte storage buffer bound where a kernel's layout has a binding the call does not

@@ -143,13 +143,13 @@ pub(crate) fn binding_elements(ctx: &GpuContext) -> u64 {
     items_per_binding(ctx, 4).min(u64::from(u32::MAX / 2))
 }
 
-/// Fails unless `at` holds `bytes` bytes from a 4-aligned offset.
 /// Bytes of `dims` multiplied, saturating: a size past `u64` can never fit a buffer, so
 /// [`check_room`] refuses it with the shape's name instead of overflowing.
 pub(crate) fn bytes_of(dims: &[u64]) -> u64 {
     dims.iter().fold(1, |acc, &d| acc.saturating_mul(d))
 }
 
+/// Fails unless `at` holds `bytes` bytes from a 4-aligned offset.
 pub(crate) fn check_room(what: &'static str, at: BufferAt<'_>, bytes: u64, shape: &str) -> Result<()> {
     check_room_aligned(what, at, bytes, shape, 4)
 }

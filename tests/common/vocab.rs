@@ -5,37 +5,38 @@
 use std::path::{Path, PathBuf};
 
 use wgpu_loss::npy::{self, NpyData};
+use wgpu_loss::VocabShard;
 
 use super::{assert_close, Rng, GRAD_TOLERANCE, REDUCED, ROW_LOSS};
 
 pub const ROWS: usize = 29;
 pub const CLASSES: usize = 41;
 
+/// Every even shard of `classes` for every shard count from 1 to `counts`: `(count, k,
+/// shard k of count)`.
+fn every_shard(classes: usize, counts: usize) -> impl Iterator<Item = (usize, usize, VocabShard)> {
+    (1..=counts).flat_map(move |count| {
+        (0..count).map(move |k| (count, k, VocabShard::even(classes, count, k).expect("a shard")))
+    })
+}
+
 /// Each shard's first and last class, for every shard count from 1 to `counts` of
 /// `classes` (even shards): targets that fall in every shard and on both its edges.
 pub fn shard_edges(classes: usize, counts: usize) -> Vec<i64> {
-    (1..=counts)
-        .flat_map(|count| {
-            (0..count).flat_map(move |k| {
-                let shard = wgpu_loss::VocabShard::even(classes, count, k).expect("a shard");
-                [shard.start() as i64, shard.end() as i64 - 1]
-            })
-        })
+    every_shard(classes, counts)
+        .flat_map(|(_, _, shard)| [shard.start() as i64, shard.end() as i64 - 1])
         .collect()
 }
 
 /// Fails unless every shard of every count up to `counts` holds a target of a row not
 /// ignored (the test data's promise).
 pub fn assert_every_shard_has_a_target(targets: &[i64], classes: usize, counts: usize) {
-    for count in 1..=counts {
-        for k in 0..count {
-            let shard = wgpu_loss::VocabShard::even(classes, count, k).expect("a shard");
-            let range = shard.start() as i64..shard.end() as i64;
-            assert!(
-                targets.iter().any(|t| range.contains(t)),
-                "no target in shard {k} of {count} ({range:?})"
-            );
-        }
+    for (count, k, shard) in every_shard(classes, counts) {
+        let range = shard.start() as i64..shard.end() as i64;
+        assert!(
+            targets.iter().any(|t| range.contains(t)),
+            "no target in shard {k} of {count} ({range:?})"
+        );
     }
 }
 
